@@ -1,0 +1,179 @@
+"""Run configuration: typed defaults, presets, ``--set`` overrides, canonical hashes, seeds.
+
+Defaults live in typed code (each method's ``Config`` dataclass holds its paper's values);
+a preset selects a scale; ``--set key=value`` overrides last. The resolved config is frozen,
+saved with every result and hashed into the run id, so a changed field gives a new key and
+stale and fresh numbers never mix.
+
+``--set`` keys:
+
+* ``lr=3e-4``: every selected method whose Config has ``lr``;
+* ``simclr.temperature=0.2``: one method;
+* ``eval.bootstrap=500``, ``eval.probe_grid=full``: evaluation settings (:class:`EvalSettings`);
+* ``data.n_records=4000``: options of the synthetic suite (:mod:`ecgbench.datasets.synthetic`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ecgbench.registry import did_you_mean
+
+PRESETS = ("smoke", "cpu", "paper")
+
+
+class ConfigError(ValueError):
+    """Bad configuration input; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How embeddings are probed and scored (not part of the pretraining run id)."""
+
+    bootstrap: int = 1000  # patient-level bootstrap resamples for the main metric's CI
+    probe_grid: str = "full"  # "full" or "small" hyper-parameter grids, chosen on validation
+    embed_batch_size: int = 256
+
+
+EVAL_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"bootstrap": 200, "probe_grid": "small"},
+    "cpu": {"bootstrap": 1000, "probe_grid": "full"},
+    "paper": {"bootstrap": 1000, "probe_grid": "full"},
+}
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def short_hash(value: Any, length: int = 12) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+
+
+def derive_seed(seed: int, stage: str) -> int:
+    """An independent 32-bit seed for one stage (pretrain, probe, bootstrap...) of a replicate."""
+    sequence = np.random.SeedSequence([int(seed), zlib.crc32(stage.encode())])
+    return int(sequence.generate_state(1)[0])
+
+
+# ----- parsing ``--set`` ---------------------------------------------------------------------
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def coerce(raw: str, default: Any, key: str) -> Any:
+    """Turn a ``--set`` string into the type of the field's default value."""
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            parts = [p for p in raw.strip("()[] ").split(",") if p.strip()]
+            kind = type(default[0]) if default else str
+            return tuple(coerce(p.strip(), kind(), key) if kind is not str else p.strip() for p in parts)
+        return raw
+    except ValueError:
+        raise ConfigError(
+            f"--set {key}={raw!r}: expected a {type(default).__name__} like {default!r}"
+        ) from None
+
+
+def apply_overrides(obj: Any, overrides: dict[str, Any], owner: str) -> Any:
+    """A copy of dataclass ``obj`` with ``overrides`` applied (strings are coerced)."""
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(f"{owner} has no setting {key!r}.{did_you_mean(key, list(fields))}")
+        default = getattr(obj, key)
+        changes[key] = coerce(value, default, f"{owner}.{key}") if isinstance(value, str) else value
+    return dataclasses.replace(obj, **changes)
+
+
+def split_overrides(
+    assignments: dict[str, str], method_names: list[str], method_fields: dict[str, list[str]]
+) -> tuple[dict[str, dict[str, str]], dict[str, str], dict[str, str]]:
+    """Route ``--set`` keys to methods, eval settings and data options.
+
+    Returns (per-method overrides, eval overrides, data overrides). Unknown keys raise a
+    one-line ConfigError with a "did you mean".
+    """
+    per_method: dict[str, dict[str, str]] = {m: {} for m in method_names}
+    eval_overrides: dict[str, str] = {}
+    data_overrides: dict[str, str] = {}
+    all_fields = sorted({f for fields in method_fields.values() for f in fields})
+    for key, value in assignments.items():
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix == "eval":
+            eval_overrides[rest] = value
+        elif dot and prefix == "data":
+            data_overrides[rest] = value
+        elif dot:
+            if prefix not in per_method:
+                raise ConfigError(
+                    f"--set {key}: {prefix!r} is not a selected method."
+                    f"{did_you_mean(prefix, method_names + ['eval', 'data'])}"
+                )
+            if rest not in method_fields[prefix]:
+                raise ConfigError(f"--set {key}: {prefix} has no setting {rest!r}."
+                                  f"{did_you_mean(rest, method_fields[prefix])}")
+            per_method[prefix][rest] = value
+        else:
+            targets = [m for m in method_names if key in method_fields[m]]
+            if not targets:
+                raise ConfigError(f"--set {key}: no selected method has a setting {key!r}."
+                                  f"{did_you_mean(key, all_fields)}")
+            for method in targets:
+                per_method[method][key] = value
+    return per_method, eval_overrides, data_overrides
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one pretraining run; its hash is the run id."""
+
+    method: str
+    method_version: int
+    method_config: dict[str, Any]
+    preset: str
+    pretrain_data: str  # dataset name@version and the split(s) pretraining may see
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.method}-{short_hash(self)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
