@@ -33,6 +33,11 @@ class ConfigError(ValueError):
     """Bad configuration input; the message is one line meant for the user."""
 
 
+class RunFailed(RuntimeError):
+    """A run stopped for a reason the user can act on (diverged loss, bad data file...);
+    the message is one line naming the method or file and the problem."""
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """How embeddings are probed and scored (not part of the pretraining run id)."""

@@ -1,0 +1,180 @@
+"""Command line: ``ecgbench list | run | table``.
+
+Heavy libraries (torch, scikit-learn, mlflow) are imported inside the commands that need
+them, so ``--help`` and ``list`` answer at once. Misuse exits non-zero with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ecgbench import __version__
+from ecgbench.config import ConfigError, RunFailed
+from ecgbench.registry import METHODS, TASKS, UnknownNameError, did_you_mean
+
+LISTABLE = ("methods", "tasks", "probes")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in _comma_list(text)]
+    except ValueError:
+        raise UsageError(f"--seeds expects comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise UsageError(f"--seeds expects non-negative integers, got {text!r}")
+    return seeds
+
+
+def _probes(text: str) -> list[str]:
+    from ecgbench.probes import PROBES
+
+    if text.strip() == "all":
+        return list(PROBES)
+    names = _comma_list(text)
+    for name in names:
+        if name not in PROBES:
+            raise UnknownNameError(f"unknown probe {name!r}.{did_you_mean(name, list(PROBES))}")
+    return names
+
+
+# ----- commands ------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    what = args.what
+    if what not in LISTABLE:
+        raise UsageError(f"cannot list {what!r}; choose methods, tasks or probes.{did_you_mean(what, list(LISTABLE))}")
+    if what == "probes":
+        from ecgbench.probes import PROBES
+
+        rows = list(PROBES.items())
+    else:
+        registry = METHODS if what == "methods" else TASKS
+        rows = [(name, registry.entry(name).description) for name in registry.names()]
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ecgbench.config import parse_assignments
+    from ecgbench.runner import RunRequest, resolve
+
+    request = RunRequest(
+        methods=METHODS.select(args.methods),
+        tasks=TASKS.select(args.tasks),
+        probes=_probes(args.probes),
+        seeds=_seeds(args.seeds),
+        preset=args.preset,
+        results_dir=Path(args.results_dir),
+        data_root=Path(args.data_root) if args.data_root else None,
+        tracking_uri=args.tracking_uri,
+        device=args.device,
+        overrides=parse_assignments(args.set),
+        track=not args.no_tracking,
+    )
+    plan = resolve(request)  # all validation happens before any work starts
+    from rich.console import Console
+
+    from ecgbench.runner import Runner, write_tables
+    from ecgbench.tables import render
+
+    console = Console(stderr=True)
+    clock = time.perf_counter()
+    runner = Runner(plan, console)
+    results = runner.run()
+    path = write_tables(runner.store, results, runner.tracker)
+    print(render(results))
+    console.log(
+        f"{len(results)} results ({runner.new_results} new) in {time.perf_counter() - clock:.1f} s; "
+        f"table: {path}; results: {runner.store.root / 'runs'}"
+    )
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from ecgbench.store import ResultStore
+    from ecgbench.tables import render
+
+    store = ResultStore(args.results_dir)
+    if not (store.root / "runs").exists():
+        raise UsageError(f"no results under {store.root}; run 'ecgbench run' first or pass --results-dir")
+    tasks = TASKS.select(args.tasks) if args.tasks else None
+    text = render(store.results(), tasks)
+    if args.out:
+        from ecgbench.store import atomic_write
+
+        atomic_write(Path(args.out), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    else:
+        print(text)
+    return 0
+
+
+# ----- parser --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecgbench",
+        description="Benchmark self-supervised ECG representation learning methods on shared tasks.",
+    )
+    parser.add_argument("--version", action="version", version=f"ecgbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="list registered methods, tasks or probes")
+    listing.add_argument("what", metavar="{methods,tasks,probes}", help="what to list")
+    listing.set_defaults(handler=cmd_list)
+
+    run = commands.add_parser("run", help="pretrain, embed, probe and score a grid of methods x tasks")
+    run.add_argument("--methods", default="all", help="'all' or comma-separated method names (default: all)")
+    run.add_argument("--tasks", default="synth-superclass", help="comma-separated task names (default: synth-superclass)")
+    run.add_argument("--probes", default="all", help="'all' or comma-separated probes: svc,rf,lr,mlp,knn")
+    run.add_argument("--seeds", default="0", help="comma-separated replicate seeds (default: 0)")
+    run.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"],
+                     help="model and schedule scale: smoke (CI, minutes), cpu (small models), paper (papers' sizes)")
+    run.add_argument("--results-dir", default="results", help="where results, caches and the MLflow store go (default: ./results)")
+    run.add_argument("--data-root", default=None, help="dataset root (default: $ECGBENCH_DATA or ~/.cache/ecgbench/data)")
+    run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite database in the results dir)")
+    run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (JSON results are still written)")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a setting: lr=1e-3 (every method), simclr.temperature=0.2, eval.bootstrap=500, data.n_patients=300")
+    run.set_defaults(handler=cmd_run)
+
+    table = commands.add_parser("table", help="markdown tables from stored results (no recomputation)")
+    table.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
+    table.add_argument("--tasks", default=None, help="only these comma-separated tasks")
+    table.add_argument("--out", default=None, help="write to this file instead of standard output")
+    table.set_defaults(handler=cmd_table)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (UsageError, UnknownNameError) as error:
+        print(f"ecgbench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ecgbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except ConfigError as error:
+        print(f"ecgbench: error: {error}", file=sys.stderr)
+        return 2
+    except RunFailed as error:
+        print(f"ecgbench: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""Probes: scikit-learn estimators fitted on frozen embeddings, tuned on the validation split.
+
+Every probe is ``Pipeline(StandardScaler, estimator)`` seeded through ``random_state``.
+:func:`fit_probe` fits one candidate per grid point on train, scores it on validation with the
+task's main metric and keeps the best (ties go to the earlier candidate). The kept model is
+the one fitted on train only: refitting on train + validation would change the model after
+it was chosen, and the caller scores exactly the chosen model on test. The test split never
+enters this module.
+
+Grids (``"small"`` for smoke runs and CI, ``"full"`` for real runs) are in :data:`GRIDS`.
+Every grid value is recorded in ``ProbeFit.params`` and so in the result key.
+
+This module is imported by the CLI to list probes, so scikit-learn is imported inside
+functions only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ecgbench.api import HIGHER_IS_BETTER
+from ecgbench.registry import did_you_mean
+
+PROBES: dict[str, str] = {
+    "svc": "RBF support vector machine: SVC (one-vs-rest if multilabel); SVR for regression",
+    "rf": "random forest: RandomForestClassifier; RandomForestRegressor for regression",
+    "lr": "linear: LogisticRegression (one-vs-rest if multilabel); Ridge for regression",
+    "mlp": "one hidden layer, early stopping: MLPClassifier; MLPRegressor for regression",
+    "knn": "k nearest neighbours: KNeighborsClassifier; KNeighborsRegressor for regression",
+}
+KINDS = ("multiclass", "multilabel", "binary", "regression")
+
+# probe (or "ridge" for lr on regression) -> grid name -> parameter -> candidate values
+GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
+    "svc": {"small": {"C": (1.0,)}, "full": {"C": (0.1, 1.0, 10.0)}},
+    "rf": {
+        "small": {"n_estimators": (100,), "max_depth": (None,)},
+        "full": {"n_estimators": (200,), "max_depth": (None, 16, 8)},
+    },
+    "lr": {"small": {"C": (0.1,)}, "full": {"C": (0.01, 0.1, 1.0, 10.0)}},
+    "ridge": {"small": {"alpha": (10.0,)}, "full": {"alpha": (0.1, 1.0, 10.0, 100.0, 1000.0)}},
+    "mlp": {
+        "small": {"hidden_layer_sizes": ((128,),), "alpha": (1e-3,)},
+        "full": {"hidden_layer_sizes": ((256,),), "alpha": (1e-4, 1e-2, 1.0)},
+    },
+    "knn": {"small": {"n_neighbors": (15,)}, "full": {"n_neighbors": (5, 15, 31)}},
+}
+RF_JOBS = 2  # threads per forest; the harness runs on small machines
+
+
+@dataclass
+class ProbeFit:
+    """The chosen model and how it was chosen. ``fit_seconds`` covers the whole grid."""
+
+    estimator: Any  # fitted sklearn Pipeline
+    params: dict[str, Any]
+    val_score: float
+    candidates: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    fit_seconds: float = 0.0
+    n_classes: int | None = None  # score columns for multiclass, even for classes unseen in train
+
+
+@dataclass
+class Prediction:
+    y_pred: np.ndarray
+    scores: np.ndarray | None  # (N, C) multiclass/multilabel, (N,) binary, None for regression
+
+
+def check_probe(probe: str) -> None:
+    if probe not in PROBES:
+        raise ValueError(f"unknown probe {probe!r}.{did_you_mean(probe, list(PROBES))}"
+                         f" Probes: {', '.join(PROBES)}.")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}.{did_you_mean(kind, list(KINDS))}")
+
+
+def candidate_params(probe: str, kind: str, grid: str = "full", n_train: int | None = None
+                     ) -> list[dict[str, Any]]:
+    """The grid points tried, in order (the first wins ties)."""
+    check_probe(probe)
+    _check_kind(kind)
+    key = "ridge" if (probe, kind) == ("lr", "regression") else probe
+    if grid not in GRIDS[key]:
+        raise ValueError(f"unknown probe grid {grid!r}.{did_you_mean(grid, list(GRIDS[key]))}")
+    space = GRIDS[key][grid]
+    points = [dict(zip(space, values)) for values in itertools.product(*space.values())]
+    if n_train is not None and probe == "knn":  # k cannot exceed the training set
+        points = [{**p, "n_neighbors": min(p["n_neighbors"], n_train)} for p in points]
+    unique: dict[str, dict[str, Any]] = {}
+    for point in points:
+        unique.setdefault(repr(sorted(point.items())), point)
+    return list(unique.values())
+
+
+def make_estimator(probe: str, kind: str, params: dict[str, Any], seed: int) -> Any:
+    """An unfitted ``Pipeline(StandardScaler, estimator)`` for one grid point."""
+    check_probe(probe)
+    _check_kind(kind)
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = _BUILDERS[probe](kind, params, int(seed))
+    return Pipeline([("scale", StandardScaler()), ("model", model)])
+
+
+def _svc(kind: str, params: dict, seed: int) -> Any:
+    from sklearn.svm import SVC, SVR
+
+    if kind == "regression":
+        return _scaled_target(SVR(kernel="rbf", gamma="scale", **params))
+    return _one_vs_rest(kind, SVC(kernel="rbf", gamma="scale", random_state=seed, **params))
+
+
+def _rf(kind: str, params: dict, seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    cls = RandomForestRegressor if kind == "regression" else RandomForestClassifier
+    return cls(n_jobs=RF_JOBS, random_state=seed, **params)
+
+
+def _lr(kind: str, params: dict, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if kind == "regression":
+        return Ridge(random_state=seed, **params)
+    return _one_vs_rest(kind, LogisticRegression(max_iter=2000, random_state=seed, **params))
+
+
+def _mlp(kind: str, params: dict, seed: int) -> Any:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    settings = dict(early_stopping=True, max_iter=300, random_state=seed, **params)
+    if kind == "regression":
+        return _scaled_target(MLPRegressor(**settings))
+    return MLPClassifier(**settings)  # handles indicator matrices natively
+
+
+def _knn(kind: str, params: dict, seed: int) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    return (KNeighborsRegressor if kind == "regression" else KNeighborsClassifier)(**params)
+
+
+def _one_vs_rest(kind: str, model: Any) -> Any:
+    if kind != "multilabel":
+        return model
+    from sklearn.multiclass import OneVsRestClassifier
+
+    return OneVsRestClassifier(model)
+
+
+def _scaled_target(model: Any) -> Any:
+    """Standardise y too: SVR's epsilon and the MLP's initial scale assume unit-scale targets."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
+
+
+_BUILDERS = {"svc": _svc, "rf": _rf, "lr": _lr, "mlp": _mlp, "knn": _knn}
+
+
+def fit_probe(
+    probe: str, kind: str, x_train, y_train, x_val, y_val, main_metric: str, seed: int,
+    grid: str = "full", n_classes: int | None = None,
+) -> ProbeFit:
+    """Fit every grid point on train, keep the one best on validation by ``main_metric``.
+
+    ``n_classes`` (multiclass only) fixes the width of the score matrix when a class is
+    missing from train; by default it is inferred from the train and validation labels.
+    """
+    from ecgbench.metrics import check_metric, metric_value
+
+    check_probe(probe)
+    check_metric(kind, main_metric)
+    x_train, y_train, x_val, y_val = (np.asarray(a) for a in (x_train, y_train, x_val, y_val))
+    _check_shapes(kind, x_train, y_train, x_val, y_val)
+    if kind == "multiclass" and n_classes is None:
+        n_classes = int(max(y_train.max(), y_val.max())) + 1
+    higher = HIGHER_IS_BETTER[main_metric]
+    start = time.perf_counter()
+    best, best_params, best_value, candidates = None, {}, math.nan, []
+    for params in candidate_params(probe, kind, grid, n_train=len(x_train)):
+        estimator = make_estimator(probe, kind, params, seed).fit(x_train, y_train)
+        prediction = predict(estimator, x_val, kind, n_classes=n_classes)
+        value = metric_value(kind, main_metric, y_val, prediction.y_pred, prediction.scores)
+        candidates.append((params, value))
+        if best is None or _better(value, best_value, higher):
+            best, best_params, best_value = estimator, params, value
+    return ProbeFit(best, best_params, best_value, candidates,
+                    time.perf_counter() - start, n_classes)
+
+
+def _better(value: float, incumbent: float, higher: bool) -> bool:
+    if math.isnan(value):
+        return False
+    if math.isnan(incumbent):
+        return True
+    return value > incumbent if higher else value < incumbent
+
+
+def _check_shapes(kind: str, x_train, y_train, x_val, y_val) -> None:
+    for split, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
+        if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+            raise ValueError(f"{split}: need a non-empty (N, D) feature matrix and N targets, "
+                             f"got {x.shape} and {y.shape}")
+        if (y.ndim == 2) != (kind == "multilabel"):
+            raise ValueError(f"{split}: {kind} targets must be "
+                             f"{'(N, C)' if kind == 'multilabel' else '(N,)'}, got {y.shape}")
+    if x_train.shape[1] != x_val.shape[1]:
+        raise ValueError(f"train has {x_train.shape[1]} features, val {x_val.shape[1]}")
+
+
+def predict(fit_or_estimator, x, kind: str, n_classes: int | None = None) -> Prediction:
+    """Predicted labels (or values) and continuous scores for AUROC."""
+    _check_kind(kind)
+    estimator = getattr(fit_or_estimator, "estimator", fit_or_estimator)
+    if n_classes is None:
+        n_classes = getattr(fit_or_estimator, "n_classes", None)
+    x = np.asarray(x)
+    y_pred = np.asarray(estimator.predict(x))
+    if kind == "regression":
+        return Prediction(y_pred.astype(float), None)
+    return Prediction(y_pred.astype(int), _scores(estimator, x, kind, n_classes))
+
+
+def _scores(estimator: Any, x: np.ndarray, kind: str, n_classes: int | None) -> np.ndarray:
+    model = estimator[-1] if hasattr(estimator, "steps") else estimator
+    if _uses_decision_function(model):
+        # SVC's probability=True runs an internal, slow and seed-dependent CV; margins suffice
+        raw = np.asarray(estimator.decision_function(x), dtype=float)
+        if kind == "multiclass" and raw.ndim == 1:  # only two classes were seen in train
+            raw = np.stack([-raw, raw], axis=1)
+    else:
+        raw = estimator.predict_proba(x)
+    if kind == "multilabel":
+        return _multilabel_scores(model, raw)
+    raw = np.asarray(raw, dtype=float)
+    if kind == "binary":
+        return raw if raw.ndim == 1 else _class_columns(raw, model.classes_, 2)[:, 1]
+    return _class_columns(raw, model.classes_, n_classes)
+
+
+def _uses_decision_function(model: Any) -> bool:
+    from sklearn.svm import SVC
+
+    return isinstance(model, SVC) or isinstance(getattr(model, "estimator", None), SVC)
+
+
+def _class_columns(raw: np.ndarray, classes: np.ndarray, n_classes: int | None) -> np.ndarray:
+    """Place the columns of the classes seen in train at their label index.
+
+    Unseen classes get a constant column (the minimum score), i.e. chance-level AUROC.
+    """
+    classes = np.asarray(classes).astype(int)
+    width = max(n_classes or 0, int(classes.max()) + 1)
+    if raw.shape[1] == width and np.array_equal(classes, np.arange(width)):
+        return raw
+    out = np.full((len(raw), width), raw.min() if raw.size else 0.0)
+    out[:, classes] = raw
+    return out
+
+
+def _multilabel_scores(model: Any, raw: Any) -> np.ndarray:
+    """(N, C) positive-label scores; forests and kNN give one (N, values) array per label."""
+    if not isinstance(raw, list):
+        return np.asarray(raw, dtype=float)
+    columns = []
+    for proba, classes in zip(raw, model.classes_):
+        positive = np.flatnonzero(np.asarray(classes) == 1)
+        # a label constant in train has a single proba column, which may be the negative one
+        columns.append(proba[:, positive[0]] if len(positive) else np.zeros(len(proba)))
+    return np.stack(columns, axis=1).astype(float)

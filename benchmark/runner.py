@@ -1,0 +1,373 @@
+"""The grid: methods x seeds pretrained once each, embeddings once per (run, dataset, input),
+then tasks x probes. Every stage is keyed by hashes and skipped when its output exists, so a
+killed run resumes where it stopped and a changed setting never reuses a stale output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgbench import __version__
+from ecgbench.api import Recordings, Task
+from ecgbench.config import (
+    EVAL_PRESETS,
+    PRESETS,
+    ConfigError,
+    EvalSettings,
+    RunConfig,
+    apply_overrides,
+    derive_seed,
+    short_hash,
+    split_overrides,
+)
+from ecgbench.registry import METHODS, TASKS
+from ecgbench.store import ResultStore, atomic_write, read_json, write_json, write_npy
+
+PROTOCOL = "frozen-probe"
+
+
+@dataclass
+class RunRequest:
+    methods: list[str]
+    tasks: list[str]
+    probes: list[str]
+    seeds: list[int]
+    preset: str = "smoke"
+    results_dir: Path = Path("results")
+    data_root: Path | None = None
+    tracking_uri: str | None = None
+    device: str = "auto"
+    overrides: dict[str, str] = field(default_factory=dict)
+    pretrain_dataset: str = "synthetic"
+    track: bool = True
+
+
+@dataclass
+class Plan:
+    """The resolved request: typed configs for everything that will run."""
+
+    request: RunRequest
+    method_configs: dict[str, Any]
+    tasks: list[Task]
+    eval_settings: EvalSettings
+    data_options: dict[str, str]
+
+
+def resolve(request: RunRequest) -> Plan:
+    if request.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {request.preset!r}; choose one of {', '.join(PRESETS)}")
+    classes = {name: METHODS.get(name) for name in request.methods}
+    per_method, eval_overrides, data_options = split_overrides(
+        request.overrides, request.methods, {n: c.config_fields() for n, c in classes.items()}
+    )
+    configs = {}
+    for name, cls in classes.items():
+        merged = {**cls.preset_overrides(request.preset), **per_method[name]}
+        configs[name] = apply_overrides(cls.Config(), merged, name)
+    settings = apply_overrides(EvalSettings(**EVAL_PRESETS[request.preset]), eval_overrides, "eval")
+    tasks = [TASKS.get(name) for name in request.tasks]
+    return Plan(request, configs, tasks, settings, data_options)
+
+
+# ----- provenance ------------------------------------------------------------------------------
+def git_revision() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def versions() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    return {
+        "ecgbench": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+# ----- the runner ------------------------------------------------------------------------------
+class Runner:
+    def __init__(self, plan: Plan, console=None):
+        from rich.console import Console
+
+        from ecgbench.train import resolve_device
+
+        self.plan = plan
+        self.request = plan.request
+        self.console = console or Console(stderr=True)
+        self.store = ResultStore(self.request.results_dir)
+        self.device = resolve_device(self.request.device)
+        self.datasets: dict[str, Recordings] = {}
+        self.adapted: dict[tuple, Any] = {}
+        self.provenance = {"git": git_revision(), "versions": versions()}
+        self.tracker = None
+        self.new_results = 0
+
+    # ----- data --------------------------------------------------------------------------
+    def dataset(self, name: str) -> Recordings:
+        if name not in self.datasets:
+            from ecgbench.datasets import load_dataset
+
+            options = self.plan.data_options if name == "synthetic" else {}
+            self.console.log(f"loading dataset [bold]{name}[/]")
+            self.datasets[name] = load_dataset(name, self.request.data_root, options)
+        return self.datasets[name]
+
+    def adapt(self, recordings: Recordings, spec):
+        from ecgbench.adapt import adapt
+
+        key = (recordings.name, recordings.version, spec)
+        if key not in self.adapted:
+            self.adapted[key] = adapt(recordings, spec)
+        return self.adapted[key]
+
+    # ----- stages ------------------------------------------------------------------------
+    def run(self) -> list[dict[str, Any]]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._start_tracking()
+        results: list[dict[str, Any]] = []
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        status = "FAILED"
+        try:
+            with Progress(*columns, console=self.console, transient=False) as progress:
+                self.progress = progress
+                for method in self.request.methods:
+                    for seed in self.request.seeds:
+                        results.extend(self.run_method_seed(method, seed))
+            status = "FINISHED"
+        finally:
+            if self.tracker:
+                self.tracker.finish(status)
+        return results
+
+    def run_config(self, method: str, seed: int) -> RunConfig:
+        cls = METHODS.get(method)
+        data = self.dataset(self.request.pretrain_dataset)
+        return RunConfig(
+            method=method,
+            method_version=cls.version,
+            method_config=dataclasses.asdict(self.plan.method_configs[method]),
+            preset=self.request.preset,
+            pretrain_data=f"{data.name}@{data.version}:train",
+            seed=seed,
+        )
+
+    def run_method_seed(self, method_name: str, seed: int) -> list[dict[str, Any]]:
+        run_config = self.run_config(method_name, seed)
+        method = self.pretrained(run_config)
+        results = []
+        for task in self.plan.tasks:
+            embeddings, adaptation = self.embeddings(method, run_config, task)
+            for probe in self.request.probes:
+                results.append(self.evaluate(run_config, method, task, probe, embeddings, adaptation))
+        return results
+
+    def pretrained(self, run_config: RunConfig):
+        """Build the method and load its checkpoint, training it first if there is none."""
+        import torch
+
+        from ecgbench.train import load_checkpoint, pretrain, save_checkpoint
+
+        cls = METHODS.get(run_config.method)
+        run_id = run_config.run_id
+        torch.manual_seed(derive_seed(run_config.seed, "init"))
+        method = cls(self.plan.method_configs[run_config.method])
+        checkpoint = self.store.checkpoint(run_id)
+        if checkpoint.exists() and self.store.run_record(run_id).exists():
+            load_checkpoint(method, checkpoint)
+            self.console.log(f"reusing pretrained [bold]{run_id}[/]")
+            record = read_json(self.store.run_record(run_id))
+        else:
+            stats = self._train(method, run_config) if cls.needs_training else None
+            save_checkpoint(method, checkpoint, {"run_config": run_config.to_dict()})
+            record = self._run_record(method, run_config, stats)
+            write_json(self.store.run_record(run_id), record)
+            self.store.partial_checkpoint(run_id).unlink(missing_ok=True)
+        if self.tracker:
+            self.tracker.log_child(
+                run_id, "pretrain", params=record["run_config"],
+                metrics={k: v for k, v in record["train"].items() if isinstance(v, (int, float))},
+                curve=[tuple(x) for x in record["train"].get("loss_curve", [])],
+            )
+        return method
+
+    def _train(self, method, run_config: RunConfig):
+        from ecgbench.train import WindowDataset, pretrain
+
+        data = self.dataset(self.request.pretrain_dataset)
+        adapted = self.adapt(data, method.input_spec)
+        train = data.indices("train")  # pretraining never sees validation or test patients
+        windows = adapted.windows[train]  # (n, W, leads, T)
+        n, w = windows.shape[:2]
+        dataset = WindowDataset(
+            windows.reshape(n * w, *windows.shape[2:]),
+            np.repeat(data.meta["patient_id"].to_numpy()[train], w),
+            np.repeat(train, w),
+        )
+        bar = self.progress.add_task(f"pretrain {run_config.run_id}", total=method.config.max_steps)
+        stats = pretrain(
+            method, dataset, derive_seed(run_config.seed, "pretrain"), self.device,
+            self.store.partial_checkpoint(run_config.run_id),
+            on_step=lambda step, loss: self.progress.update(bar, completed=step, description=f"pretrain {run_config.run_id} loss {loss:.3f}"),
+        )
+        return stats
+
+    def _run_record(self, method, run_config: RunConfig, stats) -> dict[str, Any]:
+        train = dataclasses.asdict(stats) if stats else {"steps": 0, "note": "not trained (control)"}
+        return {
+            "run_id": run_config.run_id,
+            "run_config": run_config.to_dict(),
+            "method": run_config.method,
+            "paper": type(method).paper,
+            "parameters": sum(p.numel() for p in method.encoder.parameters()),
+            "embedding_dim": method.embedding_dim,
+            "device": str(self.device),
+            "train": train,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **self.provenance,
+        }
+
+    def embeddings(self, method, run_config: RunConfig, task: Task) -> tuple[np.ndarray, dict]:
+        data = self.dataset(task.dataset)
+        spec = method.input_spec
+        path = self.store.embeddings(run_config.run_id, f"{data.name}-{data.version}-{short_hash(spec, 8)}")
+        adaptation = {"dataset": f"{data.name}@{data.version}", "source_fs": data.fs}
+        if path.exists():
+            meta = read_json(path.with_suffix(".json"))
+            return np.load(path), meta["adaptation"]
+        adapted = self.adapt(data, spec)
+        adaptation.update(adapted.description)
+        bar = self.progress.add_task(f"embed {run_config.run_id} on {data.name}", total=len(data) * adapted.n_windows)
+        from ecgbench.embed import embed_windows
+
+        embeddings = embed_windows(
+            method, adapted.windows, self.device, self.plan.eval_settings.embed_batch_size,
+            on_batch=lambda n: self.progress.advance(bar, n),
+        )
+        write_json(path.with_suffix(".json"), {"adaptation": adaptation, "shape": list(embeddings.shape)})
+        write_npy(path, embeddings)
+        return embeddings, adaptation
+
+    def evaluate(self, run_config, method, task: Task, probe: str, embeddings, adaptation) -> dict:
+        settings = self.plan.eval_settings
+        probe_spec = {"protocol": PROTOCOL, "probe": probe, "grid": settings.probe_grid, "bootstrap": settings.bootstrap}
+        name = f"{PROTOCOL}-{probe}-{short_hash(probe_spec, 8)}"
+        path = self.store.result_path(run_config.run_id, task.key, name)
+        key = f"{run_config.run_id}/{task.key}/{name}"
+        if path.exists():
+            result = read_json(path)
+        else:
+            result = self._score(run_config, method, task, probe, embeddings, adaptation, probe_spec)
+            result["key"] = key
+            write_json(path, result)
+            self.new_results += 1
+        if self.tracker:
+            self.tracker.log_child(
+                key, "result", params={"probe": probe_spec, "task": task.key, "run_id": run_config.run_id,
+                                       "probe_params": result["probe_params"]},
+                metrics={**{k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))},
+                         "ci_low": result["ci"]["low"], "ci_high": result["ci"]["high"]},
+                artifacts=[path],
+            )
+        return result
+
+    def _score(self, run_config, method, task: Task, probe: str, embeddings, adaptation, probe_spec) -> dict:
+        from ecgbench import metrics, probes
+
+        data = self.dataset(task.dataset)
+        y, usable = task.labels(data.meta)
+        split = {s: data.indices(s) for s in ("train", "val", "test")}
+        split = {s: idx[usable[idx]] for s, idx in split.items()}
+        probe_seed = derive_seed(run_config.seed, f"probe/{task.key}/{probe}")
+        clock = time.perf_counter()
+        fit = probes.fit_probe(
+            probe, task.kind, embeddings[split["train"]], y[split["train"]],
+            embeddings[split["val"]], y[split["val"]], task.main_metric, probe_seed, self.plan.eval_settings.probe_grid,
+        )
+        test = split["test"]
+        prediction = probes.predict(fit, embeddings[test], task.kind)
+        scores = metrics.score(task.kind, y[test], prediction.y_pred, prediction.scores, task.classes)
+        low, high = metrics.bootstrap_ci(
+            task.kind, task.main_metric, y[test], prediction.y_pred, prediction.scores,
+            data.meta["patient_id"].to_numpy()[test], self.plan.eval_settings.bootstrap,
+            derive_seed(run_config.seed, f"bootstrap/{task.key}/{probe}"),
+        )
+        cls = type(method)
+        return {
+            "run_id": run_config.run_id,
+            "method": run_config.method,
+            "method_version": cls.version,
+            "control": not cls.needs_training,
+            "uses_labels": cls.uses_labels,
+            "task": task.name,
+            "task_key": task.key,
+            "task_kind": task.kind,
+            "main_metric": task.main_metric,
+            "probe": probe,
+            "protocol": PROTOCOL,
+            "preset": run_config.preset,
+            "seed": run_config.seed,
+            "probe_seed": probe_seed,
+            "metrics": scores,
+            "ci": {"metric": task.main_metric, "low": low, "high": high, "level": 0.95,
+                   "resamples": self.plan.eval_settings.bootstrap, "unit": "patient"},
+            "probe_params": fit.params,
+            "val_score": fit.val_score,
+            "n": {s: int(len(idx)) for s, idx in split.items()},
+            "adaptation": adaptation,
+            "probe_spec": probe_spec,
+            "run_config": run_config.to_dict(),
+            "eval_settings": dataclasses.asdict(self.plan.eval_settings),
+            "timings": {"probe_seconds": round(time.perf_counter() - clock, 3)},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **self.provenance,
+        }
+
+    # ----- tracking ---------------------------------------------------------------------------
+    def _start_tracking(self) -> None:
+        if not self.request.track:
+            return
+        from ecgbench.tracking import Tracker
+
+        uri = self.request.tracking_uri or self.store.default_tracking_uri
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        self.tracker = Tracker(uri, artifact_root=self.store.root / "mlartifacts")
+        request = dataclasses.asdict(self.request)
+        request["results_dir"], request["data_root"] = str(request["results_dir"]), str(request["data_root"])
+        self.tracker.start(
+            f"ecgbench-run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
+            {"request": request, "eval": dataclasses.asdict(self.plan.eval_settings),
+             "method_configs": {k: dataclasses.asdict(v) for k, v in self.plan.method_configs.items()}},
+        )
+
+
+def write_tables(store: ResultStore, results: list[dict[str, Any]], tracker=None) -> Path:
+    from ecgbench.tables import render
+
+    tasks = sorted({r["task"] for r in results})
+    path = store.tables_dir / f"{'+'.join(tasks)}.md"
+    text = f"# ecgbench results: {', '.join(tasks)}\n\n{render(results)}"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if tracker:
+        tracker.log_artifact(path)
+    return path

@@ -1,0 +1,173 @@
+"""Plain PyTorch pretraining loop: AMP (bf16) and pinned memory on CUDA, gradient clipping,
+linear warm-up, partial checkpoints for resume, and a hard stop on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from ecgbench.config import RunFailed
+from ecgbench.method import Method
+from ecgbench.store import atomic_write
+
+
+class TrainingDiverged(RunFailed):
+    """The loss became NaN or infinite; the run stops instead of writing a broken encoder."""
+
+
+class WindowDataset(Dataset):
+    """Pretraining windows as dict samples (never positional tuples)."""
+
+    def __init__(self, windows: np.ndarray, patient_ids: np.ndarray, record_index: np.ndarray):
+        self.windows = windows  # (M, leads, T)
+        self.patient_ids = np.asarray(patient_ids, dtype=np.int64)
+        self.record_index = np.asarray(record_index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            "signal": torch.from_numpy(np.asarray(self.windows[i], dtype=np.float32)),  # (leads, T)
+            "patient_id": torch.tensor(self.patient_ids[i]),
+            "record_index": torch.tensor(self.record_index[i]),
+        }
+
+
+@dataclass
+class TrainStats:
+    steps: int = 0
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss)
+    final_loss: float = float("nan")
+    resumed_from_step: int = 0
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but CUDA is not available on this machine")
+    return torch.device(choice)
+
+
+def _batches(loader: DataLoader):
+    while True:  # an endless stream of epochs; the sampler reshuffles each epoch
+        yield from loader
+
+
+def _lr_factor(step: int, warmup: int) -> float:
+    return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+
+def pretrain(
+    method: Method,
+    data: WindowDataset,
+    seed: int,
+    device: torch.device,
+    partial_path: Path,
+    on_step: Callable[[int, float], None] | None = None,
+    checkpoint_every: int = 200,
+) -> TrainStats:
+    """Train ``method`` in place for ``config.max_steps`` optimiser steps."""
+    config = method.config
+    if len(data) < config.batch_size:
+        raise ValueError(
+            f"{method.name}: batch size {config.batch_size} exceeds the {len(data)} pretraining windows"
+        )
+    torch.manual_seed(seed)
+    method.to(device).train()
+    optimizer = method.configure_optimizer()
+    stats = TrainStats()
+    start_step = _maybe_resume(method, optimizer, partial_path, stats)
+    generator = torch.Generator().manual_seed(seed + start_step)
+    loader = DataLoader(
+        data,
+        batch_size=config.batch_size,
+        sampler=RandomSampler(data, generator=generator),
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    clock, window_losses = time.perf_counter(), []
+    batches = _batches(loader)
+    for step in range(start_step, config.max_steps):
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * _lr_factor(step, config.warmup_steps)
+        with autocast:
+            outputs = method.training_step(batch)
+        loss = outputs["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loss_value = float(loss.detach())  # one sync per step; needed for the divergence check
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(
+                f"{method.name}: loss became {loss_value} at step {step}; lower the learning rate "
+                f"(--set {method.name}.lr=...) or check the input data"
+            )
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(method.trainable_parameters(), config.grad_clip)
+        optimizer.step()
+        method.on_train_step_end(step, config.max_steps)
+        window_losses.append(loss_value)
+        if on_step:
+            on_step(step + 1, loss_value)
+        if (step + 1) % max(1, config.max_steps // 20) == 0 or step + 1 == config.max_steps:
+            stats.loss_curve.append((step + 1, float(np.mean(window_losses))))
+            window_losses = []
+        if (step + 1) % checkpoint_every == 0 and step + 1 < config.max_steps:
+            _save_partial(method, optimizer, step + 1, stats, partial_path)
+    stats.steps = config.max_steps
+    stats.seconds = time.perf_counter() - clock
+    done = config.max_steps - start_step
+    stats.samples_per_second = done * config.batch_size / stats.seconds if stats.seconds > 0 else 0.0
+    stats.final_loss = stats.loss_curve[-1][1] if stats.loss_curve else float("nan")
+    method.eval()
+    return stats
+
+
+def _save_partial(method: Method, optimizer, step: int, stats: TrainStats, path: Path) -> None:
+    state = {
+        "model": method.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "loss_curve": stats.loss_curve,
+        "torch_rng": torch.get_rng_state(),
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _maybe_resume(method: Method, optimizer, path: Path, stats: TrainStats) -> int:
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    method.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    stats.loss_curve = [tuple(x) for x in state["loss_curve"]]
+    stats.resumed_from_step = int(state["step"])
+    return stats.resumed_from_step
+
+
+def save_checkpoint(method: Method, path: Path, extra: dict) -> None:
+    state = {"model": method.state_dict(), **extra}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(method: Method, path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        method.load_state_dict(state["model"])
+    except Exception as error:  # a corrupt cache must name the file, not fail deep in torch
+        raise RunFailed(f"{path}: unreadable checkpoint ({error}); delete it to retrain") from None
+    return state

@@ -1,0 +1,66 @@
+import subprocess
+import sys
+
+import pytest
+
+from ecgbench.cli import main
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_is_light_and_name_first():
+    """`ecgbench list` must not import torch, sklearn or mlflow (fast CLI)."""
+    code = (
+        "import sys\nfrom ecgbench.cli import main\n"
+        "for what in ('methods', 'tasks', 'probes'):\n    main(['list', what])\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'mlflow') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "HEAVY []"
+    names = {line.split()[0] for line in lines[:-1]}
+    assert {"simclr", "byol", "random-init", "synth-superclass", "synth-age", "svc", "knn"} <= names
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["table", "--help"], ["list", "--help"]])
+def test_help_on_every_subcommand(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert "usage: ecgbench" in capsys.readouterr().out
+
+
+def test_module_entry_point_works():
+    result = subprocess.run([sys.executable, "-m", "ecgbench", "list", "probes"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith(("svc", "rf", "lr", "mlp", "knn"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["list", "metods"], "Did you mean 'methods'"),
+        (["run", "--methods", "simclrr", "--no-tracking"], "Did you mean 'simclr'"),
+        (["run", "--tasks", "synth-sex,synth-agee", "--no-tracking"], "Did you mean 'synth-age'"),
+        (["run", "--probes", "svm", "--no-tracking"], "unknown probe 'svm'"),
+        (["run", "--seeds", "a", "--no-tracking"], "--seeds expects"),
+        (["run", "--methods", "simclr", "--set", "temprature=2", "--no-tracking"], "Did you mean 'temperature'"),
+        (["run", "--methods", "simclr", "--set", "lr", "--no-tracking"], "key=value"),
+        (["run", "--methods", "simclr", "--set", "lr=fast", "--no-tracking"], "expected a float"),
+        (["run", "--methods", "simclr", "--set", "eval.bootstrp=3", "--no-tracking"], "Did you mean 'bootstrap'"),
+    ],
+)
+def test_misuse_gives_one_line_error(argv, message, capsys, tmp_path):
+    code, out, err = _run(argv + ["--results-dir", str(tmp_path)] if argv[0] == "run" else argv, capsys)
+    assert code == 2
+    assert err.startswith("ecgbench: error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_table_without_results_is_one_line(capsys, tmp_path):
+    code, _, err = _run(["table", "--results-dir", str(tmp_path / "none")], capsys)
+    assert code == 2 and "no results" in err and err.count("\n") == 1

@@ -1,0 +1,61 @@
+import pytest
+
+from ecgbench.config import (
+    ConfigError,
+    EvalSettings,
+    RunConfig,
+    apply_overrides,
+    derive_seed,
+    parse_assignments,
+    short_hash,
+    split_overrides,
+)
+
+
+def test_parse_assignments_rejects_missing_equals():
+    assert parse_assignments(["lr=1e-3", " a.b = 2 "]) == {"lr": "1e-3", "a.b": "2"}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_assignments(["lr"])
+
+
+def test_overrides_are_coerced_to_field_types():
+    settings = apply_overrides(EvalSettings(), {"bootstrap": "50", "probe_grid": "small"}, "eval")
+    assert settings.bootstrap == 50 and settings.probe_grid == "small"
+    with pytest.raises(ConfigError, match="expected a int"):
+        apply_overrides(EvalSettings(), {"bootstrap": "many"}, "eval")
+    with pytest.raises(ConfigError, match="Did you mean 'bootstrap'"):
+        apply_overrides(EvalSettings(), {"bootstrapp": "5"}, "eval")
+
+
+def test_split_overrides_routes_keys():
+    fields = {"simclr": ["lr", "temperature"], "byol": ["lr", "tau"]}
+    per_method, evals, data = split_overrides(
+        {"lr": "1", "simclr.temperature": "0.2", "eval.bootstrap": "9", "data.n_patients": "5"},
+        ["simclr", "byol"], fields,
+    )
+    assert per_method == {"simclr": {"lr": "1", "temperature": "0.2"}, "byol": {"lr": "1"}}
+    assert evals == {"bootstrap": "9"} and data == {"n_patients": "5"}
+    with pytest.raises(ConfigError, match="no selected method"):
+        split_overrides({"tempreature": "1"}, ["simclr"], fields)
+    with pytest.raises(ConfigError, match="not a selected method"):
+        split_overrides({"clocs.lr": "1"}, ["simclr"], fields)
+
+
+def test_run_id_changes_with_any_field_and_is_stable():
+    base = RunConfig("simclr", 1, {"lr": 1e-3, "leads": ("II",)}, "smoke", "synthetic@1:train", 0)
+    assert base.run_id == RunConfig("simclr", 1, {"leads": ("II",), "lr": 1e-3}, "smoke", "synthetic@1:train", 0).run_id
+    changed = [
+        RunConfig("simclr", 2, base.method_config, "smoke", base.pretrain_data, 0),
+        RunConfig("simclr", 1, {"lr": 2e-3, "leads": ("II",)}, "smoke", base.pretrain_data, 0),
+        RunConfig("simclr", 1, base.method_config, "cpu", base.pretrain_data, 0),
+        RunConfig("simclr", 1, base.method_config, "smoke", "synthetic@2:train", 0),
+        RunConfig("simclr", 1, base.method_config, "smoke", base.pretrain_data, 1),
+    ]
+    assert len({c.run_id for c in changed} | {base.run_id}) == 6
+    assert base.run_id.startswith("simclr-")
+
+
+def test_derived_seeds_are_stable_and_distinct():
+    assert derive_seed(0, "pretrain") == derive_seed(0, "pretrain")
+    assert len({derive_seed(s, stage) for s in range(3) for stage in ("pretrain", "probe", "init")}) == 9
+    assert short_hash({"a": 1, "b": [1, 2]}) == short_hash({"b": (1, 2), "a": 1})
