@@ -27,7 +27,6 @@ from typing import Callable
 
 import numpy as np
 
-from ecgbench.api import HIGHER_IS_BETTER
 from ecgbench.registry import did_you_mean
 
 CLASSIFICATION = ("multiclass", "multilabel", "binary")
@@ -46,8 +45,8 @@ def check_metric(kind: str, metric: str) -> None:
         raise ValueError(f"unknown task kind {kind!r}.{did_you_mean(kind, list(KINDS))}")
     allowed = METRICS_BY_KIND[kind]
     if metric not in allowed:
-        raise ValueError(f"metric {metric!r} is not defined for {kind} tasks "
-                         f"(choose from {', '.join(allowed)}).{did_you_mean(metric, list(allowed))}")
+        raise ValueError(f"metric {metric!r} is not defined for {kind} tasks (choose from "
+                         f"{', '.join(allowed)}).{did_you_mean(metric, list(allowed))}")
 
 
 # ----- point estimates (scikit-learn) ----------------------------------------------------------
@@ -86,20 +85,16 @@ def metric_value(kind: str, metric: str, y_true, y_pred, scores) -> float:
         return _accuracy(y_true, y_pred)
     if metric == "macro_auroc":
         return _macro_auroc(kind, y_true, scores)[0]
-    return _mean_defined(_per_class_f1(kind, y_true, y_pred, _class_count(kind, y_true, y_pred, ())))
+    n_classes = _class_count(kind, y_true, y_pred, ())
+    return _mean_defined(_per_class_f1(kind, y_true, y_pred, n_classes))
 
 
 def main_value(metrics: dict, metric: str) -> float:
     """The number a leaderboard ranks by (``metrics`` as returned by :func:`score`)."""
     if metric not in metrics:
-        raise ValueError(f"no metric {metric!r} in these results.{did_you_mean(metric, list(metrics))}")
+        raise ValueError(f"no metric {metric!r} in these results."
+                         f"{did_you_mean(metric, list(metrics))}")
     return float(metrics[metric])
-
-
-def higher_is_better(metric: str) -> bool:
-    if metric not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown metric {metric!r}.{did_you_mean(metric, list(HIGHER_IS_BETTER))}")
-    return HIGHER_IS_BETTER[metric]
 
 
 def _class_count(kind: str, y_true: np.ndarray, y_pred: np.ndarray, classes: tuple) -> int:

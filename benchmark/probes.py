@@ -16,11 +16,12 @@ functions only.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -41,9 +42,9 @@ GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
     "svc": {"small": {"C": (1.0,)}, "full": {"C": (0.1, 1.0, 10.0)}},
     "rf": {
         "small": {"n_estimators": (100,), "max_depth": (None,)},
-        "full": {"n_estimators": (200,), "max_depth": (None, 16, 8)},
+        "full": {"n_estimators": (200,), "max_depth": (None, 12, 6)},
     },
-    "lr": {"small": {"C": (0.1,)}, "full": {"C": (0.01, 0.1, 1.0, 10.0)}},
+    "lr": {"small": {"C": (0.1,)}, "full": {"C": (0.001, 0.01, 0.1, 1.0, 10.0)}},
     "ridge": {"small": {"alpha": (10.0,)}, "full": {"alpha": (0.1, 1.0, 10.0, 100.0, 1000.0)}},
     "mlp": {
         "small": {"hidden_layer_sizes": ((128,),), "alpha": (1e-3,)},
@@ -51,7 +52,7 @@ GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
     },
     "knn": {"small": {"n_neighbors": (15,)}, "full": {"n_neighbors": (5, 15, 31)}},
 }
-RF_JOBS = 2  # threads per forest; the harness runs on small machines
+N_JOBS = 2  # threads per forest / per one-vs-rest fit; the harness runs on small machines
 
 
 @dataclass
@@ -117,14 +118,17 @@ def _svc(kind: str, params: dict, seed: int) -> Any:
 
     if kind == "regression":
         return _scaled_target(SVR(kernel="rbf", gamma="scale", **params))
-    return _one_vs_rest(kind, SVC(kernel="rbf", gamma="scale", random_state=seed, **params))
+    svc = SVC(kernel="rbf", gamma="scale", random_state=seed, **params)
+    return _one_vs_rest(kind, svc, n_jobs=N_JOBS)
 
 
 def _rf(kind: str, params: dict, seed: int) -> Any:
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     cls = RandomForestRegressor if kind == "regression" else RandomForestClassifier
-    return cls(n_jobs=RF_JOBS, random_state=seed, **params)
+    # sqrt features per split for regression too: scikit-learn's default there (all
+    # features) is ~10x slower on 512-d embeddings for little gain
+    return cls(max_features="sqrt", n_jobs=N_JOBS, random_state=seed, **params)
 
 
 def _lr(kind: str, params: dict, seed: int) -> Any:
@@ -150,12 +154,12 @@ def _knn(kind: str, params: dict, seed: int) -> Any:
     return (KNeighborsRegressor if kind == "regression" else KNeighborsClassifier)(**params)
 
 
-def _one_vs_rest(kind: str, model: Any) -> Any:
+def _one_vs_rest(kind: str, model: Any, n_jobs: int | None = None) -> Any:
     if kind != "multilabel":
         return model
     from sklearn.multiclass import OneVsRestClassifier
 
-    return OneVsRestClassifier(model)
+    return OneVsRestClassifier(model, n_jobs=n_jobs)
 
 
 def _scaled_target(model: Any) -> Any:
@@ -189,15 +193,33 @@ def fit_probe(
     higher = HIGHER_IS_BETTER[main_metric]
     start = time.perf_counter()
     best, best_params, best_value, candidates = None, {}, math.nan, []
-    for params in candidate_params(probe, kind, grid, n_train=len(x_train)):
-        estimator = make_estimator(probe, kind, params, seed).fit(x_train, y_train)
-        prediction = predict(estimator, x_val, kind, n_classes=n_classes)
-        value = metric_value(kind, main_metric, y_val, prediction.y_pred, prediction.scores)
-        candidates.append((params, value))
-        if best is None or _better(value, best_value, higher):
-            best, best_params, best_value = estimator, params, value
+    with _thread_settings():
+        for params in candidate_params(probe, kind, grid, n_train=len(x_train)):
+            estimator = make_estimator(probe, kind, params, seed).fit(x_train, y_train)
+            prediction = predict(estimator, x_val, kind, n_classes=n_classes)
+            value = metric_value(kind, main_metric, y_val, prediction.y_pred, prediction.scores)
+            candidates.append((params, value))
+            if best is None or _better(value, best_value, higher):
+                best, best_params, best_value = estimator, params, value
     return ProbeFit(best, best_params, best_value, candidates,
                     time.perf_counter() - start, n_classes)
+
+
+@contextlib.contextmanager
+def _thread_settings() -> Iterator[None]:
+    """Single-threaded BLAS and OpenMP; joblib (forests, one-vs-rest) on threads.
+
+    On a 2-core machine with any other load, two spin-waiting OpenBLAS / OpenMP threads made
+    MLP fits and kNN queries up to 10x slower (MLP 0.6 s -> 6 s, kNN 0.03 s -> 0.3 s,
+    measured); one thread is as fast on these small matrices. libsvm releases the GIL, so
+    threads parallelise one-vs-rest SVC without the start-up cost of joblib's default process
+    pool (which was slower than serial on 2 cores).
+    """
+    from joblib import parallel_config
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1), parallel_config(backend="threading"):
+        yield
 
 
 def _better(value: float, incumbent: float, higher: bool) -> bool:
@@ -223,14 +245,16 @@ def _check_shapes(kind: str, x_train, y_train, x_val, y_val) -> None:
 def predict(fit_or_estimator, x, kind: str, n_classes: int | None = None) -> Prediction:
     """Predicted labels (or values) and continuous scores for AUROC."""
     _check_kind(kind)
-    estimator = getattr(fit_or_estimator, "estimator", fit_or_estimator)
-    if n_classes is None:
-        n_classes = getattr(fit_or_estimator, "n_classes", None)
+    estimator = fit_or_estimator
+    if isinstance(fit_or_estimator, ProbeFit):
+        estimator = fit_or_estimator.estimator
+        n_classes = fit_or_estimator.n_classes if n_classes is None else n_classes
     x = np.asarray(x)
-    y_pred = np.asarray(estimator.predict(x))
-    if kind == "regression":
-        return Prediction(y_pred.astype(float), None)
-    return Prediction(y_pred.astype(int), _scores(estimator, x, kind, n_classes))
+    with _thread_settings():
+        y_pred = np.asarray(estimator.predict(x))
+        if kind == "regression":
+            return Prediction(y_pred.astype(float), None)
+        return Prediction(y_pred.astype(int), _scores(estimator, x, kind, n_classes))
 
 
 def _scores(estimator: Any, x: np.ndarray, kind: str, n_classes: int | None) -> np.ndarray:

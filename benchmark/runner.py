@@ -176,17 +176,20 @@ class Runner:
         run_config = self.run_config(method_name, seed)
         method = self.pretrained(run_config)
         results = []
+        bar = self.progress.add_task(f"probe {run_config.run_id}", total=len(self.plan.tasks) * len(self.request.probes))
         for task in self.plan.tasks:
             embeddings, adaptation = self.embeddings(method, run_config, task)
             for probe in self.request.probes:
+                self.progress.update(bar, description=f"probe {run_config.run_id} {task.name} {probe}")
                 results.append(self.evaluate(run_config, method, task, probe, embeddings, adaptation))
+                self.progress.advance(bar)
         return results
 
     def pretrained(self, run_config: RunConfig):
         """Build the method and load its checkpoint, training it first if there is none."""
         import torch
 
-        from ecgbench.train import load_checkpoint, pretrain, save_checkpoint
+        from ecgbench.train import load_checkpoint, save_checkpoint
 
         cls = METHODS.get(run_config.method)
         run_id = run_config.run_id
@@ -280,6 +283,7 @@ class Runner:
             result = self._score(run_config, method, task, probe, embeddings, adaptation, probe_spec)
             result["key"] = key
             write_json(path, result)
+            result = read_json(path)  # the stored form (NaN -> null), same as a resumed run sees
             self.new_results += 1
         if self.tracker:
             self.tracker.log_child(
@@ -303,6 +307,7 @@ class Runner:
         fit = probes.fit_probe(
             probe, task.kind, embeddings[split["train"]], y[split["train"]],
             embeddings[split["val"]], y[split["val"]], task.main_metric, probe_seed, self.plan.eval_settings.probe_grid,
+            n_classes=len(task.classes) if task.kind == "multiclass" else None,
         )
         test = split["test"]
         prediction = probes.predict(fit, embeddings[test], task.kind)

@@ -44,8 +44,8 @@ def cell(records: list[dict[str, Any]], metric: str, with_ci: bool = True) -> st
     if len(values) > 1:
         text += f" ± {_fmt(np.nanstd(values, ddof=1))}"
     if with_ci and all(r.get("ci", {}).get("metric") == metric for r in records):
-        low = np.nanmean([r["ci"]["low"] for r in records])
-        high = np.nanmean([r["ci"]["high"] for r in records])
+        low = np.nanmean(np.array([r["ci"]["low"] for r in records], dtype=float))
+        high = np.nanmean(np.array([r["ci"]["high"] for r in records], dtype=float))
         text += f" [{_fmt(low)}, {_fmt(high)}]"
     return text
 

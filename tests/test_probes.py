@@ -1,0 +1,194 @@
+"""Probes: every probe x kind learns, selection uses validation only, seeds fix results."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
+
+from ecgbench.metrics import metric_value, score
+from ecgbench.probes import (
+    PROBES, ProbeFit, candidate_params, fit_probe, make_estimator, predict,
+)  # fmt: skip
+
+KINDS = ("multiclass", "multilabel", "binary", "regression")
+MAIN = {"multiclass": "macro_auroc", "multilabel": "macro_auroc", "binary": "macro_auroc",
+        "regression": "mae"}
+N_TRAIN, N_VAL, N_TEST = 400, 200, 400
+
+
+def _informative(kind: str, seed: int = 0):
+    n = N_TRAIN + N_VAL + N_TEST
+    if kind == "multiclass":
+        return make_classification(n, 20, n_informative=8, n_classes=3, random_state=seed)
+    if kind == "binary":
+        return make_classification(n, 20, n_informative=8, random_state=seed)
+    if kind == "multilabel":
+        return make_multilabel_classification(n, 20, n_classes=4, random_state=seed)
+    return make_regression(n, 20, n_informative=8, noise=5.0, random_state=seed)
+
+
+def _noise(kind: str, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = N_TRAIN + N_VAL + N_TEST
+    x = rng.normal(size=(n, 20))
+    if kind == "multiclass":
+        return x, rng.integers(0, 3, n)
+    if kind == "binary":
+        return x, rng.integers(0, 2, n)
+    if kind == "multilabel":
+        return x, (rng.random((n, 4)) < 0.4).astype(int)
+    return x, rng.normal(size=n)
+
+
+def _split(x, y):
+    a, b = N_TRAIN, N_TRAIN + N_VAL
+    return x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:]
+
+
+def _fit_and_test(probe, kind, x, y, seed=0, grid="small"):
+    xt, yt, xv, yv, xs, ys = _split(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence and constant-label warnings
+        fit = fit_probe(probe, kind, xt, yt, xv, yv, MAIN[kind], seed, grid)
+    prediction = predict(fit, xs, kind)
+    classes = tuple(f"c{i}" for i in range(4))
+    return fit, prediction, score(kind, ys, prediction.y_pred, prediction.scores, classes)
+
+
+def test_import_is_cheap():
+    code = "import sys, ecgbench.probes, ecgbench.metrics; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_probe_names_and_errors():
+    assert set(PROBES) == {"svc", "rf", "lr", "mlp", "knn"}
+    assert all(isinstance(d, str) and d and "\n" not in d for d in PROBES.values())
+    with pytest.raises(ValueError, match="Did you mean 'svc'"):
+        fit_probe("svm", "binary", [[0.0]], [0], [[0.0]], [0], "accuracy", 0)
+    with pytest.raises(ValueError, match="unknown probe grid"):
+        candidate_params("lr", "binary", "huge")
+    with pytest.raises(ValueError, match="not defined for regression"):
+        fit_probe("lr", "regression", [[0.0]], [0.0], [[0.0]], [0.0], "macro_auroc", 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("probe", sorted(PROBES))
+def test_beats_chance_on_signal_and_not_on_noise(probe, kind):
+    fit, prediction, result = _fit_and_test(probe, kind, *_informative(kind))
+    assert isinstance(fit, ProbeFit) and fit.params in [c[0] for c in fit.candidates]
+    _check_shapes(kind, prediction)
+    if kind == "regression":
+        assert result["r2"] > 0.5
+    else:
+        assert result["macro_auroc"] > 0.75
+    if kind == "multiclass":
+        assert result["accuracy"] > 0.55  # chance is 1/3
+
+    _, _, noise = _fit_and_test(probe, kind, *_noise(kind))
+    if kind == "regression":
+        assert noise["r2"] < 0.05
+    else:
+        assert abs(noise["macro_auroc"] - 0.5) < 0.08
+    if kind == "multiclass":
+        assert noise["accuracy"] < 0.42
+
+
+def _check_shapes(kind, prediction):
+    shapes = {"multiclass": ((N_TEST,), (N_TEST, 3)), "binary": ((N_TEST,), (N_TEST,)),
+              "multilabel": ((N_TEST, 4), (N_TEST, 4)), "regression": ((N_TEST,), None)}
+    y_shape, score_shape = shapes[kind]
+    assert prediction.y_pred.shape == y_shape
+    if score_shape is None:
+        assert prediction.scores is None
+    else:
+        assert prediction.scores.shape == score_shape and np.isfinite(prediction.scores).all()
+
+
+# ----- selection on validation ---------------------------------------------------------------
+@pytest.mark.parametrize("probe,kind,metric", [("knn", "multiclass", "accuracy"),
+                                               ("lr", "regression", "mae")])
+@pytest.mark.parametrize("target", [0, 2])
+def test_validation_alone_decides(probe, kind, metric, target):
+    """Make the validation labels equal one candidate's predictions: that candidate must win."""
+    x, y = _noise(kind, seed=1) if kind == "multiclass" else _informative(kind, seed=1)
+    if kind == "regression":
+        y = y + np.random.default_rng(0).normal(scale=200, size=len(y))  # let alpha matter
+    xt, yt, xv, _, _, _ = _split(x, y)
+    grid = candidate_params(probe, kind, "full", n_train=len(xt))
+    favoured = make_estimator(probe, kind, grid[target], seed=0).fit(xt, yt)
+    yv = predict(favoured, xv, kind).y_pred
+    fit = fit_probe(probe, kind, xt, yt, xv, yv, metric, seed=0, grid="full")
+    assert fit.params == grid[target]
+    values = [v for _, v in fit.candidates]
+    assert len(set(values)) == len(values)  # a strict win, not a tie
+
+
+def test_candidate_scores_are_validation_scores():
+    assert list(inspect.signature(fit_probe).parameters) == [
+        "probe", "kind", "x_train", "y_train", "x_val", "y_val", "main_metric", "seed", "grid",
+        "n_classes"]  # no test split can be passed
+    x, y = _informative("multiclass")
+    xt, yt, xv, yv, _, _ = _split(x, y)
+    fit = fit_probe("svc", "multiclass", xt, yt, xv, yv, "macro_auroc", seed=0, grid="full")
+    assert len(fit.candidates) == 3 and fit.fit_seconds > 0
+    for params, value in fit.candidates:
+        estimator = make_estimator("svc", "multiclass", params, seed=0).fit(xt, yt)
+        p = predict(estimator, xv, "multiclass")
+        assert value == metric_value("multiclass", "macro_auroc", yv, p.y_pred, p.scores)
+    p = predict(fit, xv, "multiclass")
+    assert fit.val_score == metric_value("multiclass", "macro_auroc", yv, p.y_pred, p.scores)
+    assert fit.val_score == max(v for _, v in fit.candidates)
+
+
+def test_ties_go_to_the_first_candidate():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    x = rng.normal(size=(200, 5)) + 20 * y[:, None]  # every k separates these perfectly
+    fit = fit_probe("knn", "binary", x[::2], y[::2], x[1::2], y[1::2], "accuracy", 0, "full")
+    assert [v for _, v in fit.candidates] == [1.0, 1.0, 1.0]
+    assert fit.params == {"n_neighbors": 5}
+
+
+# ----- determinism and awkward labels --------------------------------------------------------
+@pytest.mark.parametrize("probe", ["rf", "mlp"])
+def test_same_seed_same_predictions(probe):
+    x, y = _informative("multiclass")
+    _, first, _ = _fit_and_test(probe, "multiclass", x, y, seed=11)
+    _, again, _ = _fit_and_test(probe, "multiclass", x, y, seed=11)
+    _, other, _ = _fit_and_test(probe, "multiclass", x, y, seed=12)
+    np.testing.assert_array_equal(first.y_pred, again.y_pred)
+    np.testing.assert_array_equal(first.scores, again.scores)
+    assert not np.array_equal(first.scores, other.scores)
+
+
+@pytest.mark.parametrize("probe", sorted(PROBES))
+def test_multilabel_with_a_label_constant_in_train(probe):
+    x, y = make_multilabel_classification(300, 10, n_classes=3, random_state=0)
+    y[:200, 1] = 0  # never positive in train, sometimes positive in val/test
+    y[:200, 2] = 1  # always positive in train
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_probe(probe, "multilabel", x[:200], y[:200], x[200:250], y[200:250],
+                        "macro_auroc", 0, "small")
+    p = predict(fit, x[250:], "multilabel")
+    assert p.y_pred.shape == p.scores.shape == (50, 3) and np.isfinite(p.scores).all()
+
+
+@pytest.mark.parametrize("probe", sorted(PROBES))
+def test_multiclass_class_unseen_in_train(probe):
+    x, y = make_classification(300, 10, n_informative=5, n_classes=3, random_state=0)
+    train = y[:200] != 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_probe(probe, "multiclass", x[:200][train], y[:200][train], x[200:250],
+                        y[200:250], "macro_auroc", 0, "small", n_classes=4)
+    p = predict(fit, x[250:], "multiclass")
+    assert p.scores.shape == (50, 4)
+    assert (p.scores[:, 2] == p.scores[:, 2][0]).all()  # unseen class: constant, chance AUROC
