@@ -105,14 +105,24 @@ def coerce(raw: str, default: Any, key: str) -> Any:
         if isinstance(default, float):
             return float(raw)
         if isinstance(default, tuple):
-            parts = [p for p in raw.strip("()[] ").split(",") if p.strip()]
-            kind = type(default[0]) if default else str
-            return tuple(coerce(p.strip(), kind(), key) if kind is not str else p.strip() for p in parts)
+            parts = [p.strip() for p in raw.strip("()[] ").split(",") if p.strip()]
+            if default:
+                return tuple(coerce(p, default[0], key) for p in parts)
+            return tuple(_guess_scalar(p) for p in parts)  # an empty default says no type
         return raw
     except ValueError:
         raise ConfigError(
             f"--set {key}={raw!r}: expected a {type(default).__name__} like {default!r}"
         ) from None
+
+
+def _guess_scalar(raw: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 def apply_overrides(obj: Any, overrides: dict[str, Any], owner: str) -> Any:

@@ -12,19 +12,11 @@ projectors and predictors belong to the methods; an encoder ends at its global p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-
-# Encoder sizes for every method on the ResNet1d backbone, per preset, so that SimCLR, BYOL and
-# the random-init control compare like for like. ``paper`` is the class defaults.
-RESNET1D_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {"width": 0.125, "blocks": (1, 1, 1, 1)},
-    "cpu": {"width": 0.25, "blocks": (1, 1, 1, 1)},
-    "paper": {},
-}
-
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
@@ -173,8 +165,27 @@ class ResNet1d(nn.Module):
         return x.mean(dim=-1)  # global average pooling -> (B, C)
 
 
-def resnet1d_from_config(config: Any, in_leads: int) -> ResNet1d:
-    """The ResNet1d a method config describes (fields ``width``, ``blocks``, ``kernel_size``)."""
+@dataclass
+class ResNet1dConfig:
+    """Encoder fields of every method on the ResNet1d backbone; mixed into their ``Config``:
+    ``class Config(MethodConfig, ResNet1dConfig)``."""
+
+    width: float = 1.0  # stage widths (64, 128, 256, 512) x width
+    blocks: tuple[int, ...] = (2, 2, 2, 2)  # BasicBlocks per stage: ResNet-18
+    kernel_size: int = 7
+
+
+# Encoder sizes for every method on the ResNet1d backbone, per preset, so that SimCLR, BYOL and
+# the random-init control compare like for like. ``paper`` is the class defaults.
+RESNET1D_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"width": 0.125, "blocks": (1, 1, 1, 1)},
+    "cpu": {"width": 0.25, "blocks": (2, 2, 2, 2)},
+    "paper": {},
+}
+
+
+def resnet1d_from_config(config: ResNet1dConfig, in_leads: int) -> ResNet1d:
+    """The ResNet1d a method config describes."""
     return ResNet1d(
         in_leads=in_leads,
         width=float(config.width),

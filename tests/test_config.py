@@ -59,3 +59,16 @@ def test_derived_seeds_are_stable_and_distinct():
     assert derive_seed(0, "pretrain") == derive_seed(0, "pretrain")
     assert len({derive_seed(s, stage) for s in range(3) for stage in ("pretrain", "probe", "init")}) == 9
     assert short_hash({"a": 1, "b": [1, 2]}) == short_hash({"b": (1, 2), "a": 1})
+
+
+def test_tuple_overrides_keep_element_types():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Example:
+        leads: tuple = ("II",)
+        blocks: tuple = ()
+        sizes: tuple = (1, 2)
+
+    changed = apply_overrides(Example(), {"leads": "I,II", "blocks": "1,2", "sizes": "(3, 4)"}, "x")
+    assert changed.leads == ("I", "II") and changed.blocks == (1, 2) and changed.sizes == (3, 4)

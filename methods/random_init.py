@@ -1,0 +1,52 @@
+"""Random-init control: the ResNet1d encoder of SimCLR and BYOL, never trained.
+
+Not a method from a paper: a control row. Probing features of an untrained encoder shows how
+much of a score the architecture and the probe give on their own; a self-supervised method is
+only worth its pretraining where it beats this row. The encoder, its sizes per preset
+(``ecgbench.encoders.RESNET1D_PRESETS``) and its input (12 leads, 100 Hz, 250 samples) are
+those of simclr and byol, so the rows compare like for like. Its weights are PyTorch's
+default initialisation (Kaiming-normal convolutions), drawn from the run's seed.
+
+Departures:
+- None (no paper); flagged in every table through ``needs_training = False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ecgbench.api import STANDARD_LEADS
+from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
+from ecgbench.method import Method, MethodConfig
+
+
+class RandomInit(Method):
+    """Control row: the untrained ResNet1d encoder of simclr/byol (random weights)."""
+
+    name = "random-init"
+    version = 1
+    paper = "control: untrained encoder"
+    needs_training = False
+
+    @dataclass
+    class Config(MethodConfig, ResNet1dConfig):
+        leads: tuple[str, ...] = STANDARD_LEADS
+        fs: int = 100
+        n_samples: int = 250
+        max_steps: int = 0
+
+    presets = {
+        "smoke": {**RESNET1D_PRESETS["smoke"], "max_steps": 0},
+        "cpu": {**RESNET1D_PRESETS["cpu"], "max_steps": 0},
+    }
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        self.encoder = resnet1d_from_config(config, in_leads=len(config.leads))
+
+    def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Nothing to learn: a constant zero loss without gradient."""
+        return {"loss": torch.zeros((), device=batch["signal"].device)}
