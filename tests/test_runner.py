@@ -45,7 +45,7 @@ def test_cli_run_writes_results_and_table_then_reuses_everything(tmp_path, capsy
     for result in results:
         assert result["ci"]["low"] <= result["metrics"][result["main_metric"]] <= result["ci"]["high"]
         assert result["n"]["test"] > 0 and result["git"] and result["versions"]["torch"]
-        assert result["adaptation"]["resample"].startswith("500 Hz -> 256 Hz")
+        assert result["adaptation"]["resample"].startswith("500 Hz -> ")
     assert list((tmp_path / "results" / "tables").glob("*.md"))
 
     before = snapshot(tmp_path / "results" / "runs") | snapshot(tmp_path / "results" / "cache")
@@ -70,7 +70,7 @@ def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch
 
     def dying_score(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 6:  # killed while scoring simclr, after its pretraining finished
             raise Killed
         return original(self, *args, **kwargs)
 
@@ -79,7 +79,7 @@ def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch
         Runner(plan).run()
     store = ResultStore(tmp_path / "results")
     first = {r["key"]: r for r in store.results()}
-    assert len(first) == 2
+    assert len(first) == 5
     leftovers = [p for p in (tmp_path / "results").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 
@@ -93,7 +93,7 @@ def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch
     runner.run()
     assert trained == [], "the finished pretraining is reused"
     final = {r["key"]: r for r in store.results()}
-    assert len(final) == 2 * 2 * 2 and runner.new_results == 6
+    assert len(final) == 2 * 2 * 2 and runner.new_results == 3
     for key, result in first.items():
         assert final[key] == result, "results written before the kill are kept as they were"
 

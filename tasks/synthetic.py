@@ -1,0 +1,94 @@
+"""Tasks on the offline synthetic ECG suite (:mod:`ecgbench.datasets.synthetic`).
+
+Four stand-ins for the real task families: PTB-XL superclasses (multilabel), CinC 2017-like
+rhythm (multiclass), sex (binary) and age (regression). They run anywhere without downloads
+and are what the fast tests and the ``smoke`` / ``cpu`` presets use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ecgbench.api import Task
+
+# Copies of the dataset module's constants (a test keeps them equal), so that importing a
+# task never imports the generator.
+SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
+RHYTHMS = ("SR", "AF", "SBRAD", "STACH")
+CITATION = (
+    "Synthetic suite of ecgbench (benchmark/datasets/synthetic.py), after McSharry PE, "
+    "Clifford GD, Tarassenko L, Smith LA. A dynamical model for generating synthetic "
+    "electrocardiogram signals. IEEE Trans Biomed Eng. 2003;50(3):289-294."
+)
+
+
+def superclass_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    y = meta[list(SUPERCLASSES)].to_numpy(dtype=int)
+    return y, y.sum(1) > 0
+
+
+def rhythm_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    index = {name: i for i, name in enumerate(RHYTHMS)}
+    y = meta["rhythm"].map(index)
+    usable = y.notna().to_numpy()
+    return y.fillna(-1).to_numpy(dtype=int), usable
+
+
+def sex_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    sex = meta["sex"]
+    usable = sex.isin([0, 1]).to_numpy()
+    return sex.where(usable, -1).to_numpy(dtype=int), usable
+
+
+def age_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    age = meta["age"].to_numpy(dtype=float)
+    return age, np.isfinite(age)
+
+
+SYNTH_SUPERCLASS = Task(
+    name="synth-superclass",
+    description="Synthetic 12-lead ECG: five PTB-XL-like diagnostic superclasses (multilabel).",
+    version=1,
+    dataset="synthetic",
+    kind="multilabel",
+    labels=superclass_labels,
+    main_metric="macro_auroc",
+    classes=SUPERCLASSES,
+    citation=CITATION,
+)
+
+SYNTH_RHYTHM = Task(
+    name="synth-rhythm",
+    description="Synthetic 12-lead ECG: sinus, AF, sinus bradycardia or tachycardia.",
+    version=1,
+    dataset="synthetic",
+    kind="multiclass",
+    labels=rhythm_labels,
+    main_metric="macro_f1",
+    classes=RHYTHMS,
+    citation=CITATION,
+)
+
+SYNTH_SEX = Task(
+    name="synth-sex",
+    description="Synthetic 12-lead ECG: patient sex (0 male, 1 female) from subtle morphology.",
+    version=1,
+    dataset="synthetic",
+    kind="binary",
+    labels=sex_labels,
+    main_metric="macro_auroc",
+    classes=("male", "female"),
+    citation=CITATION,
+)
+
+SYNTH_AGE = Task(
+    name="synth-age",
+    description="Synthetic 12-lead ECG: patient age in years (regression).",
+    version=1,
+    dataset="synthetic",
+    kind="regression",
+    labels=age_labels,
+    main_metric="mae",
+    citation=CITATION,
+)

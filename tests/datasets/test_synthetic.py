@@ -1,0 +1,172 @@
+"""The synthetic ECG suite: shape, determinism, cache, patient-wise splits, label mechanisms."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from scipy.signal import butter, find_peaks, sosfiltfilt
+
+from ecgbench.api import STANDARD_LEADS
+from ecgbench.config import ConfigError, short_hash
+from ecgbench.datasets import synthetic
+
+SMALL = {"n_patients": 60}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return synthetic.load(tmp_path_factory.mktemp("synthetic"), **SMALL)
+
+
+def cache_folder(root, **options):
+    opts = synthetic.SyntheticOptions(**options)
+    return root / f"synthetic-v{synthetic.VERSION}-{short_hash(opts)}"
+
+
+def test_signals_shape_dtype_and_range(small):
+    x = np.asarray(small.signals)
+    assert x.shape == (len(small.meta), 12, 5000)
+    assert x.dtype == np.float32
+    assert np.isfinite(x).all()
+    assert np.abs(x).max() < 10.0  # mV
+    lead_std = x.std(axis=(0, 2))
+    assert ((lead_std > 0.05) & (lead_std < 2.0)).all(), lead_std
+
+
+def test_recordings_fields(small):
+    opts = synthetic.SyntheticOptions(**SMALL)
+    assert small.name == "synthetic"
+    assert small.version == f"{synthetic.VERSION}-{short_hash(opts)}"
+    assert small.fs == 500
+    assert small.lead_names == STANDARD_LEADS
+    assert isinstance(small.signals, np.memmap)
+    assert small.meta["record_id"].is_unique
+
+
+def test_limb_leads_obey_einthoven(small):
+    x = np.asarray(small.signals[:5], dtype=np.float64)
+    i, ii, iii, avr, avl, avf = (x[:, k] for k in range(6))
+    np.testing.assert_allclose(iii, ii - i, atol=1e-5)
+    np.testing.assert_allclose(avr + avl + avf, 0, atol=1e-5)
+
+
+def test_one_to_four_records_per_patient(small):
+    counts = small.meta.groupby("patient_id").size()
+    assert len(counts) == SMALL["n_patients"]
+    assert counts.between(1, 4).all()
+
+
+def test_splits_are_disjoint_by_patient(small):
+    meta = small.meta
+    assert set(meta["split"]) == {"train", "val", "test"}
+    assert (meta.groupby("patient_id")["split"].nunique() == 1).all()
+    patients = meta.groupby("split")["patient_id"].nunique()
+    assert (patients["train"], patients["val"], patients["test"]) == (42, 9, 9)
+
+
+def test_every_label_present_and_norm_exclusive(small):
+    meta = small.meta
+    for name in synthetic.SUPERCLASSES:
+        assert set(meta[name]) == {0, 1}, name
+    others = meta[list(synthetic.SUPERCLASSES[1:])].sum(axis=1)
+    assert ((meta["NORM"] == 1) == (others == 0)).all()
+    assert set(meta["rhythm"]) == set(synthetic.RHYTHMS)
+    assert set(meta["sex"]) == {0, 1}
+    assert meta["age"].between(18, 90).all()
+
+
+def test_rhythm_heart_rates_are_ordered(small):
+    rate = small.meta.groupby("rhythm")["heart_rate"]
+    assert rate.mean()["SBRAD"] < rate.mean()["SR"] < rate.mean()["STACH"]
+    assert rate.max()["SBRAD"] < 60 < rate.min()["SR"]
+    assert rate.max()["SR"] < 100 < rate.min()["STACH"]
+
+
+def _rr_cv_from_signal(record: np.ndarray, fs: int) -> float:
+    """R peaks from the 5-30 Hz energy summed over leads; coefficient of variation of RR."""
+    sos = butter(2, [5, 30], "bandpass", fs=fs, output="sos")
+    energy = np.abs(sosfiltfilt(sos, record, axis=1)).sum(0)
+    peaks, _ = find_peaks(energy, distance=fs // 4, height=0.35 * np.percentile(energy, 99))
+    rr = np.diff(peaks)
+    return float(rr.std() / rr.mean())
+
+
+def test_af_is_irregular(small):
+    meta = small.meta
+    generated = meta.groupby("rhythm")["rr_cv"].mean()
+    assert generated["AF"] > 3 * generated["SR"]
+    cv = {rhythm: np.mean([_rr_cv_from_signal(np.asarray(small.signals[i]), small.fs)
+                           for i in np.flatnonzero(meta["rhythm"] == rhythm)[:12]])
+          for rhythm in ("AF", "SR")}
+    assert cv["AF"] > 3 * cv["SR"], cv
+
+
+def test_deterministic_per_seed(small, tmp_path):
+    again = synthetic.load(tmp_path, **SMALL)
+    np.testing.assert_array_equal(np.asarray(again.signals), np.asarray(small.signals))
+    assert again.meta.equals(small.meta)
+    other = synthetic.load(tmp_path, n_patients=60, seed=1)
+    assert other.version != small.version
+    assert not np.array_equal(np.asarray(other.signals[:3]), np.asarray(small.signals[:3]))
+
+
+def test_string_options_are_coerced(tmp_path):
+    from_cli = synthetic.load(tmp_path, n_patients="8")
+    assert from_cli.version == synthetic.load(tmp_path, n_patients=8).version
+
+
+def test_unknown_option_raises(tmp_path):
+    with pytest.raises(ConfigError, match="n_patients"):
+        synthetic.load(tmp_path, n_patient=10)
+
+
+def test_cache_is_reused(tmp_path, monkeypatch):
+    first = synthetic.load(tmp_path, n_patients=10)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("regenerated a complete cache")
+
+    monkeypatch.setattr(synthetic, "_generate_to", fail)
+    start = time.perf_counter()
+    second = synthetic.load(tmp_path, n_patients=10)
+    assert time.perf_counter() - start < 1.0
+    np.testing.assert_array_equal(np.asarray(second.signals), np.asarray(first.signals))
+
+
+def test_interrupted_cache_is_regenerated(tmp_path):
+    fresh = synthetic.load(tmp_path / "a", n_patients=10)
+    folder = cache_folder(tmp_path / "b", n_patients=10)
+    synthetic.load(tmp_path / "b", n_patients=10)
+    (folder / "done.json").unlink()  # as if killed before the marker was written
+    np.save(folder / "signals.npy", np.zeros((2, 12, 10), np.float32))
+    stale = folder / "signals.tmp-999999999.npy"  # a temp file of a dead process
+    stale.write_bytes(b"half written")
+    again = synthetic.load(tmp_path / "b", n_patients=10)
+    np.testing.assert_array_equal(np.asarray(again.signals), np.asarray(fresh.signals))
+    assert json.loads((folder / "done.json").read_text())["records"] == len(fresh.meta)
+    assert not stale.exists()
+
+
+def test_patient_attributes_shift_physiology(small):
+    meta = small.meta
+    assert np.corrcoef(meta["age"], meta["pr_ms"].clip(upper=200))[0, 1] > 0.2
+    assert meta.loc[meta["sex"] == 1, "qtc_ms"].mean() > meta.loc[meta["sex"] == 0, "qtc_ms"].mean()
+
+
+def test_default_size(tmp_path):
+    recordings = synthetic.load(tmp_path)
+    meta = recordings.meta
+    assert recordings.signals.shape[1:] == (12, 5000)
+    assert len(meta) >= 2000
+    assert meta["patient_id"].nunique() >= 600
+    prevalence = meta[list(synthetic.SUPERCLASSES)].mean()
+    for name, prior in {"NORM": 0.4, "MI": 0.25, "STTC": 0.25, "CD": 0.2, "HYP": 0.12}.items():
+        assert abs(prevalence[name] - prior) < 0.05, prevalence
+    rhythm = meta["rhythm"].value_counts(normalize=True)
+    for name, prior in {"SR": 0.6, "AF": 0.15, "SBRAD": 0.12, "STACH": 0.13}.items():
+        assert abs(rhythm[name] - prior) < 0.05, rhythm
+    fractions = meta.groupby("split")["patient_id"].nunique() / meta["patient_id"].nunique()
+    assert fractions["train"] == pytest.approx(0.7, abs=0.01)
