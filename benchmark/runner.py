@@ -183,6 +183,7 @@ class Runner:
                 self.progress.update(bar, description=f"probe {run_config.run_id} {task.name} {probe}")
                 results.append(self.evaluate(run_config, method, task, probe, embeddings, adaptation))
                 self.progress.advance(bar)
+        self.progress.remove_task(bar)
         return results
 
     def pretrained(self, run_config: RunConfig):
@@ -233,6 +234,11 @@ class Runner:
             self.store.partial_checkpoint(run_config.run_id),
             on_step=lambda step, loss: self.progress.update(bar, completed=step, description=f"pretrain {run_config.run_id} loss {loss:.3f}"),
         )
+        self.progress.remove_task(bar)
+        self.console.log(
+            f"pretrained [bold]{run_config.run_id}[/]: {stats.steps} steps in {stats.seconds:.0f} s, "
+            f"final loss {stats.final_loss:.4f}"
+        )
         return stats
 
     def _run_record(self, method, run_config: RunConfig, stats) -> dict[str, Any]:
@@ -267,6 +273,7 @@ class Runner:
             method, adapted.windows, self.device, self.plan.eval_settings.embed_batch_size,
             on_batch=lambda n: self.progress.advance(bar, n),
         )
+        self.progress.remove_task(bar)
         write_json(path.with_suffix(".json"), {"adaptation": adaptation, "shape": list(embeddings.shape)})
         write_npy(path, embeddings)
         return embeddings, adaptation

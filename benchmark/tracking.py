@@ -13,6 +13,7 @@ Default store: MLflow's local sqlite database in the results directory; pass a s
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -39,6 +40,9 @@ class Tracker:
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None, experiment: str = EXPERIMENT):
         import mlflow
         from mlflow.tracking import MlflowClient
+
+        for noisy in ("mlflow", "alembic"):  # database migration chatter on first use
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
