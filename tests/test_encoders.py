@@ -9,13 +9,7 @@ from torch import nn
 from ecgbench.encoders import ResNet1d, TransformCNN, count_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions: intra-op threads only add overhead (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _lengths_after_blocks(encoder: TransformCNN, x: torch.Tensor) -> list[int]:

@@ -21,13 +21,7 @@ BATCH = 8
 STEPS = 24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Smoke-size models: intra-op threads only add overhead (and stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(name: str, seed: int = 0) -> Method:
