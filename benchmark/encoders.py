@@ -8,10 +8,14 @@ projectors and predictors belong to the methods; an encoder ends at its global p
   with optional residual connections (the residual ablation of the seed report).
 * :class:`ResNet1d`: a standard 1-D ResNet with BasicBlocks, used by SimCLR, BYOL and the
   random-init control.
+* :class:`ClocsCNN`: the 3-layer CNN of CLOCS (Kiyasseh et al. 2021), single-lead segments.
+* :class:`TransformerEncoder1d` and :func:`sinusoidal_positions`: pre-norm transformer blocks
+  over token sequences, shared by the masked-modelling methods (Ti-MAE, ...).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +196,112 @@ def resnet1d_from_config(config: ResNet1dConfig, in_leads: int) -> ResNet1d:
         blocks=tuple(int(b) for b in config.blocks),
         kernel_size=int(config.kernel_size),
     )
+
+
+# ----- CLOCS CNN -------------------------------------------------------------------------------
+class ClocsCNN(nn.Module):
+    """The 3-layer 1-D CNN of CLOCS (Kiyasseh, Zhu & Clifton, ICML 2021, appendix).
+
+    Three blocks Conv1d(kernel 7, stride 3, no padding) -> BatchNorm -> ReLU -> MaxPool(2) ->
+    Dropout(0.1), channels 1 -> 4 -> 16 -> 32, then the flattened feature map goes through one
+    linear layer to ``embedding_dim`` (256). On a 2,500-sample segment the map is 32 x 10 = 320
+    wide (2500 -> 832 -> 416 -> 137 -> 68 -> 21 -> 10), the paper's network. Other segment
+    lengths get the linear layer their flattened width needs (``segment_samples`` >= 388).
+
+    A single-lead network (``in_leads`` = 1): CLOCS encodes every lead and segment separately
+    with the same weights; :class:`ecgbench.methods.clocs.SegmentLeadEncoder` does that.
+    """
+
+    def __init__(
+        self,
+        segment_samples: int = 2500,
+        in_leads: int = 1,
+        channels: tuple[int, ...] = (4, 16, 32),
+        kernel_size: int = 7,
+        stride: int = 3,
+        pool: int = 2,
+        dropout: float = 0.1,
+        embedding_dim: int = 256,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, length = in_leads, int(segment_samples)
+        for c_out in channels:
+            layers += [nn.Conv1d(c_in, c_out, kernel_size, stride=stride), nn.BatchNorm1d(c_out),
+                       nn.ReLU(inplace=True), nn.MaxPool1d(pool), nn.Dropout(dropout)]
+            length = ((length - kernel_size) // stride + 1) // pool
+            c_in = c_out
+        if length < 1:
+            raise ValueError(f"ClocsCNN: {segment_samples} samples are too short for "
+                             f"{len(channels)} blocks of kernel {kernel_size}, stride {stride}")
+        self.features = nn.Sequential(*layers)
+        self.flat_dim = int(c_in * length)
+        self.head = nn.Linear(self.flat_dim, embedding_dim)
+        self.segment_samples = int(segment_samples)
+        self.embedding_dim = int(embedding_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1))  # (B, C, T') -> (B, embedding_dim)
+
+
+# ----- Transformer blocks ------------------------------------------------------------------------
+def sinusoidal_positions(n_positions: int, dim: int, device: torch.device | str | None = None
+                         ) -> Tensor:
+    """Fixed sine/cosine position table (Vaswani et al. 2017): (n_positions, dim).
+
+    Column 2i is sin(pos / 10000^(2i/dim)), column 2i+1 the cosine; an odd ``dim`` drops the
+    last cosine column.
+    """
+    position = torch.arange(n_positions, dtype=torch.float32, device=device)[:, None]
+    half = (dim + 1) // 2
+    frequency = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32,
+                                                            device=device) * 2 / dim)
+    table = torch.zeros(n_positions, 2 * half, device=device)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table[:, :dim]
+
+
+class TransformerEncoder1d(nn.Module):
+    """A stack of pre-norm transformer layers over token sequences, with a final LayerNorm.
+
+    ``(B, N, dim) -> (B, N, dim)``: a sequence model, not an encoder in the contract's sense
+    (methods put a tokenizer in front and a pooling behind it). Layers are
+    ``torch.nn.TransformerEncoderLayer(batch_first=True, norm_first=True)`` with GELU, as in
+    ViT/MAE; ``key_padding_mask`` (B, N), True = ignore, passes through.
+    """
+
+    def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0,
+                 dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"TransformerEncoder1d: dim {dim} is not divisible by {heads} heads")
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                dim, heads, dim_feedforward=int(round(dim * mlp_ratio)), dropout=dropout,
+                activation="gelu", batch_first=True, norm_first=True,
+            )
+            for _ in range(int(depth))
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.dim = int(dim)
+        self.apply(_init_transformer_weights)
+
+    def forward(self, tokens: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        for layer in self.layers:
+            tokens = layer(tokens, src_key_padding_mask=key_padding_mask)  # (B, N, dim)
+        return self.norm(tokens)
+
+
+def _init_transformer_weights(m: nn.Module) -> None:
+    """MAE's initialisation: Xavier-uniform linear weights, zero biases, unit LayerNorms."""
+    if isinstance(m, nn.Linear):
+        nn.init.xavier_uniform_(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
 
 
 def paper_sizes() -> dict[str, int]:

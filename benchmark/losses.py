@@ -65,3 +65,52 @@ def multitask_bce(logits: Tensor, targets: Tensor, weights: Sequence[float] | Te
     if w.shape != per_task.shape:
         raise ValueError(f"{w.numel()} loss weights for {per_task.numel()} tasks")
     return (w * per_task).sum(), per_task
+
+
+def patient_contrastive(views: Tensor, patient_ids: Tensor, temperature: float = 0.1) -> Tensor:
+    """CLOCS's patient-specific contrastive loss (Kiyasseh et al., ICML 2021, eqs. 1-3).
+
+    ``views``: (V, B, D) embeddings of V views (segments and/or leads) of B instances;
+    ``patient_ids``: (B,). For every ordered pair of distinct views (A, B) the similarities
+    s_ik = cos(a_i, b_k) / temperature form a B x B matrix; p(i, k) is its row-wise softmax
+    (the denominator runs over the other view's B items only, never over the anchor's own view),
+    and the pair's loss is -log p(i, k) averaged over all (i, k) whose patients match: the
+    paired item k = i and every other item of the same patient are positives. The loss is the
+    mean over the V (V - 1) ordered pairs, i.e. both directions of every view pair.
+
+    Relations (tests/test_losses.py): with all patients distinct this is the symmetric
+    cross-view InfoNCE (CLIP's loss), equal to pytorch-metric-learning's ``NTXentLoss`` with
+    ``ref_emb`` averaged over both directions, and not SimCLR's NT-Xent (which also contrasts
+    within a view). With repeated patients it equals pml's ``SupConLoss`` with ``ref_emb``
+    when every patient has the same number of items in the batch; otherwise SupCon averages
+    per anchor first, while CLOCS's expectation runs over all positive pairs at once. pml's
+    ``NTXentLoss`` differs there too: it drops the other positives from each denominator.
+    The paper sums over view pairs; the mean keeps the scale independent of V.
+    """
+    n_views, batch = views.shape[:2]
+    if n_views < 2:
+        raise ValueError(f"patient_contrastive needs at least 2 views, got {n_views}")
+    if patient_ids.shape != (batch,):
+        raise ValueError(f"patient_ids must be ({batch},), got {tuple(patient_ids.shape)}")
+    with _full_precision(views):
+        z = F.normalize(views.float(), dim=-1)  # (V, B, D)
+        logits = torch.einsum("aid,bkd->abik", z, z) / temperature  # (V, V, B, B)
+        log_p = logits.log_softmax(dim=-1)  # over the other view's items k
+        positive = (patient_ids[:, None] == patient_ids[None, :]).to(log_p.dtype)  # (B, B)
+        per_pair = -(log_p * positive).sum(dim=(-2, -1)) / positive.sum()  # (V, V)
+        off_diagonal = ~torch.eye(n_views, dtype=torch.bool, device=views.device)
+        return per_pair[off_diagonal].mean()
+
+
+def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error over the masked tokens only (MAE, He et al. 2022).
+
+    ``prediction``, ``target``: (B, N, P) or (B, N); ``mask``: (B, N) bool, True = masked.
+    The error is averaged over the P values of each token, then over the masked tokens.
+    """
+    with _full_precision(prediction):
+        error = (prediction.float() - target.float()).pow(2)
+        if error.ndim == 3:
+            error = error.mean(dim=-1)  # (B, N)
+        weight = mask.to(error.dtype)
+        return (error * weight).sum() / weight.sum().clamp_min(1.0)

@@ -127,3 +127,137 @@ def test_multitask_bce_per_task_and_weights():
 def test_multitask_bce_rejects_wrong_number_of_weights():
     with pytest.raises(ValueError, match="2 loss weights for 3 tasks"):
         multitask_bce(torch.zeros(4, 3), torch.zeros(4, 3), weights=(1.0, 1.0))
+
+
+# ----- CLOCS patient contrastive -----------------------------------------------------------------
+from ecgbench.losses import masked_mse, patient_contrastive  # noqa: E402
+
+
+def _views(v: int = 2, n: int = 8, d: int = 16, seed: int = 0) -> torch.Tensor:
+    return torch.randn(v, n, d, generator=torch.Generator().manual_seed(seed))  # (V, B, D)
+
+
+def _naive_patient_contrastive(views: torch.Tensor, pids: list[int], t: float) -> float:
+    """Kiyasseh et al. eqs. 1-3 with loops: -log p(i, k) over same-patient (i, k), every
+    ordered pair of distinct views, p a softmax over the other view's items."""
+    z = F.normalize(views, dim=-1).tolist()
+    n_views, n = len(z), len(pids)
+    per_pair = []
+    for a in range(n_views):
+        for b in range(n_views):
+            if a == b:
+                continue
+            terms = []
+            for i in range(n):
+                sims = [sum(x * y for x, y in zip(z[a][i], z[b][k])) / t for k in range(n)]
+                log_denominator = math.log(sum(math.exp(s) for s in sims))
+                terms += [log_denominator - sims[k] for k in range(n) if pids[k] == pids[i]]
+            per_pair.append(sum(terms) / len(terms))
+    return sum(per_pair) / len(per_pair)
+
+
+def test_patient_contrastive_hand_computed_two_patients():
+    # Two views of two instances of different patients, each view identical to its pair and
+    # the instances orthogonal: every anchor has its positive at cosine 1 and one negative at
+    # cosine 0 in the other view, so the loss is log(1 + exp(-1/t)).
+    e = torch.eye(2)
+    for t in (0.1, 0.5, 1.0):
+        expected = math.log(1 + math.exp(-1 / t))
+        loss = patient_contrastive(torch.stack([e, e.clone()]), torch.tensor([0, 1]), t)
+        assert loss.item() == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    # One patient, all embeddings equal: both items of the other view are positives with
+    # p = 1/2 each, so the loss is log 2 whatever the temperature.
+    same = torch.ones(2, 2, 3)
+    assert patient_contrastive(same, torch.tensor([7, 7]), 0.1).item() == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("pids", [list(range(8)), [0, 0, 1, 1, 2, 2, 3, 3], [0, 0, 0, 1, 2, 2, 3, 4]])
+@pytest.mark.parametrize("n_views", [2, 3])
+def test_patient_contrastive_matches_naive_loops(pids, n_views):
+    views = _views(v=n_views)
+    expected = _naive_patient_contrastive(views, pids, 0.1)
+    loss = patient_contrastive(views, torch.tensor(pids), 0.1)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert patient_contrastive(5 * views, torch.tensor(pids), 0.1).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_patient_contrastive_distinct_patients_is_symmetric_cross_view_infonce():
+    # Every patient distinct: CLIP's symmetric cross entropy over the cross-view matrix, and
+    # pml's NTXentLoss with ref_emb (anchors in one view, candidates in the other), both ways.
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    a, b = _views()
+    labels = torch.arange(8)
+    for t in (0.1, 0.5):
+        logits = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T / t
+        clip = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        # pml drops i == k pairs when ref_labels *is* labels (same object): pass a copy.
+        ntxent = pml.NTXentLoss(temperature=t)
+        reference = (ntxent(a, labels, ref_emb=b, ref_labels=labels.clone())
+                     + ntxent(b, labels, ref_emb=a, ref_labels=labels.clone())) / 2
+        loss = patient_contrastive(torch.stack([a, b]), labels, t)
+        assert loss.item() == pytest.approx(clip.item(), rel=1e-5)
+        assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+def test_patient_contrastive_is_not_simclr_nt_xent():
+    # NT-Xent also contrasts each anchor with the other items of its own view.
+    a, b = _views()
+    assert patient_contrastive(torch.stack([a, b]), torch.arange(8), 0.5).item() != pytest.approx(
+        nt_xent(a, b, 0.5).item(), rel=1e-3)
+
+
+def test_patient_contrastive_matches_supcon_with_equal_patient_counts():
+    # With repeated patients, pml's SupConLoss (anchors vs the other view, every same-label
+    # item a positive, the softmax over all candidates) averages per anchor, then over
+    # anchors; CLOCS averages over all positive pairs at once. The two agree when every
+    # patient has the same number of items, and differ otherwise. pml's NTXentLoss differs
+    # in both cases: it leaves the other positives out of each denominator.
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    a, b = _views()
+
+    def both_ways(loss_fn, labels):
+        return ((loss_fn(a, labels, ref_emb=b, ref_labels=labels.clone())
+                 + loss_fn(b, labels, ref_emb=a, ref_labels=labels.clone())) / 2).item()
+
+    equal = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    unequal = torch.tensor([0, 0, 0, 1, 2, 2, 3, 4])
+    for t in (0.1, 0.5):
+        supcon, ntxent = pml.SupConLoss(temperature=t), pml.NTXentLoss(temperature=t)
+        ours = patient_contrastive(torch.stack([a, b]), equal, t).item()
+        assert ours == pytest.approx(both_ways(supcon, equal), rel=1e-5)
+        assert ours != pytest.approx(both_ways(ntxent, equal), rel=1e-3)
+        ours = patient_contrastive(torch.stack([a, b]), unequal, t).item()
+        assert ours != pytest.approx(both_ways(supcon, unequal), rel=1e-3)
+
+
+def test_patient_contrastive_rewards_same_patient_agreement():
+    # Items 0 and 1 share a patient. Making item 1's embeddings equal item 0's lowers the loss
+    # when they are one patient, raises it when they are two.
+    views = _views()
+    agree = views.clone()
+    agree[:, 1] = views[:, 0]
+    shared, distinct = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6]), torch.arange(8)
+    assert patient_contrastive(agree, shared, 0.1) < patient_contrastive(views, shared, 0.1)
+    assert patient_contrastive(agree, distinct, 0.1) > patient_contrastive(views, distinct, 0.1)
+
+
+def test_patient_contrastive_gradients_and_input_checks():
+    views = _views(v=3).requires_grad_()
+    patient_contrastive(views, torch.arange(8) // 2, 0.1).backward()
+    assert all(views.grad[v].abs().sum() > 0 for v in range(3))
+    with pytest.raises(ValueError, match="at least 2 views"):
+        patient_contrastive(_views(v=1), torch.arange(8), 0.1)
+    with pytest.raises(ValueError, match="patient_ids"):
+        patient_contrastive(_views(), torch.arange(7), 0.1)
+
+
+# ----- masked MSE ---------------------------------------------------------------------------------
+def test_masked_mse_counts_masked_tokens_only():
+    target = torch.zeros(2, 4, 3)
+    prediction = torch.zeros(2, 4, 3)
+    prediction[0, 1] = 2.0  # masked: squared error 4 on each of 3 values
+    prediction[1, 0] = 100.0  # visible: ignored
+    mask = torch.tensor([[False, True, True, False], [False, False, True, False]])
+    assert masked_mse(prediction, target, mask).item() == pytest.approx(4 / 3)
+    assert masked_mse(prediction[..., 0], target[..., 0], mask).item() == pytest.approx(4 / 3)
+    assert masked_mse(prediction, target, torch.zeros(2, 4, dtype=torch.bool)).item() == 0.0

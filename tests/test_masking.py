@@ -1,0 +1,150 @@
+"""Token masking (ecgbench.masking), the shared transformer block, and how Ti-MAE uses them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from ecgbench.encoders import TransformerEncoder1d, sinusoidal_positions
+from ecgbench.masking import gather_tokens, n_masked, random_token_mask, scatter_tokens
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("n_tokens, ratio", [(100, 0.75), (10, 0.75), (7, 0.5), (1000, 0.9), (5, 0.0)])
+def test_exact_mask_ratio_and_consistent_outputs(n_tokens, ratio):
+    g = torch.Generator().manual_seed(0)
+    keep_idx, mask = random_token_mask(16, n_tokens, ratio, g)
+    expected_masked = n_masked(n_tokens, ratio)
+    assert expected_masked == min(round(ratio * n_tokens), n_tokens - 1)
+    assert keep_idx.shape == (16, n_tokens - expected_masked) and keep_idx.dtype == torch.int64
+    assert mask.shape == (16, n_tokens) and mask.dtype == torch.bool
+    assert torch.equal(mask.sum(dim=1), torch.full((16,), expected_masked))
+    # keep_idx lists exactly the unmasked positions, ascending and without repeats.
+    assert torch.equal(keep_idx, keep_idx.sort(dim=1).values)
+    for row in range(16):
+        assert torch.equal(keep_idx[row], torch.nonzero(~mask[row]).squeeze(1))
+
+
+def test_at_least_one_token_stays_visible_and_bad_ratios_fail():
+    keep_idx, mask = random_token_mask(4, 3, 0.99)
+    assert keep_idx.shape == (4, 1) and (~mask).sum(dim=1).eq(1).all()
+    for ratio in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="mask ratio"):
+            random_token_mask(4, 10, ratio)
+
+
+def test_every_sample_gets_its_own_mask():
+    _, mask = random_token_mask(32, 100, 0.75, torch.Generator().manual_seed(1))
+    assert len({tuple(row.tolist()) for row in mask}) == 32
+    # Over many samples every position is masked about 75 % of the time (no positional bias).
+    _, many = random_token_mask(4000, 20, 0.75, torch.Generator().manual_seed(2))
+    assert torch.allclose(many.float().mean(dim=0), torch.full((20,), 0.75), atol=0.04)
+
+
+def test_generator_makes_masks_deterministic_and_global_rng_is_used_without_one():
+    a = random_token_mask(8, 50, 0.75, torch.Generator().manual_seed(3))
+    b = random_token_mask(8, 50, 0.75, torch.Generator().manual_seed(3))
+    c = random_token_mask(8, 50, 0.75, torch.Generator().manual_seed(4))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
+    torch.manual_seed(5)
+    d = random_token_mask(8, 50, 0.75)
+    torch.manual_seed(5)
+    assert torch.equal(d[1], random_token_mask(8, 50, 0.75)[1])
+
+
+def test_gather_then_scatter_round_trip():
+    g = torch.Generator().manual_seed(6)
+    tokens = torch.randn(4, 12, 5, generator=g)  # (B, N, D)
+    keep_idx, mask = random_token_mask(4, 12, 0.75, g)
+    visible = gather_tokens(tokens, keep_idx)
+    assert visible.shape == (4, 3, 5)
+    for row in range(4):
+        assert torch.equal(visible[row], tokens[row, keep_idx[row]])
+    fill = torch.full((5,), -7.0)
+    restored = scatter_tokens(visible, keep_idx, 12, fill)
+    assert torch.equal(restored[~mask], tokens[~mask])  # visible tokens back in place
+    assert (restored[mask] == -7.0).all()  # the mask token everywhere else
+    # With nothing masked the round trip is the identity.
+    all_idx = torch.arange(12).expand(4, 12)
+    assert torch.equal(scatter_tokens(gather_tokens(tokens, all_idx), all_idx, 12, fill), tokens)
+
+
+def test_scatter_passes_gradients_to_tokens_and_mask_token():
+    visible = torch.randn(2, 3, 4, requires_grad=True)
+    fill = torch.zeros(4, requires_grad=True)
+    keep_idx = torch.tensor([[0, 2, 5], [1, 3, 4]])
+    scatter_tokens(visible, keep_idx, 6, fill).sum().backward()
+    assert torch.equal(visible.grad, torch.ones(2, 3, 4))
+    assert torch.equal(fill.grad, torch.full((4,), 6.0))  # 2 samples x 3 masked positions
+
+
+# ----- shared transformer pieces ---------------------------------------------------------------------
+def test_sinusoidal_positions_values():
+    table = sinusoidal_positions(50, 8)
+    assert table.shape == (50, 8)
+    assert torch.allclose(table[0], torch.tensor([0.0, 1.0] * 4))
+    pos, i = 7, 1  # column 2i = sin(pos / 10000^(2i/d)), column 2i+1 = cos(...)
+    angle = torch.tensor(pos / 10000 ** (2 * i / 8))
+    assert table[pos, 2].item() == pytest.approx(torch.sin(angle).item(), abs=1e-6)
+    assert table[pos, 3].item() == pytest.approx(torch.cos(angle).item(), abs=1e-6)
+    assert sinusoidal_positions(10, 7).shape == (10, 7)
+
+
+def test_transformer_encoder_1d_shapes_and_padding_mask():
+    torch.manual_seed(0)
+    block = TransformerEncoder1d(dim=16, depth=2, heads=4).eval()
+    x = torch.randn(3, 10, 16)
+    assert block(x).shape == (3, 10, 16)
+    assert all(layer.norm_first and layer.self_attn.batch_first for layer in block.layers)
+    # Padded positions do not change the outputs at the other positions.
+    padding = torch.zeros(3, 10, dtype=torch.bool)
+    padding[:, 8:] = True
+    changed = x.clone()
+    changed[:, 8:] = 100.0
+    with torch.no_grad():
+        a = block(x, key_padding_mask=padding)[:, :8]
+        b = block(changed, key_padding_mask=padding)[:, :8]
+    assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerEncoder1d(dim=10, depth=1, heads=4)
+
+
+# ----- Ti-MAE's use of the mask --------------------------------------------------------------------
+def _ti_mae(**overrides):
+    from ecgbench.methods.ti_mae import TiMAE
+
+    config = dataclasses.replace(TiMAE.Config(), **{**TiMAE.preset_overrides("smoke"), **overrides})
+    torch.manual_seed(0)
+    return TiMAE(config)
+
+
+def test_ti_mae_encoder_sees_only_visible_tokens():
+    method = _ti_mae().train()
+    seen = []
+    method.encoder.transformer.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    x = torch.randn(4, 1, method.config.n_samples)
+    prediction, mask = method.reconstruct(x, torch.Generator().manual_seed(0))
+    n = method.config.n_samples
+    assert seen == [(4, n - n_masked(n, 0.75), method.config.embed_dim)]
+    assert prediction.shape == (4, n, 1) and mask.shape == (4, n)
+    # embed() uses every token, unmasked.
+    seen.clear()
+    assert method.eval().embed(x).shape == (4, method.config.embed_dim)
+    assert seen == [(4, n, method.config.embed_dim)]
+
+
+def test_ti_mae_prediction_never_sees_masked_values_with_point_tokens():
+    # With token_kernel = 1 each token is one time step, so changing the masked samples of the
+    # input leaves the reconstruction untouched; the paper's kernel-3 embedding (applied before
+    # masking) lets neighbouring values through, as the module docstring says.
+    x = torch.randn(2, 1, 64)
+    for kernel, leaks in ((1, False), (3, True)):
+        method = _ti_mae(token_kernel=kernel).eval()
+        prediction, mask = method.reconstruct(x, torch.Generator().manual_seed(1))
+        changed = torch.where(mask.unsqueeze(1), torch.full_like(x, 5.0), x)
+        prediction2, mask2 = method.reconstruct(changed, torch.Generator().manual_seed(1))
+        assert torch.equal(mask, mask2)
+        assert torch.allclose(prediction, prediction2, atol=1e-5) != leaks
