@@ -63,6 +63,9 @@ class Method(nn.Module):
     paper: ClassVar[str] = ""
     uses_labels: ClassVar[bool] = False  # supervised references are flagged in every table
     needs_training: ClassVar[bool] = True  # False for the random-init control
+    # A frozen-encoder variant names the method whose pretrained run (same seed and preset) it
+    # starts from; the runner trains or loads that run first and calls ``init_from_base``.
+    base_method: ClassVar[str | None] = None
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -100,6 +103,21 @@ class Method(nn.Module):
 
     def on_train_step_end(self, step: int, max_steps: int) -> None:
         """Hook after each optimiser step (EMA target updates live here)."""
+
+    def setup_task(self, kind: str, n_outputs: int) -> None:
+        """Called before training on methods with ``uses_labels``: build the label head.
+
+        Such methods are trained once per (seed, task) on the task's training split, and their
+        batches carry ``"label"``: ``(B,)`` int64 for multiclass/binary, ``(B, C)`` float for
+        multilabel, ``(B,)`` float for regression (only records with a usable label).
+        """
+        if self.uses_labels:
+            raise NotImplementedError(f"{self.name} uses labels but does not define setup_task")
+
+    def init_from_base(self, base: "Method") -> None:
+        """Called before training on methods with a ``base_method``: take over its encoder."""
+        if self.base_method:
+            raise NotImplementedError(f"{self.name} has a base method but no init_from_base")
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
