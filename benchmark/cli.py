@@ -1,4 +1,4 @@
-"""Command line: ``ecgbench list | run | table``.
+"""Command line: ``ecgbench list | run | table | bench`` (and the subcommands added beside them).
 
 Heavy libraries (torch, scikit-learn, mlflow) are imported inside the commands that need
 them, so ``--help`` and ``list`` answer at once. Misuse exits non-zero with one line.
@@ -120,6 +120,55 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ecgbench.bench import BenchSettings, bench_record, render_bench, run_bench
+    from ecgbench.config import parse_assignments
+    from ecgbench.store import write_json
+
+    methods = METHODS.select(args.methods)
+    settings = BenchSettings(preset=args.preset, device=args.device, steps=args.steps, warmup=args.warmup,
+                             batch_size=args.batch_size, compile=args.compile,
+                             probe_records=args.probe_records, overrides=parse_assignments(args.set))
+    console = Console(stderr=True)
+    with console.status("benchmarking") as status:
+        results = run_bench(methods, settings, console, on_method=lambda m: status.update(f"benchmarking {m}"))
+    extra = {}
+    if args.data:
+        extra["data_loading"] = _bench_data(args.data, args.data_root, args.data_records, console)
+    text = render_bench(results)
+    print(text)
+    if "data_loading" in extra:
+        print("\ndata loading: " + ", ".join(f"{k} {v}" for k, v in extra["data_loading"].items()))
+    record = bench_record(results, settings, extra)
+    out = Path(args.out) if args.out else (
+        Path(args.results_dir) / "bench" / f"bench-{args.preset}-{record['device'].replace(':', '')}-"
+        f"{record['created'].replace(':', '')}.json")
+    write_json(out, record)
+    console.log(f"bench written to {out}")
+    return 0
+
+
+def _bench_data(name: str, data_root: str | None, max_records: int | None, console) -> dict:
+    from ecgbench.bench import bench_wfdb_vs_prepared
+    from ecgbench.datasets import data_root as resolve_root
+    from ecgbench.datasets import dataset_module
+
+    module = dataset_module(name)
+    if not hasattr(module, "find_source"):
+        raise UsageError(f"--data {name}: only WFDB datasets with a prepared store can be compared")
+    root = resolve_root(data_root)
+    clock = time.perf_counter()
+    recordings = module.load(root, allow_subset=True)
+    prepare_seconds = time.perf_counter() - clock
+    source = module.find_source(root)
+    stems = [source / f for f in recordings.meta["filename"]]
+    console.log(f"{name}: {len(stems)} records; load (including a first prepare) {prepare_seconds:.1f} s")
+    return {"dataset": name, "load_or_prepare_seconds": round(prepare_seconds, 2),
+            **bench_wfdb_vs_prepared(stems, recordings.signals, max_records)}
+
+
 # ----- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -154,6 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--tasks", default=None, help="only these comma-separated tasks")
     table.add_argument("--out", default=None, help="write to this file instead of standard output")
     table.set_defaults(handler=cmd_table)
+
+    bench = commands.add_parser("bench", help="measure pretraining, loading, embedding and probe speed per method")
+    bench.add_argument("--methods", default="all", help="'all' or comma-separated method names (default: all)")
+    bench.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"], help="model scale (default: smoke)")
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
+    bench.add_argument("--steps", type=int, default=10, help="timed optimiser steps per method (default: 10)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default: 3)")
+    bench.add_argument("--batch-size", type=int, default=None, help="override the preset batch size")
+    bench.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps (CUDA)")
+    bench.add_argument("--probe-records", type=int, default=2000, help="embeddings per probe-fit timing (default: 2000)")
+    bench.add_argument("--data", default=None, help="also compare prepared-store vs per-record wfdb loading for this dataset (e.g. ptbxl)")
+    bench.add_argument("--data-root", default=None, help="dataset root for --data")
+    bench.add_argument("--data-records", type=int, default=None, help="at most this many records for --data")
+    bench.add_argument("--results-dir", default="results", help="bench JSON goes to <results-dir>/bench/ (default: ./results)")
+    bench.add_argument("--out", default=None, help="write the JSON here instead")
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method setting overrides, as for run")
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 
