@@ -4,7 +4,6 @@ linear warm-up, partial checkpoints for resume, and a hard stop on a non-finite 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,20 +25,25 @@ class TrainingDiverged(RunFailed):
 class WindowDataset(Dataset):
     """Pretraining windows as dict samples (never positional tuples)."""
 
-    def __init__(self, windows: np.ndarray, patient_ids: np.ndarray, record_index: np.ndarray):
+    def __init__(self, windows: np.ndarray, patient_ids: np.ndarray, record_index: np.ndarray,
+                 labels: np.ndarray | None = None):
         self.windows = windows  # (M, leads, T)
         self.patient_ids = np.asarray(patient_ids, dtype=np.int64)
         self.record_index = np.asarray(record_index, dtype=np.int64)
+        self.labels = labels  # (M,) int64 / float32 or (M, C) float32, for label-using methods
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {
+        item = {
             "signal": torch.from_numpy(np.asarray(self.windows[i], dtype=np.float32)),  # (leads, T)
             "patient_id": torch.tensor(self.patient_ids[i]),
             "record_index": torch.tensor(self.record_index[i]),
         }
+        if self.labels is not None:
+            item["label"] = torch.as_tensor(self.labels[i])  # () or (C,)
+        return item
 
 
 @dataclass
@@ -98,7 +102,11 @@ def pretrain(
         pin_memory=device.type == "cuda",
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    clock, window_losses = time.perf_counter(), []
+    clock, window_losses, last_loss = time.perf_counter(), [], float("nan")
+    curve_every = max(1, config.max_steps // 20)
+    # On CUDA the loss is read back (a host-device sync) once per curve window, not every step;
+    # a non-finite loss still stops the run before any checkpoint is written.
+    sync_every = 1 if device.type != "cuda" else curve_every
     batches = _batches(loader)
     for step in range(start_step, config.max_steps):
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
@@ -109,21 +117,18 @@ def pretrain(
         loss = outputs["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        loss_value = float(loss.detach())  # one sync per step; needed for the divergence check
-        if not math.isfinite(loss_value):
-            raise TrainingDiverged(
-                f"{method.name}: loss became {loss_value} at step {step}; lower the learning rate "
-                f"(--set {method.name}.lr=...) or check the input data"
-            )
+        window_losses.append(loss.detach())
+        if sync_every == 1 or (step + 1) % sync_every == 0 or step + 1 == config.max_steps:
+            last_loss = _check_finite(window_losses[-sync_every:], method.name, step)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(method.trainable_parameters(), config.grad_clip)
         optimizer.step()
         method.on_train_step_end(step, config.max_steps)
-        window_losses.append(loss_value)
         if on_step:
-            on_step(step + 1, loss_value)
-        if (step + 1) % max(1, config.max_steps // 20) == 0 or step + 1 == config.max_steps:
-            stats.loss_curve.append((step + 1, float(np.mean(window_losses))))
+            on_step(step + 1, last_loss)
+        if (step + 1) % curve_every == 0 or step + 1 == config.max_steps:
+            _check_finite(window_losses, method.name, step)
+            stats.loss_curve.append((step + 1, float(torch.stack(window_losses).float().mean())))
             window_losses = []
         if (step + 1) % checkpoint_every == 0 and step + 1 < config.max_steps:
             _save_partial(method, optimizer, step + 1, stats, partial_path)
@@ -134,6 +139,19 @@ def pretrain(
     stats.final_loss = stats.loss_curve[-1][1] if stats.loss_curve else float("nan")
     method.eval()
     return stats
+
+
+def _check_finite(losses: list[torch.Tensor], name: str, step: int) -> float:
+    """The last of ``losses`` as a float; a non-finite one anywhere stops the run."""
+    values = torch.stack(losses).float().cpu()
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        first = int(bad[0])
+        raise TrainingDiverged(
+            f"{name}: loss became {float(values[first])} at step {step - len(losses) + 1 + first}; "
+            f"lower the learning rate (--set {name}.lr=...) or check the input data"
+        )
+    return float(values[-1])
 
 
 def _save_partial(method: Method, optimizer, step: int, stats: TrainStats, path: Path) -> None:
