@@ -67,6 +67,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "layout", None):
+        return cmd_run_layout(args)
     from ecgbench.config import parse_assignments
     from ecgbench.runner import RunRequest, resolve
 
@@ -103,6 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    if getattr(args, "layout", None):
+        return cmd_table_layout(args)
     from ecgbench.store import ResultStore
     from ecgbench.tables import render
 
@@ -117,6 +121,101 @@ def cmd_table(args: argparse.Namespace) -> int:
         atomic_write(Path(args.out), lambda tmp: tmp.write_text(text, encoding="utf-8"))
     else:
         print(text)
+    return 0
+
+
+def _layout_text(name: str, results_dir: str, preset: str | None, data_root: str | None) -> str:
+    from ecgbench.layouts import LayoutError, render_layout
+    from ecgbench.store import ResultStore
+
+    store = ResultStore(results_dir)
+    results = list(store.results()) if (store.root / "runs").exists() else []
+    try:
+        return render_layout(name, results, preset=preset, data_root=data_root)
+    except LayoutError as error:
+        raise UsageError(str(error)) from None
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ecgbench.store import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def cmd_table_layout(args: argparse.Namespace) -> int:
+    """``table --layout NAME``: a paper's table with our stored numbers beside the reported ones."""
+    from ecgbench.layouts import list_layouts
+
+    if args.layout == "list":
+        print(list_layouts())
+        return 0
+    text = _layout_text(args.layout, args.results_dir, args.preset, args.data_root)
+    if args.out:
+        _write_text(Path(args.out), text)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_run_layout(args: argparse.Namespace) -> int:
+    """``run --layout NAME``: run exactly the methods x tasks x probes the layout needs (one grid
+    per reported table), report what cannot run, then write the layout table (and log it to
+    MLflow). --methods/--tasks/--probes are replaced by the layout's."""
+    from ecgbench.layouts import LayoutError, plan_layout
+    from ecgbench.store import ResultStore
+
+    try:
+        plan = plan_layout(args.layout, args.data_root)
+    except LayoutError as error:
+        raise UsageError(str(error)) from None
+    for line in plan.skipped:
+        print(f"ecgbench: {args.layout}: not run: {line}", file=sys.stderr)
+    if not plan.jobs:
+        print(f"ecgbench: {args.layout}: nothing can run here; the table shows why", file=sys.stderr)
+    for job in plan.jobs:
+        print(f"ecgbench: {args.layout}: running {','.join(job.methods)} on {','.join(job.tasks)} "
+              f"with probes {','.join(job.probes)}", file=sys.stderr)
+        cmd_run(argparse.Namespace(**{**vars(args), "layout": None, "methods": ",".join(job.methods),
+                                      "tasks": ",".join(job.tasks), "probes": ",".join(job.probes)}))
+    text = _layout_text(args.layout, args.results_dir, args.preset, args.data_root)
+    store = ResultStore(args.results_dir)
+    path = store.tables_dir / f"layout-{args.layout}.md"
+    _write_text(path, text)
+    if not args.no_tracking:
+        from ecgbench.tracking import Tracker
+
+        tracker = Tracker(args.tracking_uri or store.default_tracking_uri, artifact_root=store.root / "mlartifacts")
+        tracker.start(f"ecgbench-layout-{args.layout}", {"layout": args.layout, "preset": args.preset,
+                                                         "seeds": args.seeds})
+        tracker.log_artifact(path)
+        tracker.finish()
+    print(text)
+    print(f"ecgbench: layout table: {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Regenerate (or with --check, verify) the leaderboard block of BENCHMARK.md."""
+    from ecgbench.leaderboard import LeaderboardError, is_stale, render_block, update
+    from ecgbench.store import ResultStore
+
+    store = ResultStore(args.results_dir)
+    results = list(store.results()) if (store.root / "runs").exists() else []
+    block = render_block(results, args.results_dir)
+    path = Path(args.file)
+    try:
+        if args.check:
+            if is_stale(path, block):
+                print(f"ecgbench: {path}: the leaderboard block is stale; run 'ecgbench leaderboard' "
+                      "and commit the file", file=sys.stderr)
+                return 1
+            print(f"{path}: leaderboard block is up to date")
+            return 0
+        changed = update(path, block)
+    except LeaderboardError as error:
+        raise UsageError(str(error)) from None
+    print(f"{path}: leaderboard block {'regenerated' if changed else 'already up to date'} "
+          f"from {len(results)} result files")
     return 0
 
 
@@ -196,13 +295,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting: lr=1e-3 (every method), simclr.temperature=0.2, eval.bootstrap=500, data.n_patients=300")
+    run.add_argument("--layout", default=None, metavar="NAME",
+                     help="run what this paper layout needs (replaces --methods/--tasks/--probes); see 'ecgbench table --layout list'")
     run.set_defaults(handler=cmd_run)
 
     table = commands.add_parser("table", help="markdown tables from stored results (no recomputation)")
     table.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
     table.add_argument("--tasks", default=None, help="only these comma-separated tasks")
     table.add_argument("--out", default=None, help="write to this file instead of standard output")
+    table.add_argument("--layout", default=None, metavar="NAME",
+                       help="a paper's table with our numbers beside the reported ones; 'list' lists the layouts")
+    table.add_argument("--preset", default=None, choices=["smoke", "cpu", "paper"],
+                       help="with --layout: whose results to show (default: the largest preset stored)")
+    table.add_argument("--data-root", default=None, help="with --layout: dataset root, to say which datasets are not prepared")
     table.set_defaults(handler=cmd_table)
+
+    leaderboard = commands.add_parser("leaderboard", help="regenerate the leaderboard block of BENCHMARK.md from stored results")
+    leaderboard.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
+    leaderboard.add_argument("--file", default="BENCHMARK.md", help="markdown file with the block (default: BENCHMARK.md)")
+    leaderboard.add_argument("--check", action="store_true", help="exit 1 if the block is stale instead of writing it (for CI)")
+    leaderboard.set_defaults(handler=cmd_leaderboard)
 
     bench = commands.add_parser("bench", help="measure pretraining, loading, embedding and probe speed per method")
     bench.add_argument("--methods", default="all", help="'all' or comma-separated method names (default: all)")

@@ -1,0 +1,577 @@
+"""Paper layouts: the seed papers' tables re-laid with ecgbench's numbers beside the reported ones.
+
+A layout names one or more tables of ``results/reported/*.yaml`` (:mod:`ecgbench.reported`); the
+rows (methods), columns (task, probe, metric) and reported values all come from the YAML, never
+from this file. What a layout adds is the tolerance for flagging a difference, and the plan of
+what ``ecgbench run --layout NAME`` must run to fill it.
+
+Our cell for (row method, column) is built from stored result JSON only (no recomputation):
+
+* mean ± std over replicate seeds, and ``[low, high]`` the patient-level bootstrap 95% CI of
+  the test split (bounds averaged over seeds) where the column's metric is the task's main
+  metric (the only one the runner bootstraps);
+* ``⚠`` when the mean differs from the reported value by more than the column's tolerance
+  (a flag for a reader, not a verdict: protocols differ, see each source's ``protocol``);
+* ``†`` when the result comes from a small sample of a real dataset (fewer than half the
+  records of the full release), with n in a footnote;
+* ``(via svc)`` where the source does not name its probe: ours then takes the probe with the
+  best validation score (never the test score);
+* else why it is missing: ``n/a: reason`` (a stored not-applicable record), ``not run:
+  cinc2017 not prepared`` (the task's dataset is absent under the data root), ``not run: not
+  registered`` (no such ecgbench method or task yet) or ``not run`` (nothing stored).
+
+One preset per rendering (never mixed): the largest preset that has results for the layout,
+or the one asked for. Per seed the newest record wins when a setting changed and a seed was
+rerun under a new run id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgbench.config import PRESETS
+from ecgbench.reported import COLLAPSED, PROBES, Column, Table, Value, load_reported
+
+PROTOCOL = "frozen-probe"
+OUTSIDE = "⚠"
+SAMPLE = "†"
+# Metrics a result carries independently of the probe (computed on embeddings or on training).
+PROBE_FREE = ("dbi", "silhouette", "chi", "hours")
+# The probe planned for a layout whose columns need no probe: the cheapest to fit.
+PROBE_FOR_PROBE_FREE = "lr"
+# Records in each full public release (used to tell a small real sample from the full dataset):
+# PTB-XL 1.0.3 has 21,799 records; the CinC 2017 training set 8,528; UCI HAR 10,299 windows.
+FULL_RECORDS = {"ptbxl": 21799, "cinc2017": 8528, "uci_har": 10299, "uci-har": 10299, "har": 10299}
+SAMPLE_FRACTION = 0.5
+
+
+class LayoutError(ValueError):
+    """Unknown layout or bad layout request; one line for the user."""
+
+
+# ----- tolerances ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tolerance:
+    """How far ours may be from the reported value before it is flagged: ``amount`` absolute
+    (in the column's printed unit), or a fraction of the reported value when ``relative``."""
+
+    amount: float
+    relative: bool = False
+
+    def exceeded(self, ours: float, reported: float) -> bool:
+        allowed = self.amount * abs(reported) if self.relative else self.amount
+        return abs(ours - reported) > allowed + 1e-12
+
+    def describe(self, scale: str | None = None) -> str:
+        if self.relative:
+            return f"±{self.amount:.0%} of the reported value"
+        amount = self.amount * 100 if scale == "percent" else self.amount
+        unit = " points" if scale == "percent" else ""
+        return f"±{amount:g}{unit} absolute"
+
+
+# Defaults per metric, in fraction units for bounded metrics (scaled for percent columns).
+# 0.05 on accuracy/F1/AUROC is about the width of a patient-bootstrap 95% CI on a test split of
+# a few thousand records, so a larger gap is worth a reader's look. MAE in years, R2 absolute,
+# clustering indices relative (their scale depends on the embedding dimension). Training hours
+# are never compared (hardware differs), so they have no tolerance.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "accuracy": Tolerance(0.05),
+    "macro_f1": Tolerance(0.05),
+    "macro_auroc": Tolerance(0.05),
+    "f1_class": Tolerance(0.05),
+    "mae": Tolerance(1.0),
+    "r2": Tolerance(0.10),
+    "dbi": Tolerance(0.25, relative=True),
+    "silhouette": Tolerance(0.05),
+    "chi": Tolerance(0.25, relative=True),
+}
+
+
+# ----- layouts -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    tables: tuple[str, ...]  # reported table ids, rendered in this order
+    description: str
+    tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per metric, over the defaults
+    column_tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per "table.column" id
+
+    def tolerance(self, table: Table, column: Column) -> Tolerance | None:
+        if f"{table.id}.{column.id}" in self.column_tolerances:
+            return self.column_tolerances[f"{table.id}.{column.id}"]
+        key = "f1_class" if column.metric.startswith("f1_") else column.metric
+        return self.tolerances.get(key, DEFAULT_TOLERANCES.get(key))
+
+    def reported_tables(self, folder: str | Path | None = None) -> list[Table]:
+        tables = {t.id: t for s in load_reported(folder) for t in s.tables}
+        missing = [t for t in self.tables if t not in tables]
+        if missing:
+            raise LayoutError(f"layout {self.name}: no reported table {', '.join(missing)} in results/reported")
+        return [tables[table_id] for table_id in self.tables]
+
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout
+    for layout in (
+        Layout("nerula-table1", ("nerula-table1",), "NERULA Table 1: SSL methods on a ResNet encoder, CinC 2017, F1"),
+        Layout("nerula-ladder", ("nerula-table2",), "NERULA Table 2: the ablation ladder from BYOL to NERULA, CinC 2017"),
+        Layout("nerula-table3", ("nerula-table3",), "NERULA Table 3: CinC 2017, linear evaluation"),
+        Layout("nerula-table4", ("nerula-table4",), "NERULA Table 4: PTB-XL sex classification"),
+        Layout("nerula-table5", ("nerula-table5",), "NERULA Table 5: PTB-XL age regression"),
+        Layout("nerula-table6", ("nerula-table6",), "NERULA Table 6: UCI HAR activity recognition"),
+        Layout("dualview-table1", ("dual-view-table",), "Dual-view transformer report: PTB-XL single-label superclass"),
+        Layout("embeddings-classification", ("embedding-ecg-jepa", "embedding-st-mem-probes"),
+               "Embedding-enhancements report: ECG-JEPA and ST-MEM variants, PTB-XL superclasses"),
+        Layout("embeddings-clustering", ("embedding-st-mem-clustering",),
+               "Embedding-enhancements report: clustering quality of ST-MEM embeddings"),
+        Layout("residual-table1", ("residual-table",), "Residual-connections report: DREAMER arousal / valence"),
+        Layout("ptbxl-anchors", ("ptbxl-benchmark-superdiagnostic", "ecg-fm-benchmark-ptbxl-superdiagnostic"),
+               "Context anchors: PTB-XL superdiagnostic macro AUROC (supervised benchmark, FM linear probes)"),
+    )
+}
+
+
+def get_layout(name: str) -> Layout:
+    if name not in LAYOUTS:
+        from ecgbench.registry import did_you_mean
+
+        raise LayoutError(f"unknown layout {name!r}.{did_you_mean(name, list(LAYOUTS))} "
+                          "Run 'ecgbench table --layout list' to see them all.")
+    return LAYOUTS[name]
+
+
+def list_layouts(folder: str | Path | None = None) -> str:
+    """One line per layout: name, reported tables, description."""
+    known = {t.id for s in load_reported(folder) for t in s.tables}
+    width = max(len(name) for name in LAYOUTS)
+    lines = []
+    for layout in LAYOUTS.values():
+        missing = [t for t in layout.tables if t not in known]
+        note = f"  (missing reported table {', '.join(missing)})" if missing else ""
+        lines.append(f"{layout.name:<{width}}  {layout.description}{note}")
+    return "\n".join(lines)
+
+
+# ----- what a layout needs -------------------------------------------------------------------
+def column_task(table: Table, column: Column) -> list[str]:
+    return [column.task] if column.task else list(table.tasks)
+
+
+def column_probes(column: Column) -> list[str]:
+    """Probes whose results fill the column: the named one; every probe where the source does
+    not name it (ours takes the best on validation); one cheap probe for probe-free metrics."""
+    if column.probe:
+        return [column.probe]
+    return [PROBE_FOR_PROBE_FREE] if column.metric in PROBE_FREE else list(PROBES)
+
+
+@dataclass
+class LayoutJob:
+    """One rectangular grid for the runner: every method x task x probe here is needed."""
+
+    methods: list[str]
+    tasks: list[str]
+    probes: list[str]
+
+
+@dataclass
+class LayoutPlan:
+    layout: str
+    jobs: list[LayoutJob]
+    skipped: list[str]  # one line each: what is left out and why
+
+
+def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Path | None = None) -> LayoutPlan:
+    """Exactly the methods, tasks and probes the layout's tables need, one job per table (merged
+    where two tables need the same tasks and probes); unregistered methods or tasks and tasks
+    whose dataset is not prepared are listed in ``skipped``, not raised."""
+    from ecgbench.registry import METHODS, TASKS
+
+    layout = get_layout(name)
+    skipped: list[str] = []
+    jobs: dict[tuple, LayoutJob] = {}
+    for table in layout.reported_tables(folder):
+        methods = []
+        for row in table.rows:
+            if row.method not in METHODS.entries:
+                _add(skipped, f"{table.id}: method {row.method} not registered")
+            else:
+                methods.append(row.method)
+        tasks, probes = [], []
+        for column in table.columns:
+            for task in column_task(table, column):
+                reason = task_missing(task, data_root)
+                if reason:
+                    _add(skipped, f"{table.id}: {reason}")
+                elif task not in tasks:
+                    tasks.append(task)
+            probes += [p for p in column_probes(column) if p not in probes]
+        if not methods or not tasks:
+            continue
+        probes = [p for p in PROBES if p in probes]
+        job = jobs.setdefault((tuple(tasks), tuple(probes)), LayoutJob([], tasks, probes))
+        job.methods += [m for m in methods if m not in job.methods]
+    return LayoutPlan(name, list(jobs.values()), skipped)
+
+
+def _add(items: list[str], item: str) -> None:
+    if item not in items:
+        items.append(item)
+
+
+def task_missing(task: str, data_root: str | Path | None = None) -> str | None:
+    """Why ``task`` cannot run here, or None: not registered, or its dataset not prepared."""
+    from ecgbench.registry import TASKS
+
+    if task not in TASKS.entries:
+        return f"task {task} not registered"
+    return dataset_missing(TASKS.get(task).dataset, data_root)
+
+
+def dataset_missing(name: str, data_root: str | Path | None = None) -> str | None:
+    """None when dataset ``name`` is under the data root (its source folder or a prepared
+    cache, as ``ecgbench data list`` sees them), else ``"<name> not prepared"``. The synthetic
+    suite is generated, so always there."""
+    from ecgbench.datasets import data_root as resolve_root
+
+    if name == "synthetic":
+        return None
+    root = resolve_root(data_root)
+    try:
+        from ecgbench.datasets.catalog import scan
+    except ImportError:  # no catalogue: ask the loader itself
+        return _loader_missing(name, root)
+    entries = scan()
+    if name not in entries:
+        return f"{name} not prepared (no loader for it yet)"
+    entry = entries[name]
+    return None if entry.location(root).exists() or entry.prepared(root) else f"{name} not prepared"
+
+
+def _loader_missing(name: str, root: Path) -> str | None:
+    from ecgbench.datasets import dataset_module
+
+    try:
+        module = dataset_module(name)
+    except ValueError:
+        return f"{name} not prepared (no loader for it yet)"
+    folder = getattr(module, "FOLDER", name)
+    return None if (root / folder).exists() or any(root.glob(f"{name}-*/done.json")) else f"{name} not prepared"
+
+
+# ----- selecting stored results --------------------------------------------------------------
+def not_applicable(record: dict[str, Any]) -> bool:
+    return record.get("status") == "not_applicable"
+
+
+def standard(record: dict[str, Any]) -> bool:
+    """A frozen-probe result on all training labels (label-efficiency runs are kept apart)."""
+    spec = record.get("probe_spec") or {}
+    fraction = spec.get("label_fraction", spec.get("train_fraction", 1.0))
+    return record.get("protocol", PROTOCOL) == PROTOCOL and fraction in (None, 1, 1.0)
+
+
+def task_version(record: dict[str, Any]) -> int:
+    key = record.get("task_key", "")
+    try:
+        return int(key.rsplit("@v", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+@dataclass
+class Stored:
+    """Stored results indexed for lookup: (preset, method, task) -> probe -> one record per seed
+    (the newest where a seed was rerun), and (preset, method, task) -> not-applicable reason."""
+
+    cells: dict[tuple[str, str, str], dict[str, list[dict]]]
+    reasons: dict[tuple[str, str, str], str]
+
+    def reason(self, preset: str | None, method: str, task: str) -> str | None:
+        """Why (method, task) is not applicable in ``preset`` (in any preset when None)."""
+        if preset is not None:
+            return self.reasons.get((preset, method, task))
+        return next((r for (_, m, t), r in sorted(self.reasons.items()) if (m, t) == (method, task)), None)
+
+    def presets(self, methods: Iterable[str], tasks: Iterable[str]) -> list[str]:
+        methods, tasks = set(methods), set(tasks)
+        found = {p for (p, m, t) in self.cells if m in methods and t in tasks}
+        return [p for p in PRESETS if p in found] + sorted(found - set(PRESETS))
+
+
+def index_results(results: Iterable[dict[str, Any]]) -> Stored:
+    results = list(results)
+    reasons = {(r.get("preset", ""), r["method"], r["task"]): str(r.get("reason") or "not applicable")
+               for r in results if not_applicable(r)}
+    scored = [r for r in results if not not_applicable(r) and standard(r) and "metrics" in r]
+    latest: dict[str, int] = {}
+    for r in scored:  # compare methods on one task version: the newest present
+        latest[r["task"]] = max(latest.get(r["task"], 0), task_version(r))
+    by_seed: dict[tuple, dict] = {}
+    for r in scored:
+        if task_version(r) != latest[r["task"]]:
+            continue
+        key = (r["preset"], r["method"], r["task"], r["probe"], r["seed"])
+        if key not in by_seed or str(r.get("created", "")) > str(by_seed[key].get("created", "")):
+            by_seed[key] = r
+    cells: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for (preset, method, task, probe, _seed), record in sorted(by_seed.items(), key=lambda kv: str(kv[0])):
+        cells[(preset, method, task)][probe].append(record)
+    return Stored({k: dict(v) for k, v in cells.items()}, reasons)
+
+
+def metric_value(record: dict[str, Any], metric: str) -> float | None:
+    """A metric of one record: ``metrics[...]``, ``per_class_f1`` for ``f1_<class>``, clustering
+    indices, or training hours; None when the record does not carry it."""
+    metrics = record.get("metrics") or {}
+    if metric.startswith("f1_"):
+        value = (metrics.get("per_class_f1") or {}).get(metric[3:])
+    elif metric == "hours":
+        timings = record.get("timings") or {}
+        seconds = timings.get("pretrain_seconds")
+        value = None if seconds is None else seconds / 3600
+    else:
+        value = metrics.get(metric)
+        if value is None:
+            value = (record.get("clustering") or {}).get(metric)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def best_probe_on_validation(by_probe: dict[str, list[dict]]) -> str | None:
+    """The probe with the best mean validation score (the task's main metric) over seeds."""
+    from ecgbench.api import HIGHER_IS_BETTER
+
+    best, best_score = None, None
+    for probe in [p for p in PROBES if p in by_probe] + sorted(set(by_probe) - set(PROBES)):
+        records = by_probe[probe]
+        scores = [r.get("val_score") for r in records]
+        scores = [s for s in scores if isinstance(s, (int, float)) and math.isfinite(s)]
+        if not scores:
+            continue
+        score = float(np.mean(scores))
+        if not HIGHER_IS_BETTER.get(records[0].get("main_metric"), True):
+            score = -score
+        if best_score is None or score > best_score:
+            best, best_score = probe, score
+    return best
+
+
+def sample_size(records: list[dict[str, Any]]) -> tuple[int, int, str] | None:
+    """(records used, records in the full release, dataset) when the results come from a small
+    sample of a real dataset, else None."""
+    for record in records:
+        dataset = str((record.get("adaptation") or {}).get("dataset", "")).split("@")[0]
+        full = FULL_RECORDS.get(dataset)
+        n = record.get("n") or {}
+        used = sum(int(v) for v in n.values() if isinstance(v, (int, float)))
+        if full and 0 < used < SAMPLE_FRACTION * full:
+            return used, full, dataset
+    return None
+
+
+# ----- formatting ----------------------------------------------------------------------------
+def fmt(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}"
+
+
+def digits_for(metric: str, scale: str | None) -> int:
+    if scale == "percent":
+        return 1
+    return 2 if metric in ("mae", "chi", "hours") else 3
+
+
+def summary(values: list[float], lows: list[float], highs: list[float], digits: int) -> str:
+    """``mean ± std [low, high]`` (std only with more than one seed, CI only where stored)."""
+    text = fmt(float(np.mean(values)), digits)
+    if len(values) > 1:
+        text += f" ± {fmt(float(np.std(values, ddof=1)), digits)}"
+    if lows and len(lows) == len(values):
+        text += f" [{fmt(float(np.mean(lows)), digits)}, {fmt(float(np.mean(highs)), digits)}]"
+    return text
+
+
+def decimals(values: Iterable[Value]) -> int:
+    """Decimals to print a reported column with: the most any of its values needs (YAML keeps
+    0.30 as 0.3), at least two."""
+    places = [len(repr(v).split(".")[1].rstrip("0")) if "." in repr(v) else 0
+              for v in values if isinstance(v, float) and "e" not in repr(v)]
+    return max([2, *places])
+
+
+def reported_cell(row_value: Value, approx: bool, ci: tuple[float, float] | None, places: int) -> str:
+    if row_value is None:
+        return "–"
+    if row_value == COLLAPSED:
+        return "collapsed"
+    text = f"{'~' if approx else ''}{row_value:.{places}f}"
+    if ci:
+        text += f" [{ci[0]:.{places}f}, {ci[1]:.{places}f}]"
+    return text
+
+
+@dataclass
+class Notes:
+    """Footnotes collected while the cells are built."""
+
+    via: bool = False
+    outside: bool = False
+    samples: dict[str, tuple[int, int]] = field(default_factory=dict)  # "method on task" -> (n, full)
+    seeds: set[int] = field(default_factory=set)
+
+
+class LayoutRenderer:
+    def __init__(self, layout: Layout, stored: Stored, preset: str | None, data_root: str | Path | None,
+                 folder: str | Path | None = None):
+        self.layout = layout
+        self.stored = stored
+        self.folder = folder
+        self.tables = layout.reported_tables(folder)
+        methods = {row.method for t in self.tables for row in t.rows}
+        tasks = {task for t in self.tables for task in t.tasks}
+        found = stored.presets(methods, tasks)
+        if preset is not None and preset not in PRESETS:
+            raise LayoutError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        self.preset = preset or (found[-1] if found else None)
+        self.other_presets = [p for p in found if p != self.preset]
+        self.data_root = data_root
+        self.notes = Notes()
+        self._missing_task: dict[str, str | None] = {}
+        self._registered: set[str] | None = None
+
+    # ----- our cell ---------------------------------------------------------------------------
+    def why_missing(self, method: str, task: str) -> str:
+        reason = self.stored.reason(self.preset, method, task)
+        if reason:
+            return f"n/a: {reason}"
+        if self._registered is None:
+            from ecgbench.registry import METHODS
+
+            self._registered = set(METHODS.entries)
+        if method not in self._registered:
+            return "not run: method not registered"
+        if task not in self._missing_task:
+            self._missing_task[task] = task_missing(task, self.data_root)
+        reason = self._missing_task[task]
+        return f"not run: {reason}" if reason else "not run"
+
+    def our_cell(self, table: Table, column: Column, method: str, reported: Value) -> str:
+        tasks = column_task(table, column)
+        task = tasks[0]
+        by_probe = self.stored.cells.get((self.preset, method, task), {}) if self.preset else {}
+        if not by_probe:
+            return self.why_missing(method, task)
+        via = ""
+        if column.probe:
+            probe = column.probe
+        elif column.metric in PROBE_FREE:
+            probe = next((p for p in PROBES if p in by_probe), next(iter(by_probe)))
+        else:
+            probe = best_probe_on_validation(by_probe)
+            via = f" (via {probe})" if probe else ""
+            self.notes.via = self.notes.via or bool(probe)
+        records = by_probe.get(probe, []) if probe else []
+        if not records:
+            return f"not run ({column.probe} probe)" if column.probe else "not run"
+        values = [metric_value(r, column.metric) for r in records]
+        if any(v is None for v in values):
+            return "not computed"
+        scale = 100.0 if column.scale == "percent" else 1.0
+        values = [v * scale for v in values]
+        main = all((r.get("ci") or {}).get("metric") == column.metric for r in records)
+        lows = [r["ci"]["low"] * scale for r in records if main and r["ci"].get("low") is not None]
+        highs = [r["ci"]["high"] * scale for r in records if main and r["ci"].get("high") is not None]
+        text = summary(values, lows, highs if len(highs) == len(lows) else [], digits_for(column.metric, column.scale))
+        self.notes.seeds.update(int(r["seed"]) for r in records)
+        tolerance = self.layout.tolerance(table, column)
+        # tolerances are in fraction units for bounded metrics, so compare before scaling
+        if isinstance(reported, float) and tolerance and tolerance.exceeded(float(np.mean(values)) / scale,
+                                                                           reported / scale):
+            text += f" {OUTSIDE}"
+            self.notes.outside = True
+        sample = sample_size(records)
+        if sample:
+            text += f" {SAMPLE}"
+            self.notes.samples[f"{method} on {task}"] = sample[:2]
+        return text + via
+
+    # ----- tables -----------------------------------------------------------------------------
+    def section(self, table: Table) -> str:
+        from tabulate import tabulate
+
+        headers = ["method"]
+        for column in table.columns:
+            headers += [f"{column.id} (reported)", f"{column.id} (ours)"]
+        places = {c.id: decimals(row.values[c.id] for row in table.rows) for c in table.columns}
+        rows = []
+        for row in table.rows:
+            line = [f"{row.label} (`{row.method}`)"]
+            for column in table.columns:
+                value = row.values[column.id]
+                line.append(reported_cell(value, column.id in row.approx, row.ci.get(column.id), places[column.id]))
+                line.append(self.our_cell(table, column, row.method, value))
+            rows.append(line)
+        body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+        columns = "; ".join(f"`{c.id}` = {c.probe or 'probe not stated'} · {c.metric}"
+                            f"{' (%)' if c.scale == 'percent' else ''}"
+                            f"{' on ' + c.task if c.task else ''}"
+                            f" ({'higher' if c.higher_is_better else 'lower'} is better)" for c in table.columns)
+        notes = f"\n\n{table.notes}" if table.notes else ""
+        return f"### {table.title}\n\nTask: {', '.join(table.tasks)}. Columns: {columns}.{notes}\n\n{body}\n"
+
+    def tolerance_lines(self) -> list[str]:
+        seen: dict[str, str] = {}
+        for table in self.tables:
+            for column in table.columns:
+                tolerance = self.layout.tolerance(table, column)
+                text = tolerance.describe(column.scale) if tolerance else "not compared"
+                seen.setdefault(f"{column.metric}{' (%)' if column.scale == 'percent' else ''}", text)
+        return [f"{metric} {text}" for metric, text in seen.items()]
+
+    def render(self) -> str:
+        sections = [self.section(table) for table in self.tables]
+        sources = {}
+        for source in load_reported(self.folder):
+            if source.source not in {t.source for t in self.tables}:
+                continue
+            sources[source.source] = source.citation
+        lines = [f"## Layout `{self.layout.name}`: {self.layout.description}", ""]
+        if self.preset:
+            seeds = ", ".join(map(str, sorted(self.notes.seeds))) or "none"
+            lines.append(f"Ours: preset `{self.preset}`, protocol `{PROTOCOL}`, seeds {seeds}."
+                         + (f" Also stored for this layout: preset {', '.join(self.other_presets)} "
+                            "(pass --preset to show it)." if self.other_presets else ""))
+        else:
+            lines.append("Ours: no stored results for this layout yet.")
+        lines += ["", *sections]
+        lines.append(f"Source: {' '.join(c if c.endswith('.') else c + '.' for c in sources.values())} Read the source's protocol "
+                     "(results/reported) before comparing: pretraining data, leads, probes and splits differ.")
+        lines += ["", "Ours: mean ± std over replicate seeds; [patient-level bootstrap 95% CI on the test "
+                  "split, bounds averaged over seeds] where the metric is the task's main metric. "
+                  "Probe hyper-parameters chosen on the validation split."]
+        lines += ["", f"{OUTSIDE}: ours differs from the reported value by more than the tolerance ("
+                  + "; ".join(self.tolerance_lines()) + ")."]
+        if self.notes.via:
+            lines += ["", "(via probe): the source does not name its probe; ours uses the probe with the "
+                      "best validation score (the test split is never used to choose)."]
+        if self.notes.samples:
+            samples = "; ".join(f"{what}: n = {n} records of {full:,} in the full release"
+                                for what, (n, full) in sorted(self.notes.samples.items()))
+            lines += ["", f"{SAMPLE} sample-size result, from a small sample of the real dataset, not the "
+                      f"full release ({samples}); its numbers are a pipeline check, not a reproduction."]
+        return "\n".join(lines) + "\n"
+
+
+def render_layout(name: str, results: Iterable[dict[str, Any]], preset: str | None = None,
+                  data_root: str | Path | None = None) -> str:
+    """The layout as markdown, from stored result records (and the reported YAML)."""
+    return LayoutRenderer(get_layout(name), index_results(results), preset, data_root).render()

@@ -1,0 +1,329 @@
+"""The leaderboard block of BENCHMARK.md, generated from stored result JSON only.
+
+Between ``<!-- leaderboard:start -->`` and ``<!-- leaderboard:end -->`` ``ecgbench leaderboard``
+writes, for each preset separately (smoke, cpu and paper numbers are never ranked together):
+
+* a summary: each method's rank on each task and its mean rank over the tasks it ran on;
+* per task: for each method the main metric on the test split (mean ± std over replicate seeds,
+  patient-level bootstrap 95% CI with bounds averaged over seeds) of ONE probe per method,
+  chosen by the mean validation score over seeds (the test score never takes part in the
+  choice); its rank (average ranks for ties); and, when :mod:`ecgbench.stats` is present, the
+  paired-bootstrap comparison with the best method after Holm correction.
+
+Controls (``(control)``) and label-using methods (``(supervised)``) are ranked like the others
+and marked. A method that has results in a preset but none on a task is listed on that task as
+"not run" (or "n/a: reason" for a stored not-applicable record), without a rank. The block has
+no timestamps, so regenerating it from unchanged results leaves the file unchanged and
+``--check`` can tell a stale block in CI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgbench.api import HIGHER_IS_BETTER
+from ecgbench.config import PRESETS
+from ecgbench.layouts import (
+    SAMPLE,
+    best_probe_on_validation,
+    index_results,
+    not_applicable,
+    sample_size,
+    summary,
+)
+from ecgbench.store import atomic_write
+from ecgbench.tables import method_label
+
+START = "<!-- leaderboard:start -->"
+END = "<!-- leaderboard:end -->"
+HEADING = "## Leaderboard"
+
+
+class LeaderboardError(ValueError):
+    """Bad leaderboard input (markers broken, file missing); one line for the user."""
+
+
+@dataclass
+class Entry:
+    """One method on one task in one preset: the validation-chosen probe and its records."""
+
+    method: str
+    label: str
+    probe: str
+    records: list[dict[str, Any]]
+    mean: float
+    rank: float | None = None
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(int(r["seed"]) for r in self.records)
+
+
+@dataclass
+class TaskBoard:
+    task: str
+    task_key: str
+    metric: str
+    entries: list[Entry]  # ranked, best first
+    missing: dict[str, str] = field(default_factory=dict)  # label -> "not run" / "n/a: reason"
+    significance: dict[str, str] | None = None  # method -> cell text, None when not tested
+    significance_note: str = ""
+
+
+def rank(values: list[float], higher_is_better: bool) -> list[float]:
+    """1 = best; tied values share the average of their ranks."""
+    from scipy.stats import rankdata
+
+    keys = [-v for v in values] if higher_is_better else list(values)
+    return [float(r) for r in rankdata(keys, method="average")]
+
+
+def _label(records: list[dict[str, Any]]) -> str:
+    return method_label(records[0])
+
+
+def task_board(task: str, by_method: dict[str, dict[str, list[dict]]], reasons: dict[str, str],
+               labels: dict[str, str]) -> TaskBoard | None:
+    """Rank the methods of one task (``by_method``: method -> probe -> records per seed)."""
+    entries = []
+    for method, by_probe in sorted(by_method.items()):
+        probe = best_probe_on_validation(by_probe)
+        if probe is None:
+            continue
+        records = by_probe[probe]
+        metric = records[0]["main_metric"]
+        values = [r["metrics"].get(metric) for r in records]
+        values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        if values:
+            entries.append(Entry(method, _label(records), probe, records, float(np.mean(values))))
+    if not entries:
+        return None
+    metric = entries[0].records[0]["main_metric"]
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    for entry, value in zip(entries, rank([e.mean for e in entries], higher)):
+        entry.rank = value
+    entries.sort(key=lambda e: (e.rank, e.label))
+    ranked = {e.method for e in entries}
+    missing = {labels[m]: (f"n/a: {reasons[m]}" if m in reasons else "not run")
+               for m in sorted(labels) if m not in ranked}
+    return TaskBoard(task, entries[0].records[0]["task_key"], metric, entries, missing)
+
+
+@dataclass
+class PresetBoard:
+    preset: str
+    tasks: list[TaskBoard]
+    n_results: int
+
+    def mean_ranks(self) -> list[tuple[str, dict[str, float], float, int]]:
+        """(label, task -> rank, mean rank over the tasks it ran on, number of those tasks),
+        best mean rank first."""
+        ranks: dict[str, dict[str, float]] = defaultdict(dict)
+        for board in self.tasks:
+            for entry in board.entries:
+                ranks[entry.label][board.task] = entry.rank
+        rows = [(label, by_task, float(np.mean(list(by_task.values()))), len(by_task))
+                for label, by_task in ranks.items()]
+        return sorted(rows, key=lambda row: (row[2], -row[3], row[0]))
+
+
+def build(results: Iterable[dict[str, Any]], significance: Significance | None = None) -> list[PresetBoard]:
+    """One board per preset that has scored results, paper first."""
+    results = list(results)
+    stored = index_results(results)
+    reasons: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (preset, task) -> method -> why
+    for (preset, method, task), reason in stored.reasons.items():
+        reasons[(preset, task)][method] = reason
+    grouped: dict[str, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    labels: dict[str, dict[str, str]] = defaultdict(dict)
+    for (preset, method, task), by_probe in stored.cells.items():
+        grouped[preset][task][method] = by_probe
+        labels[preset][method] = _label(next(iter(by_probe.values())))
+    for record in results:  # a not-applicable method still shows up on its preset's tasks
+        if not_applicable(record) and record.get("preset") in grouped:
+            labels[record["preset"]].setdefault(record["method"], method_label(record))
+    boards = []
+    order = [p for p in reversed(PRESETS) if p in grouped] + sorted(set(grouped) - set(PRESETS))
+    for preset in order:
+        tasks = []
+        for task in sorted(grouped[preset]):
+            board = task_board(task, grouped[preset][task], reasons[(preset, task)], labels[preset])
+            if board is None:
+                continue
+            if significance is not None:
+                board.significance, board.significance_note = significance(board, preset)
+            tasks.append(board)
+        n = sum(len(records) for (p, _, _), by_probe in stored.cells.items() if p == preset
+                for records in by_probe.values())
+        boards.append(PresetBoard(preset, tasks, n))
+    return boards
+
+
+# ----- significance (benchmark/stats.py, when present) ----------------------------------------
+Significance = Callable[[TaskBoard, str], tuple[dict[str, str] | None, str]]
+
+
+def stats_significance(results_dir: str | Path) -> tuple[Significance | None, str]:
+    """The significance column's source (:func:`ecgbench.stats.compare_methods` on the records
+    the board ranked) and a one-line note on what it shows, or why it is absent."""
+    try:
+        from ecgbench.stats import compare_methods
+    except ImportError:
+        return None, "Significance: not shown (benchmark/stats.py is not available)."
+
+    def significance(board: TaskBoard, preset: str) -> tuple[dict[str, str] | None, str]:
+        records = [r for entry in board.entries for r in entry.records]  # one probe per method
+        try:
+            comparison = compare_methods(records, board.task_key, results_dir, preset=preset)
+        except (OSError, KeyError, ValueError) as error:
+            return None, f"Significance not tested: {' '.join(str(error).split())}."
+        return _significance_cells(comparison)
+
+    return significance, ("Significance (vs best): paired patient-level bootstrap of the main metric "
+                          "against the best method on the same test records (ecgbench.stats), "
+                          "p-values Holm-corrected over the task's comparisons; * = significant at 0.05.")
+
+
+def _significance_cells(comparison: Any) -> tuple[dict[str, str] | None, str]:
+    """Cells (method -> text) from a :class:`ecgbench.stats.Comparison` against the best, and a
+    note naming the methods that could not be tested."""
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for method, why in sorted(comparison.skipped.items()):
+        by_reason[why].append(method)
+    note = " ".join(f"Not tested ({why}): {', '.join(methods)}." for why, methods in by_reason.items())
+    if not comparison.rows:
+        return None, note or "Significance not tested: fewer than two comparable methods."
+    cells = {comparison.reference: "best"}
+    for row in comparison.rows:
+        other = row["method_b"] if row["method_a"] == comparison.reference else row["method_a"]
+        cells[other] = f"p = {row['p_holm']:.3g}{' *' if row['significant'] else ''}"
+    for method in comparison.skipped:
+        cells[method] = "not tested"
+    return cells, note
+
+
+# ----- markdown ------------------------------------------------------------------------------
+def _cell(entry: Entry) -> str:
+    metric = entry.records[0]["main_metric"]
+    values = [float(r["metrics"][metric]) for r in entry.records]
+    cis = [r.get("ci") or {} for r in entry.records]
+    main = all(ci.get("metric") == metric and ci.get("low") is not None and ci.get("high") is not None
+               for ci in cis)
+    lows = [float(ci["low"]) for ci in cis] if main else []
+    highs = [float(ci["high"]) for ci in cis] if main else []
+    digits = 2 if metric == "mae" else 3
+    text = summary(values, lows, highs, digits)
+    return text + (f" {SAMPLE}" if sample_size(entry.records) else "")
+
+
+def _rank(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:g}"
+
+
+def render_task(board: TaskBoard) -> str:
+    from tabulate import tabulate
+
+    direction = "higher is better" if HIGHER_IS_BETTER.get(board.metric, True) else "lower is better"
+    headers = ["rank", "method", "probe (chosen on validation)", f"{board.metric} (test)", "seeds"]
+    if board.significance is not None:
+        headers.append("vs best (Holm)")
+    rows = []
+    for entry in board.entries:
+        row = [_rank(entry.rank), entry.label, entry.probe, _cell(entry), ", ".join(map(str, entry.seeds))]
+        if board.significance is not None:
+            row.append(board.significance.get(entry.method, "best" if entry is board.entries[0] else "–"))
+        rows.append(row)
+    for label, why in board.missing.items():
+        rows.append(["–", label, "–", why, "–"] + (["–"] if board.significance is not None else []))
+    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    note = f"\n{board.significance_note}\n" if board.significance_note else ""
+    return f"#### {board.task_key} · {board.metric} ({direction})\n\n{table}\n{note}"
+
+
+def render_preset(board: PresetBoard) -> str:
+    from tabulate import tabulate
+
+    tasks = [t.task for t in board.tasks]
+    rows = []
+    for label, by_task, mean, count in board.mean_ranks():
+        rows.append([label, *(_rank(by_task.get(t)) if t in by_task else "not run" for t in tasks),
+                     f"{mean:.2f}", f"{count}/{len(tasks)}"])
+    summary_table = tabulate(rows, headers=["method", *tasks, "mean rank", "tasks"], tablefmt="github",
+                             disable_numparse=True)
+    sections = "\n".join(render_task(t) for t in board.tasks)
+    return (f"### Preset `{board.preset}`\n\n"
+            f"From {board.n_results} scored results (every probe and seed); one probe per method and task. "
+            f"Rank 1 is best on each task; the mean rank is over the tasks a method ran on.\n\n"
+            f"{summary_table}\n\n{sections}")
+
+
+def render_block(results: Iterable[dict[str, Any]], results_dir: str | Path = "results",
+                 with_significance: bool = True) -> str:
+    """The whole block, markers included, from the records of the store at ``results_dir``."""
+    significance, note = stats_significance(results_dir) if with_significance else (None, "Significance: not shown.")
+    source = f"{str(results_dir).rstrip('/')}/runs"
+    boards = build(results, significance)
+    if boards:
+        body = "\n".join(render_preset(b) for b in boards)
+    else:
+        body = "_No stored results yet: run `ecgbench run`, then `ecgbench leaderboard`._\n"
+    sample = any(SAMPLE in line for line in body.splitlines())
+    notes = [
+        f"Generated by `ecgbench leaderboard` from the result JSON under `{source}`; do not edit "
+        "by hand (`ecgbench leaderboard --check` fails when this block is stale).",
+        "Cells: test-split main metric, mean ± std over replicate seeds [patient-level bootstrap "
+        "95% CI, bounds averaged over seeds]. One probe per method and task, chosen by the mean "
+        "validation score over seeds; the test split is never used to choose.",
+        "`(control)`: untrained encoder under the same probes; `(supervised)`: the method uses "
+        "task labels. Each preset is ranked on its own.",
+        note,
+    ]
+    if sample:
+        notes.append(f"{SAMPLE}: sample-size result from a small sample of a real dataset.")
+    return f"{START}\n\n" + "\n\n".join(notes) + f"\n\n{body}\n{END}"
+
+
+# ----- the file ------------------------------------------------------------------------------
+def current_block(text: str, path: Path | str = "BENCHMARK.md") -> str | None:
+    """The block in ``text`` (markers included), or None when there is none."""
+    starts, ends = text.count(START), text.count(END)
+    if starts == 0 and ends == 0:
+        return None
+    if starts != 1 or ends != 1 or text.index(START) > text.index(END):
+        raise LeaderboardError(f"{path}: leaderboard markers are broken (need exactly one {START} "
+                               f"followed by one {END})")
+    return text[text.index(START): text.index(END) + len(END)]
+
+
+def replace_block(text: str, block: str, path: Path | str = "BENCHMARK.md") -> str:
+    existing = current_block(text, path)
+    if existing is not None:
+        return text.replace(existing, block, 1)
+    return text.rstrip("\n") + f"\n\n{HEADING}\n\n{block}\n"
+
+
+def update(path: Path, block: str) -> bool:
+    """Write ``block`` into ``path`` (atomically); True when the file changed."""
+    if not path.is_file():
+        raise LeaderboardError(f"{path}: not found (pass --file)")
+    text = path.read_text(encoding="utf-8")
+    new = replace_block(text, block, path)
+    if new == text:
+        return False
+    atomic_write(path, lambda tmp: tmp.write_text(new, encoding="utf-8"))
+    return True
+
+
+def is_stale(path: Path, block: str) -> bool:
+    if not path.is_file():
+        raise LeaderboardError(f"{path}: not found (pass --file)")
+    return current_block(path.read_text(encoding="utf-8"), path) != block

@@ -1,0 +1,258 @@
+"""Paper layouts: reported values from the YAML, our cells from stored result JSON (written
+through the real ResultStore/write_json), tolerance markers, missing-result reasons, and the
+plan of `ecgbench run --layout`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ecgbench.cli import main
+from ecgbench.layouts import (
+    LAYOUTS,
+    OUTSIDE,
+    SAMPLE,
+    LayoutJob,
+    Tolerance,
+    plan_layout,
+    render_layout,
+)
+from ecgbench.registry import METHODS, Entry
+from ecgbench.reported import PROBES, get_table
+from ecgbench.store import ResultStore, write_json
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TASK_INFO = {  # task -> (kind, main metric, dataset)
+    "ptbxl-sex": ("binary", "macro_auroc", "ptbxl"),
+    "ptbxl-superclass": ("multilabel", "macro_auroc", "ptbxl"),
+    "dreamer-arousal": ("binary", "macro_f1", "dreamer"),
+}
+
+
+def store_result(root: Path, method: str, task: str, probe: str, seed: int, metrics: dict, *,
+                 preset: str = "cpu", val_score: float = 0.5, ci: tuple[float, float] | None = None,
+                 n: tuple[int, int, int] = (15000, 2000, 2000), created: str = "2026-01-01T00:00:00+00:00",
+                 status: str | None = None, reason: str | None = None) -> Path:
+    """One result record in the runner's format, written where the runner writes it."""
+    kind, main_metric, dataset = TASK_INFO[task]
+    run_id = f"{method}-{preset}{seed:04d}"
+    record = {
+        "run_id": run_id, "method": method, "method_version": 1, "control": method == "random-init",
+        "uses_labels": False, "task": task, "task_key": f"{task}@v1", "task_kind": kind,
+        "main_metric": main_metric, "probe": probe, "protocol": "frozen-probe", "preset": preset,
+        "seed": seed, "metrics": metrics, "val_score": val_score,
+        "n": dict(zip(("train", "val", "test"), n)),
+        "adaptation": {"dataset": f"{dataset}@1.0.3-p1-100-abc"},
+        "probe_spec": {"protocol": "frozen-probe", "probe": probe, "grid": "full", "bootstrap": 1000},
+        "created": created,
+    }
+    if ci is not None:
+        record["ci"] = {"metric": main_metric, "low": ci[0], "high": ci[1], "level": 0.95,
+                        "resamples": 1000, "unit": "patient"}
+    if status:
+        record.update(status=status, reason=reason, metrics={})
+        record.pop("val_score")
+    store = ResultStore(root)
+    path = store.result_path(run_id, f"{task}@v1", f"frozen-probe-{probe}-{seed:08d}")
+    write_json(path, record)
+    return path
+
+
+def results(root: Path) -> list[dict]:
+    return list(ResultStore(root).results())
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    """Row label -> cells, for every markdown table row in the text (header rows excluded)."""
+    rows = {}
+    for line in markdown.splitlines():
+        if line.startswith("| ") and not line.startswith("| method"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def our_cell(markdown: str, label: str, column: str) -> str:
+    """Our cell for row ``label`` (its text before the backticked method) in column ``column``."""
+    names: list[str] = []
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| method"):
+            names = cells
+        elif line.startswith("| ") and cells[0].startswith(label + " (`") and f"{column} (ours)" in names:
+            return cells[names.index(f"{column} (ours)")]
+    raise AssertionError(f"no row {label!r} with column {column!r} in\n{markdown}")
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_every_layout_renders_reported_values_and_not_run_cells(name, tmp_path):
+    text = render_layout(name, [], data_root=tmp_path)
+    assert text.startswith(f"## Layout `{name}`")
+    for table_id in LAYOUTS[name].tables:
+        table = get_table(table_id)
+        assert table.title in text
+        for row in table.rows:
+            label = f"{row.label} (`{row.method}`)"
+            cells = table_rows(text)[label]
+            reported, ours = cells[0::2], cells[1::2]
+            assert len(ours) == len(table.columns)
+            for column, shown in zip(table.columns, reported):
+                value = row.values[column.id]
+                if isinstance(value, float):
+                    assert float(shown.lstrip("~").split()[0]) == pytest.approx(value), (column.id, shown)
+                else:
+                    assert shown == ("–" if value is None else "collapsed")
+            assert all(cell.startswith("not run") for cell in ours), ours
+    assert "tolerance" in text
+
+
+def test_cells_fill_with_mean_std_and_ci_and_flag_outside_tolerance(tmp_path):
+    # ptbxl-anchors, FM-benchmark table: lr probe, macro AUROC (the task's main metric, so a CI)
+    for seed, (value, low, high) in enumerate([(0.90, 0.88, 0.92), (0.91, 0.89, 0.93), (0.92, 0.90, 0.94)]):
+        store_result(tmp_path, "st-mem", "ptbxl-superclass", "lr", seed, {"macro_auroc": value}, ci=(low, high))
+    for seed, value in enumerate([0.80, 0.82]):
+        store_result(tmp_path, "ecg-jepa", "ptbxl-superclass", "lr", seed, {"macro_auroc": value}, ci=(0.7, 0.9))
+    text = render_layout("ptbxl-anchors", results(tmp_path), data_root=tmp_path)
+    assert our_cell(text, "ST-MEM", "macro_auroc") == "0.910 ± 0.010 [0.890, 0.930]"  # reported .896: inside
+    assert our_cell(text, "ECG-JEPA", "macro_auroc") == f"0.810 ± 0.014 [0.700, 0.900] {OUTSIDE}"  # vs .911
+    assert "preset `cpu`" in text and "seeds 0, 1, 2" in text
+    # the supervised anchors have no results and no registered method
+    assert our_cell(text, "resnet1d_wang", "macro_auroc") == "not run: method not registered"
+
+
+@pytest.mark.parametrize("ours, flagged", [(0.66, False), (0.6601, True), (0.56, False), (0.5599, True)])
+def test_marker_appears_exactly_outside_the_tolerance(ours, flagged, tmp_path):
+    # nerula-table4, BYOL SVC accuracy reported 0.61; tolerance 0.05 absolute
+    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": ours, "macro_auroc": 0.6})
+    cell = our_cell(render_layout("nerula-table4", results(tmp_path), data_root=tmp_path), "BYOL", "svc_acc")
+    assert (OUTSIDE in cell) is flagged, cell
+    assert "[" not in cell  # accuracy is not the task's main metric: no bootstrap CI stored for it
+
+
+def test_tolerance_units():
+    assert Tolerance(0.05).exceeded(0.70, 0.64) and not Tolerance(0.05).exceeded(0.68, 0.64)
+    assert Tolerance(0.25, relative=True).exceeded(130.0, 100.0)
+    assert not Tolerance(0.25, relative=True).exceeded(120.0, 100.0)
+    assert Tolerance(0.05).describe("percent") == "±5 points absolute"
+
+
+def test_percent_columns_and_probe_chosen_on_validation_not_test(tmp_path):
+    # residual-table1 states no probe: ours takes the best validation score, shown as "(via ...)"
+    store_result(tmp_path, "transform-cnn", "dreamer-arousal", "svc", 0,
+                 {"accuracy": 0.60, "macro_f1": 0.55}, val_score=0.9)   # best on validation
+    store_result(tmp_path, "transform-cnn", "dreamer-arousal", "rf", 0,
+                 {"accuracy": 0.95, "macro_f1": 0.95}, val_score=0.1)   # best on test: must not win
+    text = render_layout("residual-table1", results(tmp_path), data_root=tmp_path)
+    cell = our_cell(text, "none", "arousal_acc")
+    assert cell == f"60.0 {OUTSIDE} (via svc)"  # percent scale, 20 points below the reported 80.1
+    assert "best validation score" in text
+
+
+def test_missing_results_say_why(tmp_path):
+    store_result(tmp_path, "simclr", "ptbxl-sex", "svc", 0, {}, status="not_applicable",
+                 reason="12-lead encoder on a single-lead dataset")
+    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6})
+    text = render_layout("nerula-table4", results(tmp_path), data_root=tmp_path / "empty")
+    assert our_cell(text, "SimCLR", "svc_acc") == "n/a: 12-lead encoder on a single-lead dataset"
+    assert our_cell(text, "BYOL", "rf_acc") == "not run (rf probe)"
+    assert our_cell(text, "CLOCS", "svc_acc") == "not run: ptbxl not prepared"
+
+
+def test_not_run_without_a_reason_when_the_data_is_there(tmp_path):
+    if not (SHARED_DATA / "ptb-xl").is_dir():
+        pytest.skip(f"shared PTB-XL sample not found at {SHARED_DATA / 'ptb-xl'}")
+    text = render_layout("nerula-table4", [], data_root=SHARED_DATA)
+    assert our_cell(text, "CLOCS", "svc_acc") == "not run"
+
+
+def test_sample_size_results_are_marked_with_n(tmp_path):
+    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6}, n=(200, 50, 50))
+    text = render_layout("nerula-table4", results(tmp_path), data_root=tmp_path)
+    assert our_cell(text, "BYOL", "svc_acc") == f"0.600 {SAMPLE}"
+    assert "byol on ptbxl-sex: n = 300 records of 21,799" in text
+
+
+def test_one_preset_per_table_and_newest_record_per_seed(tmp_path):
+    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.10, "macro_auroc": 0.5}, preset="smoke")
+    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.30, "macro_auroc": 0.5})
+    newer = {"accuracy": 0.40, "macro_auroc": 0.5}
+    path = store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, newer, created="2026-02-01T00:00:00+00:00")
+    path.rename(path.with_name("rerun.json"))  # a second record for the same seed (new run id in real life)
+    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.30, "macro_auroc": 0.5})
+    stored = results(tmp_path)
+    assert our_cell(render_layout("nerula-table4", stored, data_root=tmp_path), "BYOL", "svc_acc").startswith("0.400")
+    smoke = render_layout("nerula-table4", stored, preset="smoke", data_root=tmp_path)
+    assert our_cell(smoke, "BYOL", "svc_acc").startswith("0.100") and "preset `smoke`" in smoke
+
+
+# ----- planning ------------------------------------------------------------------------------
+def _register_all(monkeypatch, layout: str) -> None:
+    """Pretend every method of the layout is registered and every task's data is present."""
+    import ecgbench.layouts as layouts
+
+    fake = dict(METHODS.entries)
+    for table_id in LAYOUTS[layout].tables:
+        for row in get_table(table_id).rows:
+            fake.setdefault(row.method, Entry(row.method, "x", "X", "", Path("x.py")))
+    monkeypatch.setattr(METHODS, "_entries", fake)
+    monkeypatch.setattr(layouts, "task_missing", lambda task, root=None: None)
+
+
+def test_plan_is_exactly_what_the_table_needs(tmp_path):
+    if not (SHARED_DATA / "ptb-xl").is_dir():
+        pytest.skip(f"shared PTB-XL sample not found at {SHARED_DATA / 'ptb-xl'}")
+    rows = [r.method for r in get_table("nerula-table4").rows]
+    plan = plan_layout("nerula-table4", data_root=SHARED_DATA)
+    registered = [m for m in rows if m in METHODS.entries]
+    assert plan.jobs == [LayoutJob(registered, ["ptbxl-sex"], ["svc", "rf"])]
+    assert plan.skipped == [f"nerula-table4: method {m} not registered" for m in rows if m not in registered]
+
+
+def test_plan_reports_unprepared_data_instead_of_running(tmp_path):
+    plan = plan_layout("nerula-table4", data_root=tmp_path)
+    assert plan.jobs == [] and "nerula-table4: ptbxl not prepared" in plan.skipped
+
+
+def test_plan_one_grid_per_table_probes_from_columns(monkeypatch):
+    _register_all(monkeypatch, "embeddings-classification")
+    plan = plan_layout("embeddings-classification")
+    assert plan.jobs == [
+        LayoutJob(["ecg-jepa", "ecg-jepa-hybrid"], ["ptbxl-superclass"], list(PROBES)),  # probe not stated
+        LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr", "knn"]),
+    ] and plan.skipped == []
+
+
+def test_plan_multi_task_table_and_probe_free_metrics(monkeypatch):
+    _register_all(monkeypatch, "residual-table1")
+    _register_all(monkeypatch, "embeddings-clustering")
+    residual = plan_layout("residual-table1").jobs
+    assert len(residual) == 1 and residual[0].tasks == ["dreamer-arousal", "dreamer-valence"]
+    assert residual[0].probes == list(PROBES)
+    clustering = plan_layout("embeddings-clustering").jobs
+    assert clustering == [LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr"])]
+
+
+# ----- command line --------------------------------------------------------------------------
+def test_cli_table_layout(tmp_path, capsys):
+    assert main(["table", "--layout", "list"]) == 0
+    assert set(LAYOUTS) <= {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6})
+    out = tmp_path / "t.md"
+    assert main(["table", "--layout", "nerula-table4", "--results-dir", str(tmp_path), "--out", str(out),
+                 "--data-root", str(tmp_path)]) == 0
+    assert our_cell(out.read_text(), "BYOL", "svc_acc") == "0.600"
+    assert main(["table", "--layout", "nerula-tabel4"]) == 2
+    assert "Did you mean 'nerula-table4'" in capsys.readouterr().err
+
+
+def test_cli_run_layout_reports_what_cannot_run(tmp_path, capsys):
+    code = main(["run", "--layout", "nerula-table4", "--results-dir", str(tmp_path), "--data-root",
+                 str(tmp_path / "no-data"), "--no-tracking"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "not run: nerula-table4: ptbxl not prepared" in err
+    assert re.search(r"CLOCS \(`clocs`\) +\| 0\.63 +\| not run: ptbxl not prepared", out)
+    assert (tmp_path / "tables" / "layout-nerula-table4.md").read_text() == out.rstrip("\n") + "\n"

@@ -1,0 +1,186 @@
+"""The generated leaderboard block: ranks and mean ranks on a hand-built example, probe chosen on
+validation, presets never mixed, idempotent regeneration, and `--check` on a stale block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecgbench.cli import main
+from ecgbench.leaderboard import (
+    END,
+    START,
+    LeaderboardError,
+    TaskBoard,
+    build,
+    rank,
+    render_block,
+    render_task,
+    replace_block,
+    update,
+)
+from ecgbench.store import ResultStore, write_json
+
+TASKS = {"synth-superclass": ("multilabel", "macro_auroc"), "synth-age": ("regression", "mae")}
+
+
+def put(root: Path, method: str, task: str, probe: str, seed: int, test: float, val: float, *,
+        preset: str = "cpu", control: bool = False, status: str | None = None) -> None:
+    """One result record in the runner's format, through the real store."""
+    kind, metric = TASKS[task]
+    run_id = f"{method}-{preset}{seed}"
+    record = {
+        "run_id": run_id, "method": method, "control": control, "uses_labels": False, "task": task,
+        "task_key": f"{task}@v1", "task_kind": kind, "main_metric": metric, "probe": probe,
+        "protocol": "frozen-probe", "preset": preset, "seed": seed, "metrics": {metric: test},
+        "ci": {"metric": metric, "low": test - 0.05, "high": test + 0.05, "level": 0.95},
+        "val_score": val, "n": {"train": 1400, "val": 300, "test": 300},
+        "adaptation": {"dataset": "synthetic@1-abc"}, "probe_spec": {"protocol": "frozen-probe", "probe": probe},
+        "created": "2026-01-01T00:00:00+00:00",
+    }
+    if status:
+        record.update(status=status, reason="needs 12 leads", metrics={})
+    write_json(ResultStore(root).result_path(run_id, f"{task}@v1", f"frozen-probe-{probe}"), record)
+
+
+def stored(root: Path) -> list[dict]:
+    return list(ResultStore(root).results())
+
+
+def summary_rows(block: str, preset: str) -> dict[str, list[str]]:
+    """First cell -> other cells of the mean-rank table of one preset (of the first table in
+    ``block`` when ``preset`` is empty)."""
+    section = block.split(f"### Preset `{preset}`")[1].split("####")[0] if preset else block
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| ") and not line.startswith(("| method", "| rank")):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.fixture
+def example(tmp_path) -> Path:
+    """Hand-built: superclass (higher is better) m1 .80, m2 .70, m3 .70 (a tie);
+    age MAE (lower is better) m1 10, m2 8, m3 not run."""
+    for seed, noise in ((0, -0.01), (1, 0.01)):
+        put(tmp_path, "m1", "synth-superclass", "lr", seed, 0.80 + noise, val=0.9)
+        put(tmp_path, "m1", "synth-superclass", "svc", seed, 0.99, val=0.1)  # best on test, worst on val
+        put(tmp_path, "m2", "synth-superclass", "lr", seed, 0.70, val=0.8)
+        put(tmp_path, "m3", "synth-superclass", "knn", seed, 0.70, val=0.8, control=True)
+        put(tmp_path, "m1", "synth-age", "lr", seed, 10.0, val=9.0)
+        put(tmp_path, "m1", "synth-age", "rf", seed, 5.0, val=12.0)  # val MAE worse: not chosen
+        put(tmp_path, "m2", "synth-age", "rf", seed, 8.0, val=7.0)
+    return tmp_path
+
+
+def test_rank_ties_and_direction():
+    assert rank([0.8, 0.7, 0.7], higher_is_better=True) == [1.0, 2.5, 2.5]
+    assert rank([10.0, 8.0], higher_is_better=False) == [2.0, 1.0]
+
+
+def test_ranks_and_mean_ranks_on_a_hand_built_example(example):
+    (board,) = build(stored(example))
+    superclass, age = board.tasks[1], board.tasks[0]  # tasks sorted by name: synth-age first
+    assert [(e.method, e.rank, e.probe) for e in superclass.entries] == [
+        ("m1", 1.0, "lr"), ("m2", 2.5, "lr"), ("m3", 2.5, "knn")]
+    assert [(e.method, e.rank, e.probe) for e in age.entries] == [("m2", 1.0, "rf"), ("m1", 2.0, "lr")]
+    assert age.missing == {"m3 (control)": "not run"}
+    assert board.mean_ranks() == [
+        ("m1", {"synth-superclass": 1.0, "synth-age": 2.0}, 1.5, 2),
+        ("m2", {"synth-superclass": 2.5, "synth-age": 1.0}, 1.75, 2),
+        ("m3 (control)", {"synth-superclass": 2.5}, 2.5, 1),
+    ]
+    block = render_block(stored(example), with_significance=False)
+    rows = summary_rows(block, "cpu")
+    assert rows["m1"] == ["2", "1", "1.50", "2/2"]
+    assert rows["m3 (control)"] == ["not run", "2.5", "2.50", "1/2"]
+    superclass_rows = summary_rows(block.split("#### synth-superclass@v1")[1], "")
+    assert superclass_rows["1"] == ["m1", "lr", "0.800 ± 0.014 [0.750, 0.850]", "0, 1"]
+    assert "0.99" not in block  # the test-best probe never shows up: selection is on validation
+
+
+def test_presets_are_ranked_separately(example):
+    put(example, "m2", "synth-superclass", "lr", 0, 0.95, val=0.9, preset="smoke")
+    put(example, "m1", "synth-superclass", "lr", 0, 0.10, val=0.9, preset="smoke")
+    boards = build(stored(example))
+    assert [b.preset for b in boards] == ["cpu", "smoke"]
+    smoke = boards[1].tasks[0]
+    assert [(e.method, e.rank) for e in smoke.entries] == [("m2", 1.0), ("m1", 2.0)]
+    assert {e.method: e.rank for e in boards[0].tasks[1].entries}["m1"] == 1.0  # cpu ranks unchanged
+    block = render_block(stored(example), with_significance=False)
+    assert "0.950" not in block.split("### Preset `smoke`")[0]  # no smoke number in the cpu section
+
+
+def test_not_applicable_is_shown_not_ranked(example):
+    put(example, "m4", "synth-age", "lr", 0, 0.0, val=0.0, status="not_applicable")
+    put(example, "m4", "synth-superclass", "lr", 0, 0.6, val=0.5)
+    (board,) = build(stored(example))
+    assert board.tasks[0].missing["m4"] == "n/a: needs 12 leads"
+
+
+def test_significance_column_from_a_comparison_function(example):
+    def significance(task: TaskBoard, preset: str) -> tuple[dict[str, str], str]:
+        return {e.method: ("best" if i == 0 else "p = 0.01 *") for i, e in enumerate(task.entries)}, "note"
+
+    (board,) = build(stored(example), significance)
+    assert board.tasks[1].significance == {"m1": "best", "m2": "p = 0.01 *", "m3": "p = 0.01 *"}
+    assert "| vs best (Holm)" in render_task(board.tasks[1]) and "\nnote\n" in render_task(board.tasks[1])
+
+
+def test_block_regenerates_idempotently(example, tmp_path):
+    doc = tmp_path / "BENCHMARK.md"
+    doc.write_text("# Title\n\n## Protocol\n\ntext\n", encoding="utf-8")
+    block = render_block(stored(example), with_significance=False)
+    assert update(doc, block) is True
+    first = doc.read_text(encoding="utf-8")
+    assert first.startswith("# Title\n\n## Protocol\n\ntext\n") and first.count(START) == 1
+    assert update(doc, render_block(stored(example), with_significance=False)) is False
+    assert doc.read_text(encoding="utf-8") == first
+    doc.write_text(first + "\n## After\n\nkept\n", encoding="utf-8")
+    assert update(doc, block.replace("m1", "m9")) is True
+    assert doc.read_text(encoding="utf-8").endswith("## After\n\nkept\n")
+
+
+def test_broken_markers_are_one_clear_error():
+    with pytest.raises(LeaderboardError, match="markers are broken"):
+        replace_block(f"{END}\n{START}\n", "x", "BENCHMARK.md")
+
+
+def test_cli_check_detects_a_stale_block(example, tmp_path, capsys):
+    doc = tmp_path / "B.md"
+    doc.write_text("# B\n", encoding="utf-8")
+    args = ["leaderboard", "--results-dir", str(example), "--file", str(doc)]
+    assert main(args + ["--check"]) == 1  # no block yet
+    assert main(args) == 0
+    assert main(args + ["--check"]) == 0
+    put(example, "m2", "synth-age", "rf", 2, 1.0, val=1.0)  # a new result: the block is stale
+    assert main(args + ["--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert main(args) == 0 and main(args + ["--check"]) == 0
+
+
+def test_significance_from_stored_predictions(tmp_path):
+    """With test predictions stored (ecgbench.stats' format), the block shows the paired
+    bootstrap against the best method; a method without predictions is listed as not tested."""
+    stats = pytest.importorskip("ecgbench.stats")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(60, 10, 300)
+    for method, noise in (("good", 1.0), ("bad", 8.0)):
+        y_pred = y + rng.normal(0, noise, y.size)
+        put(tmp_path, method, "synth-age", "lr", 0, float(np.mean(np.abs(y_pred - y))), val=noise)
+        path = ResultStore(tmp_path).result_path(f"{method}-cpu0", "synth-age@v1", "frozen-probe-lr")
+        record = ResultStore(tmp_path).results()
+        stats.write_predictions(path.with_suffix(".npz"), np.arange(y.size), np.arange(y.size), y, y_pred, None)
+        record = {**[r for r in record if r["method"] == method][0], "predictions": path.with_suffix(".npz").name}
+        write_json(path, record)
+    put(tmp_path, "old", "synth-age", "lr", 0, 20.0, val=20.0)
+    block = render_block(stored(tmp_path), tmp_path)
+    rows = summary_rows(block.split("#### synth-age@v1")[1], "")
+    assert rows["1"][0] == "good" and rows["1"][-1] == "best"
+    assert rows["2"][0] == "bad" and rows["2"][-1].startswith("p = ") and rows["2"][-1].endswith(" *")
+    assert rows["3"][0] == "old" and rows["3"][-1] == "not tested"
+    assert "Not tested (no stored test predictions" in block
