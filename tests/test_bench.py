@@ -81,7 +81,7 @@ def test_wfdb_vs_prepared_reads_the_same_records(tmp_path):
         wfdb.wrsamp(f"r{i}", fs=100, units=["mV", "mV"], sig_name=["I", "II"], p_signal=x.T.astype(np.float64),
                     fmt=["16", "16"], write_dir=str(tmp_path))
         stems.append(tmp_path / f"r{i}")
-    report = bench_wfdb_vs_prepared(stems, signals)
+    report = bench_wfdb_vs_prepared(stems, lambda: signals)
     assert report["records"] == 5 and report["speedup"] > 0
     assert report["checksum"] == pytest.approx(float(signals.sum()), rel=1e-5)
 
