@@ -78,8 +78,8 @@ SUBJECT_FIELDS = ("Age", "Gender", "ECG", *SCORES.values())
 NORMALIZE = ("baseline", "none")
 TEST_SUBJECTS, VAL_SUBJECTS = 5, 3  # of 23; the other 15 train
 SPLIT_SEED = 0
-_HOW = (f"request DREAMER.mat at {URL} (EULA), then copy it to <data root>/{FOLDER}/{FILE} or "
-        "call ecgbench.datasets.dreamer.download(root, source=PATH)")
+_HOW = (f"request DREAMER.mat at {URL} (EULA), then run `ecgbench data download {NAME} --set "
+        f"source=PATH` (add --set link=true to symlink instead of copying)")
 
 
 class DreamerError(RunFailed):
@@ -99,8 +99,11 @@ class Subject:
 
 
 # ----- "download" ------------------------------------------------------------------------------
-def download(root: str | Path, source: str | Path | None = None, link: bool = False) -> Path:
-    """Check a user-supplied DREAMER.mat and copy (``link``: symlink) it to ``root/dreamer/``."""
+def download(root: str | Path, source: str | Path | None = None, link: bool | str = False) -> Path:
+    """Check a user-supplied DREAMER.mat and copy (``link``: symlink) it to ``root/dreamer/``.
+
+    Options may arrive as strings from ``ecgbench data download dreamer --set source=PATH``.
+    """
     if source is None:
         raise DreamerError(f"{NAME}: cannot be downloaded automatically (access on request "
                            f"under an EULA): {_HOW}")
@@ -108,7 +111,7 @@ def download(root: str | Path, source: str | Path | None = None, link: bool = Fa
     read_release(source)  # refuses anything that is not the release's structure
     target = Path(root) / FOLDER / FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    if link:
+    if str(link).strip().lower() in ("1", "true", "yes", "on"):
         tmp = target.with_name(f".{FILE}.link-{os.getpid()}")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(source.resolve())

@@ -179,8 +179,9 @@ def test_download_explains_and_accepts_a_file(release, tmp_path):
     source = release[0] / "dreamer" / "DREAMER.mat"
     target = dreamer.download(tmp_path / "copy", source=source)
     assert target == tmp_path / "copy" / "dreamer" / "DREAMER.mat" and target.read_bytes() == source.read_bytes()
-    linked = dreamer.download(tmp_path / "link", source=source, link=True)
+    linked = dreamer.download(tmp_path / "link", source=str(source), link="true")  # as from --set
     assert linked.is_symlink() and linked.resolve() == source.resolve()
+    assert not dreamer.download(tmp_path / "copy2", source=source, link="false").is_symlink()
 
 
 def test_download_refuses_a_wrong_file(tmp_path):
@@ -206,7 +207,7 @@ def _small(tmp_path, **changes) -> dict:
 
 
 def test_missing_file_says_how_to_get_it(tmp_path):
-    with pytest.raises(RunFailed, match="DREAMER not found.*request DREAMER.mat"):
+    with pytest.raises(RunFailed, match="DREAMER not found.*request DREAMER.mat.*--set source=PATH"):
         dreamer.load(tmp_path)
 
 
