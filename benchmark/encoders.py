@@ -268,7 +268,7 @@ class TransformerEncoder1d(nn.Module):
     ``(B, N, dim) -> (B, N, dim)``: a sequence model, not an encoder in the contract's sense
     (methods put a tokenizer in front and a pooling behind it). Layers are
     ``torch.nn.TransformerEncoderLayer(batch_first=True, norm_first=True)`` with GELU, as in
-    ViT/MAE; ``key_padding_mask`` (B, N), True = ignore, passes through.
+    ViT/MAE; ``key_padding_mask`` (B, N), True = ignore, and ``attn_mask`` pass through.
     """
 
     def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0,
@@ -287,9 +287,13 @@ class TransformerEncoder1d(nn.Module):
         self.dim = int(dim)
         self.apply(_init_transformer_weights)
 
-    def forward(self, tokens: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+    def forward(self, tokens: Tensor, key_padding_mask: Tensor | None = None,
+                attn_mask: Tensor | None = None) -> Tensor:
+        """``attn_mask`` (N, N) bool, True = query i may not attend to key j (e.g. ECG-JEPA's
+        cross-pattern attention)."""
         for layer in self.layers:
-            tokens = layer(tokens, src_key_padding_mask=key_padding_mask)  # (B, N, dim)
+            tokens = layer(tokens, src_mask=attn_mask,
+                           src_key_padding_mask=key_padding_mask)  # (B, N, dim)
         return self.norm(tokens)
 
 

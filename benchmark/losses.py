@@ -114,3 +114,84 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
             error = error.mean(dim=-1)  # (B, N)
         weight = mask.to(error.dtype)
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+# ----- Metric learning: triplets whose positives share a diagnosis -----------------------------
+def triplet_margin(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0,
+                   squared: bool = False) -> Tensor:
+    """Triplet margin loss (Schroff et al., FaceNet, CVPR 2015): mean over the given triplets of
+    max(0, d(a, p) - d(a, n) + margin) with d the Euclidean distance (``squared`` = its
+    square, FaceNet's form). Rows of ``anchor``, ``positive``, ``negative`` (T, D) are triplets;
+    an empty set gives a zero loss that still has a gradient path."""
+    with _full_precision(anchor):
+        a, p, n = anchor.float(), positive.float(), negative.float()
+        d_ap, d_an = (a - p).pow(2).sum(-1), (a - n).pow(2).sum(-1)
+        if not squared:
+            d_ap, d_an = d_ap.clamp_min(1e-12).sqrt(), d_an.clamp_min(1e-12).sqrt()
+        if a.shape[0] == 0:
+            return a.sum() * 0.0
+        return F.relu(d_ap - d_an + margin).mean()
+
+
+def diagnosis_pairs(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Which pairs of a batch share a diagnosis: ``(positive, negative)``, both (B, B) bool.
+
+    ``labels`` (B,) class ids: positives have the same class, negatives a different one.
+    ``labels`` (B, C) multi-hot: positives have the identical label set (exact match),
+    negatives have no label in common; pairs with a partial overlap are neither. The diagonal
+    is never a positive.
+    """
+    if labels.ndim == 1:
+        same = labels[:, None] == labels[None, :]
+        positive, negative = same, ~same
+    elif labels.ndim == 2:
+        y = (labels > 0.5).to(torch.float32)
+        positive = (y[:, None, :] == y[None, :, :]).all(dim=-1)
+        negative = (y @ y.T) == 0
+        negative &= ~positive  # two empty label sets are identical, not disjoint
+    else:
+        raise ValueError(f"labels must be (B,) or (B, C), got {tuple(labels.shape)}")
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return positive & ~eye, negative & ~eye
+
+
+def sample_triplets(positive: Tensor, negative: Tensor,
+                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """One random positive and one random negative for every anchor that has both in the
+    batch (the seed report's batch-wise sampling). Returns index tensors ``(a, p, n)``, (T,)."""
+    has_both = positive.any(dim=1) & negative.any(dim=1)
+    anchors = torch.nonzero(has_both).flatten()
+    noise_device = generator.device if generator is not None else positive.device
+    def pick(candidates: Tensor) -> Tensor:  # a uniform random True column per row
+        noise = torch.rand(candidates.shape, generator=generator, device=noise_device)
+        return (noise.to(candidates.device) * candidates).argmax(dim=1)
+    return anchors, pick(positive[anchors]), pick(negative[anchors])
+
+
+# ----- Vector quantisation (VQ-VAE, van den Oord et al., NeurIPS 2017) -------------------------
+def vector_quantize(z: Tensor, codebook: Tensor, commitment: float = 0.25
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+    """Nearest-codebook quantisation with the VQ-VAE loss and a straight-through gradient.
+
+    ``z`` (N, D) encoder outputs, ``codebook`` (K, D). Returns ``(z_q, loss, indices)``:
+    ``z_q`` equals the nearest code e_k in value, but its gradient flows to ``z`` unchanged
+    (z + sg[e - z]); ``loss = ||sg[z] - e||^2 + commitment * ||z - sg[e]||^2`` (means over
+    elements) trains the codebook and commits the encoder; ``indices`` (N,) int64.
+    """
+    with _full_precision(z):
+        zf, cb = z.float(), codebook.float()
+        distances = torch.cdist(zf, cb)  # (N, K) Euclidean: same argmin as the squared form
+        indices = distances.argmin(dim=1)
+        e = cb[indices]
+        loss = F.mse_loss(e, zf.detach()) + commitment * F.mse_loss(zf, e.detach())
+        z_q = zf + (e - zf).detach()
+    return z_q.to(z.dtype), loss, indices
+
+
+def codebook_perplexity(indices: Tensor, n_codes: int) -> tuple[Tensor, Tensor]:
+    """exp(entropy) of the code frequencies in ``indices`` (1 = a single code used, n_codes =
+    all used equally) and the fraction of the codebook used at least once."""
+    counts = torch.bincount(indices.flatten(), minlength=n_codes).float()
+    p = counts / counts.sum().clamp_min(1.0)
+    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+    return entropy.exp(), (counts > 0).float().mean()

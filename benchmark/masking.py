@@ -52,3 +52,48 @@ def scatter_tokens(visible: Tensor, keep_idx: Tensor, n_tokens: int, fill: Tenso
     b, _, d = visible.shape
     out = fill.to(visible.dtype).expand(b, n_tokens, d).clone()
     return out.scatter(1, keep_idx.unsqueeze(-1).expand(-1, -1, d), visible)
+
+
+# ----- Time-column masks (ECG-JEPA): one mask over the patch positions, shared by all leads ------
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    u = torch.rand((), generator=generator, device=generator.device if generator else None)
+    return low + (high - low) * float(u)
+
+
+def random_time_mask(n_tokens: int, ratio_range: tuple[float, float],
+                     generator: torch.Generator | None = None,
+                     device: torch.device | str | None = None) -> Tensor:
+    """ECG-JEPA's random masking: a ratio drawn uniformly from ``ratio_range``, then that many
+    patch positions chosen uniformly without replacement. Returns ``(n_tokens,)`` bool, True =
+    masked; the caller masks the same positions in every lead (and, as in the paper's code,
+    every sample of the batch, which keeps the token count rectangular)."""
+    low, high = (float(r) for r in ratio_range)
+    count = n_masked(n_tokens, _uniform(low, high, generator))
+    order = torch.randperm(n_tokens, generator=generator,
+                           device=generator.device if generator else None)
+    mask = torch.zeros(n_tokens, dtype=torch.bool, device=order.device)
+    mask[order[:count]] = True
+    return mask.to(device) if device is not None else mask
+
+
+def multi_block_mask(n_tokens: int, n_blocks: int, block_ratio_range: tuple[float, float],
+                     generator: torch.Generator | None = None,
+                     device: torch.device | str | None = None) -> Tensor:
+    """Multi-block masking (I-JEPA, Assran et al. 2023, in 1-D as in ECG-JEPA): the union of
+    ``n_blocks`` contiguous blocks, each ``round(ratio * n_tokens)`` positions long with its own
+    ratio drawn uniformly from ``block_ratio_range`` and a uniform start. Blocks may overlap, so
+    the masked fraction is at most ``n_blocks * max(ratio)``. At least one position stays
+    visible. Returns ``(n_tokens,)`` bool, True = masked."""
+    low, high = (float(r) for r in block_ratio_range)
+    if not 0.0 < low <= high < 1.0:
+        raise ValueError(f"block ratios must satisfy 0 < low <= high < 1, got {block_ratio_range}")
+    g_device = generator.device if generator else None
+    mask = torch.zeros(n_tokens, dtype=torch.bool, device=g_device)
+    for _ in range(int(n_blocks)):
+        length = min(max(1, int(round(_uniform(low, high, generator) * n_tokens))), n_tokens - 1)
+        start = int(torch.randint(0, n_tokens - length + 1, (), generator=generator,
+                                  device=g_device))
+        mask[start:start + length] = True
+    if mask.all():  # every position covered: keep one context patch
+        mask[int(torch.randint(0, n_tokens, (), generator=generator, device=g_device))] = False
+    return mask.to(device) if device is not None else mask

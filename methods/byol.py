@@ -32,7 +32,6 @@ Departures:
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -41,6 +40,7 @@ from torch import Tensor, nn
 
 from ecgbench import augment
 from ecgbench.api import STANDARD_LEADS
+from ecgbench.ema import cosine_tau, ema_update
 from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
 from ecgbench.losses import byol_loss
 from ecgbench.method import Method, MethodConfig
@@ -52,12 +52,6 @@ def bn_mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
         nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
         nn.Linear(hidden, d_out),
     )
-
-
-def cosine_tau(step: int, max_steps: int, tau_base: float) -> float:
-    """BYOL's target decay: tau_base at step 0, rising to 1 at max_steps."""
-    progress = min(max(step / max(max_steps, 1), 0.0), 1.0)
-    return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * progress) + 1.0) / 2.0
 
 
 class BYOL(Method):
@@ -141,7 +135,4 @@ class BYOL(Method):
         """
         self.tau = cosine_tau(step, max_steps, self.config.tau_base)
         for online, target in zip(self._online(), self._target()):
-            for p_o, p_t in zip(online.parameters(), target.parameters()):
-                p_t.lerp_(p_o.detach(), 1.0 - self.tau)
-            for b_o, b_t in zip(online.buffers(), target.buffers()):
-                b_t.copy_(b_o)
+            ema_update(online, target, self.tau)

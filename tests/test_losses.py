@@ -261,3 +261,103 @@ def test_masked_mse_counts_masked_tokens_only():
     assert masked_mse(prediction, target, mask).item() == pytest.approx(4 / 3)
     assert masked_mse(prediction[..., 0], target[..., 0], mask).item() == pytest.approx(4 / 3)
     assert masked_mse(prediction, target, torch.zeros(2, 4, dtype=torch.bool)).item() == 0.0
+
+
+# ----- Triplet margin loss and the diagnosis-sharing triplets -----------------------------------
+from ecgbench.losses import (  # noqa: E402
+    codebook_perplexity,
+    diagnosis_pairs,
+    sample_triplets,
+    triplet_margin,
+    vector_quantize,
+)
+
+
+def test_triplet_margin_on_hand_computed_values():
+    a = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    p = torch.tensor([[3.0, 4.0], [1.0, 0.0]])  # d(a, p) = 5 and 1
+    n = torch.tensor([[6.0, 8.0], [0.0, 0.5]])  # d(a, n) = 10 and 0.5
+    # max(0, 5 - 10 + 1) = 0 and max(0, 1 - 0.5 + 1) = 1.5
+    assert triplet_margin(a, p, n, margin=1.0).item() == pytest.approx(0.75)
+    # squared: max(0, 25 - 100 + 1) = 0 and max(0, 1 - 0.25 + 1) = 1.75
+    assert triplet_margin(a, p, n, margin=1.0, squared=True).item() == pytest.approx(0.875)
+    empty = torch.zeros(0, 2, requires_grad=True)
+    assert triplet_margin(empty, empty, empty).item() == 0.0
+
+
+def test_triplet_margin_agrees_with_torch_and_pytorch_metric_learning():
+    pml = pytest.importorskip("pytorch_metric_learning")
+    from pytorch_metric_learning.distances import LpDistance
+    from pytorch_metric_learning.losses import TripletMarginLoss
+    from pytorch_metric_learning.reducers import MeanReducer
+
+    torch.manual_seed(0)
+    z = torch.randn(12, 5)
+    a, p, n = torch.randint(0, 12, (3, 20))
+    ours = triplet_margin(z[a], z[p], z[n], margin=0.5)
+    assert ours.item() > 0  # some triplets violate the margin: the comparison is not vacuous
+    theirs_torch = F.triplet_margin_loss(z[a], z[p], z[n], margin=0.5, eps=0.0)
+    assert ours.item() == pytest.approx(theirs_torch.item(), rel=1e-5)
+    loss = TripletMarginLoss(margin=0.5, distance=LpDistance(normalize_embeddings=False),
+                             reducer=MeanReducer())
+    theirs_pml = loss(z, torch.zeros(12), indices_tuple=(a, p, n))
+    assert ours.item() == pytest.approx(theirs_pml.item(), rel=1e-5)
+    squared = TripletMarginLoss(margin=0.5, reducer=MeanReducer(),
+                                distance=LpDistance(normalize_embeddings=False, power=2))
+    assert triplet_margin(z[a], z[p], z[n], 0.5, squared=True).item() == pytest.approx(
+        squared(z, torch.zeros(12), indices_tuple=(a, p, n)).item(), rel=1e-5)
+
+
+def test_diagnosis_pairs_for_class_ids_and_label_sets():
+    positive, negative = diagnosis_pairs(torch.tensor([0, 1, 0]))
+    assert positive.tolist() == [[False, False, True], [False, False, False], [True, False, False]]
+    assert negative.tolist() == [[False, True, False], [True, False, True], [False, True, False]]
+    sets = torch.tensor([[1, 0, 1], [1, 0, 1], [1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0]])
+    positive, negative = diagnosis_pairs(sets.float())
+    assert positive[0, 1] and positive[4, 5]  # identical sets (also two empty ones)
+    assert not positive[0, 2] and not negative[0, 2]  # partial overlap: neither
+    assert negative[0, 3] and negative[0, 4]  # no label in common
+    assert not positive.diagonal().any() and not negative.diagonal().any()
+
+
+def test_sampled_triplets_respect_the_pairs():
+    labels = torch.tensor([0, 0, 1, 1, 2])  # class 2 has no positive: never an anchor
+    positive, negative = diagnosis_pairs(labels)
+    a, p, n = sample_triplets(positive, negative, torch.Generator().manual_seed(0))
+    assert a.tolist() == [0, 1, 2, 3]
+    assert bool(positive[a, p].all()) and bool(negative[a, n].all())
+
+
+# ----- Vector quantisation --------------------------------------------------------------------
+def test_vector_quantize_picks_the_nearest_code_with_the_vq_vae_loss():
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.0]])
+    z = torch.tensor([[0.9, 1.2], [-1.5, 0.2]])
+    z_q, loss, codes = vector_quantize(z, codebook, commitment=0.25)
+    assert codes.tolist() == [1, 2]
+    assert torch.allclose(z_q, codebook[codes])
+    mse = ((z - codebook[codes]) ** 2).mean()
+    assert loss.item() == pytest.approx((1 + 0.25) * mse.item())
+
+
+def test_straight_through_gradient_and_loss_gradients():
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    z = torch.tensor([[0.9, 1.2]], requires_grad=True)
+    z_q, loss, _ = vector_quantize(z, codebook, commitment=0.5)
+    weight = torch.tensor([[2.0, -3.0]])
+    (z_q * weight).sum().backward()
+    assert torch.equal(z.grad, weight)  # straight through: d z_q / d z = identity
+    assert codebook.grad is None or not codebook.grad.any()  # z_q itself never moves the codes
+    z.grad = None
+    loss.backward()
+    e = torch.tensor([[1.0, 1.0]])
+    assert torch.allclose(z.grad, 0.5 * 2 * (z - e).detach() / 2)  # commitment: beta * mse'
+    assert torch.allclose(codebook.grad[1], 2 * (e - z).detach()[0] / 2)  # codebook term
+
+
+def test_codebook_perplexity_and_usage():
+    one, usage = codebook_perplexity(torch.zeros(32, dtype=torch.long), 8)
+    assert one.item() == pytest.approx(1.0) and usage.item() == pytest.approx(1 / 8)
+    all_codes, usage = codebook_perplexity(torch.arange(8).repeat(4), 8)
+    assert all_codes.item() == pytest.approx(8.0) and usage.item() == 1.0
+    half, _ = codebook_perplexity(torch.tensor([0, 0, 1, 1]), 8)
+    assert half.item() == pytest.approx(2.0)

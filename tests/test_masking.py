@@ -148,3 +148,48 @@ def test_ti_mae_prediction_never_sees_masked_values_with_point_tokens():
         prediction2, mask2 = method.reconstruct(changed, torch.Generator().manual_seed(1))
         assert torch.equal(mask, mask2)
         assert torch.allclose(prediction, prediction2, atol=1e-5) != leaks
+
+
+# ----- ECG-JEPA's time-column masks -------------------------------------------------------------
+from ecgbench.masking import multi_block_mask, random_time_mask  # noqa: E402
+
+
+def _runs(mask: torch.Tensor) -> list[tuple[int, int]]:
+    """(start, length) of every run of True."""
+    runs, start = [], None
+    for i, m in enumerate(mask.tolist() + [False]):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            runs.append((start, i - start))
+            start = None
+    return runs
+
+
+def test_random_time_mask_ratio_stays_in_its_range_and_varies():
+    g = torch.Generator().manual_seed(0)
+    counts = {int(random_time_mask(50, (0.6, 0.7), g).sum()) for _ in range(300)}
+    assert counts <= set(range(30, 36))  # round(0.6 * 50) .. round(0.7 * 50)
+    assert len(counts) >= 4  # the ratio is drawn per call, not fixed
+
+
+def test_multi_block_mask_is_a_union_of_contiguous_blocks_in_range():
+    g = torch.Generator().manual_seed(1)
+    lengths = []
+    for _ in range(300):
+        mask = multi_block_mask(50, 4, (0.175, 0.225), g)
+        runs = _runs(mask)
+        assert 1 <= len(runs) <= 4  # overlapping blocks merge
+        assert all(length >= 9 for _, length in runs)  # round(0.175 * 50) = 9
+        assert 9 <= int(mask.sum()) <= 44 and not mask.all()  # at most 4 x round(0.225 * 50)
+        lengths.append(int(mask.sum()))
+    fractions = torch.tensor(lengths, dtype=torch.float32) / 50
+    assert 0.45 < float(fractions.mean()) < 0.75  # 4 overlapping ~20 % blocks
+
+
+def test_time_masks_repeat_with_the_same_generator_seed():
+    a = multi_block_mask(50, 4, (0.175, 0.225), torch.Generator().manual_seed(3))
+    b = multi_block_mask(50, 4, (0.175, 0.225), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError):
+        multi_block_mask(50, 4, (0.0, 0.2))
