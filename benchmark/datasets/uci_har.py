@@ -97,6 +97,9 @@ def download(root: str | Path, url: str = URL, sha256: str | None = SHA256) -> P
     target = root / FOLDER
     if (target / LABELS).is_file():
         return target
+    if target.exists():
+        raise UciHarError(f"{target}: exists but lacks {LABELS} (an incomplete copy?); remove "
+                          "it and download again")
     archive = download_file(url, root / ARCHIVE, sha256=sha256)
     if sha256 is None:
         print(f"{archive}: sha256 {sha256_of(archive)} (not pinned in ecgbench; compare it with "

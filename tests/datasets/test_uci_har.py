@@ -322,3 +322,9 @@ def test_download_refuses_a_damaged_zip(served, tmp_path):
     (public / "UCI HAR Dataset.zip").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(RunFailed, match="not a readable zip archive"):
         uci_har.download(tmp_path / "data", url=f"{base}/UCI%20HAR%20Dataset.zip")
+
+
+def test_download_refuses_to_overwrite_an_incomplete_folder(tmp_path):
+    (tmp_path / "UCI HAR Dataset" / "train").mkdir(parents=True)
+    with pytest.raises(RunFailed, match="exists but lacks activity_labels.txt"):
+        uci_har.download(tmp_path, url="http://127.0.0.1:9/never-asked")
