@@ -268,6 +268,174 @@ def _bench_data(name: str, data_root: str | None, max_records: int | None, conso
             **bench_wfdb_vs_prepared(stems, recordings.signals, max_records)}
 
 
+# ----- data ------------------------------------------------------------------------------------
+def _data_root(args: argparse.Namespace) -> Path:
+    from ecgbench.datasets import data_root
+
+    return data_root(args.data_root)
+
+
+def _data_options(args: argparse.Namespace) -> dict[str, str]:
+    from ecgbench.config import parse_assignments
+
+    return parse_assignments(args.set)
+
+
+def _dataset_call(name: str, root: Path, action: str, call):
+    """Run a dataset function; a missing or bad dataset becomes one line (exit 1)."""
+    try:
+        return call()
+    except RunFailed:
+        raise
+    except (FileNotFoundError, NotADirectoryError) as error:
+        raise RunFailed(f"{name}: {error.filename or error}: not found under {root}; "
+                        f"get it with `ecgbench data download {name} --data-root {root}`") from None
+    except TypeError as error:  # an option the dataset's function does not take
+        raise UsageError(f"data {action} {name}: {error}") from None
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from ecgbench.datasets.catalog import disk_size, human_size, scan
+
+    root = _data_root(args)
+    rows = []
+    for entry in scan().values():
+        where = entry.location(root)
+        present = where.exists()
+        prepared = entry.prepared(root)
+        size = human_size(disk_size(where)) if present else (entry.size or "-")
+        rows.append([entry.name, entry.version, size, entry.license, str(where),
+                     "yes" if present else "cache only" if prepared else "no",
+                     f"yes ({len(prepared)})" if prepared else "no"])
+    print(f"data root: {root}")
+    print(tabulate(rows, headers=["name", "version", "size", "licence", "location", "present", "prepared"],
+                   tablefmt="github"))
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from ecgbench.datasets import dataset_module
+    from ecgbench.datasets.catalog import entry
+
+    found = entry(args.name)
+    root = _data_root(args)
+    module = dataset_module(found.name)
+    if not hasattr(module, "download"):
+        raise UsageError(f"{found.name} has nothing to download (it is generated or read where it is)")
+    where = _dataset_call(found.name, root, "download",
+                          lambda: module.download(root, **_data_options(args)))
+    print(f"{found.name} {found.version}: downloaded and verified under {where or root}")
+    return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from ecgbench.datasets import dataset_module
+    from ecgbench.datasets.catalog import entry
+
+    found = entry(args.name)
+    root = _data_root(args)
+    module = dataset_module(found.name)
+    prepare = getattr(module, "prepare", module.load)
+    recordings = _dataset_call(found.name, root, "prepare",
+                               lambda: prepare(root, **_data_options(args)))
+    if recordings is not None and hasattr(recordings, "signals"):
+        print(f"{found.name}: {len(recordings)} records, signals {tuple(recordings.signals.shape)} "
+              f"at {recordings.fs} Hz, version {recordings.version}")
+    print(f"{found.name}: prepared under {root}")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from ecgbench.datasets import dataset_module
+    from ecgbench.datasets.catalog import entry
+
+    found = entry(args.name)
+    root = _data_root(args)
+    module = dataset_module(found.name)
+    options = _data_options(args)
+    if hasattr(module, "info"):
+        summary = _dataset_call(found.name, root, "info", lambda: module.info(root, **options))
+    else:
+        recordings = _dataset_call(found.name, root, "info", lambda: module.load(root, **options))
+        meta = recordings.meta
+        summary = {"records": len(meta), "patients": int(meta["patient_id"].nunique()),
+                   "splits": {str(s): int(n) for s, n in meta["split"].value_counts().sort_index().items()}}
+    print(f"{found.name} {found.version} ({found.license}) under {root}")
+    for line in _info_lines(summary):
+        print(line)
+    return 0
+
+
+def _info_lines(value, indent: str = "") -> list[str]:
+    """Nested dict -> indented lines; a dict of plain values fits on one line."""
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict) and any(isinstance(v, dict) for v in item.values()):
+            lines.append(f"{indent}{key}:")
+            lines.extend(_info_lines(item, indent + "  "))
+        elif isinstance(item, dict):
+            lines.append(f"{indent}{key}: " + ", ".join(f"{k} {v}" for k, v in item.items()))
+        else:
+            lines.append(f"{indent}{key}: {item}")
+    return lines
+
+
+def _add_data_parser(commands) -> None:
+    data = commands.add_parser("data", help="list, download, prepare and describe the datasets")
+    actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    root_help = "data root (default: $ECGBENCH_DATA or ~/.cache/ecgbench/data)"
+    listing = actions.add_parser("list", help="every dataset: version, size, licence, location, prepared or not")
+    listing.add_argument("--data-root", "--root", dest="data_root", default=None, help=root_help)
+    listing.set_defaults(handler=cmd_data_list)
+    for action, handler, text in (
+        ("download", cmd_data_download, "fetch a dataset's official files, verified against its checksums"),
+        ("prepare", cmd_data_prepare, "convert a dataset once into the fast on-disk cache"),
+        ("info", cmd_data_info, "record and patient counts (per split, fold, class)"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("name", help="dataset name (see 'ecgbench data list')")
+        sub.add_argument("--data-root", "--root", dest="data_root", default=None, help=root_help)
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="a dataset option, e.g. fs=500 or allow_subset=true (ptbxl), labels=folder (cinc2017)")
+        sub.set_defaults(handler=handler)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``check``: fresh results against the committed reference, within per-metric tolerances."""
+    from ecgbench.check import compare, load_results, parse_tolerances, render, update_reference
+
+    reference = Path(args.reference)
+    try:
+        if args.update:
+            count = update_reference(Path(args.results_dir), reference)
+            print(f"reference {reference} now holds {count} results from {args.results_dir}")
+            return 0
+        tolerances = parse_tolerances(args.tolerance)
+        report = compare(load_results(reference, "reference"), load_results(Path(args.results_dir), "results"),
+                         tolerances)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    print(render(report, only_failures=args.failures_only))
+    return 0 if report.passed else 1
+
+
+def _add_check_parser(commands) -> None:
+    from ecgbench.check import DEFAULT_REFERENCE
+
+    check = commands.add_parser("check", help="compare fresh results with the reference results within tolerances (CI)")
+    check.add_argument("--results-dir", default="results", help="fresh results to check (default: ./results)")
+    check.add_argument("--reference", default=str(DEFAULT_REFERENCE),
+                       help=f"reference results (default: {DEFAULT_REFERENCE}, the synthetic smoke grid)")
+    check.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE",
+                       help="override a tolerance: macro_auroc=0.03 (default kind), mae=rel:0.02, r2=abs:0.05")
+    check.add_argument("--failures-only", action="store_true", help="print only the rows that fail")
+    check.add_argument("--update", action="store_true",
+                       help="replace the reference with the results in --results-dir (after an intended change)")
+    check.set_defaults(handler=cmd_check)
+
+
 # ----- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -332,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="write the JSON here instead")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method setting overrides, as for run")
     bench.set_defaults(handler=cmd_bench)
+    _add_data_parser(commands)
     return parser
 
 
