@@ -50,6 +50,7 @@ PROBE_FOR_PROBE_FREE = "lr"
 # PTB-XL 1.0.3 has 21,799 records; the CinC 2017 training set 8,528; UCI HAR 10,299 windows.
 FULL_RECORDS = {"ptbxl": 21799, "cinc2017": 8528, "uci_har": 10299, "uci-har": 10299, "har": 10299}
 SAMPLE_FRACTION = 0.5
+MAX_INLINE_REASON = 40  # longer not-applicable reasons become numbered notes under the table
 
 
 class LayoutError(ValueError):
@@ -425,7 +426,8 @@ class Notes:
 
     via: bool = False
     outside: bool = False
-    samples: dict[str, tuple[int, int]] = field(default_factory=dict)  # "method on task" -> (n, full)
+    samples: dict[tuple[str, int, int], set[str]] = field(default_factory=dict)  # (task, n, full) -> methods
+    reasons: list[str] = field(default_factory=list)  # long not-applicable reasons, numbered in order
     seeds: set[int] = field(default_factory=set)
 
 
@@ -452,7 +454,11 @@ class LayoutRenderer:
     def why_missing(self, method: str, task: str) -> str:
         reason = self.stored.reason(self.preset, method, task)
         if reason:
-            return f"n/a: {reason}"
+            if len(reason) <= MAX_INLINE_REASON:
+                return f"n/a: {reason}"
+            if reason not in self.notes.reasons:
+                self.notes.reasons.append(reason)
+            return f"n/a: note {self.notes.reasons.index(reason) + 1}"
         if self._registered is None:
             from ecgbench.registry import METHODS
 
@@ -501,7 +507,7 @@ class LayoutRenderer:
         sample = sample_size(records)
         if sample:
             text += f" {SAMPLE}"
-            self.notes.samples[f"{method} on {task}"] = sample[:2]
+            self.notes.samples.setdefault((task, *sample[:2]), set()).add(method)
         return text + via
 
     # ----- tables -----------------------------------------------------------------------------
@@ -563,9 +569,11 @@ class LayoutRenderer:
         if self.notes.via:
             lines += ["", "(via probe): the source does not name its probe; ours uses the probe with the "
                       "best validation score (the test split is never used to choose)."]
+        for number, reason in enumerate(self.notes.reasons, 1):
+            lines += ["", f"n/a note {number}: {reason}"]
         if self.notes.samples:
-            samples = "; ".join(f"{what}: n = {n} records of {full:,} in the full release"
-                                for what, (n, full) in sorted(self.notes.samples.items()))
+            samples = "; ".join(f"{task}: n = {n} records of {full:,} ({', '.join(sorted(methods))})"
+                                for (task, n, full), methods in sorted(self.notes.samples.items()))
             lines += ["", f"{SAMPLE} sample-size result, from a small sample of the real dataset, not the "
                       f"full release ({samples}); its numbers are a pipeline check, not a reproduction."]
         return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ import numpy as np
 from ecgbench.api import HIGHER_IS_BETTER
 from ecgbench.config import PRESETS
 from ecgbench.layouts import (
+    MAX_INLINE_REASON,
     SAMPLE,
     best_probe_on_validation,
     index_results,
@@ -242,10 +243,19 @@ def render_task(board: TaskBoard) -> str:
         if board.significance is not None:
             row.append(board.significance.get(entry.method, "best" if entry is board.entries[0] else "–"))
         rows.append(row)
+    long_reasons: list[str] = []  # long not-applicable reasons go under the table, numbered
     for label, why in board.missing.items():
+        if len(why) > MAX_INLINE_REASON + len("n/a: "):
+            long_reasons += [why] if why not in long_reasons else []
+            why = f"n/a: note {long_reasons.index(why) + 1}"
         rows.append(["–", label, "–", why, "–"] + (["–"] if board.significance is not None else []))
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-    note = f"\n{board.significance_note}\n" if board.significance_note else ""
+    notes = [board.significance_note] if board.significance_note else []
+    notes += [f"n/a note {i}: {why[len('n/a: '):]}" for i, why in enumerate(long_reasons, 1)]
+    samples = sorted({sample_size(e.records) for e in board.entries} - {None})
+    notes += [f"{SAMPLE} {dataset}: n = {n} records of {full:,} in the full release (a pipeline check, "
+              "not a benchmark number)." for n, full, dataset in samples]
+    note = "".join(f"\n{line}\n" for line in notes)
     return f"#### {board.task_key} · {board.metric} ({direction})\n\n{table}\n{note}"
 
 

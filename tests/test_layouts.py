@@ -161,6 +161,15 @@ def test_missing_results_say_why(tmp_path):
     assert our_cell(text, "CLOCS", "svc_acc") == "not run: ptbxl not prepared"
 
 
+def test_long_not_applicable_reasons_become_numbered_notes(tmp_path):
+    reason = "the encoder needs leads ['II', 'III', 'aVR', 'aVL', 'aVF'] which the dataset lacks"
+    for method in ("simclr", "byol"):
+        store_result(tmp_path, method, "ptbxl-sex", "svc", 0, {}, status="not_applicable", reason=reason)
+    text = render_layout("nerula-table4", results(tmp_path), data_root=tmp_path)
+    assert our_cell(text, "SimCLR", "svc_acc") == our_cell(text, "BYOL", "rf_acc") == "n/a: note 1"
+    assert f"n/a note 1: {reason}" in text and "note 2" not in text
+
+
 def test_not_run_without_a_reason_when_the_data_is_there(tmp_path):
     if not (SHARED_DATA / "ptb-xl").is_dir():
         pytest.skip(f"shared PTB-XL sample not found at {SHARED_DATA / 'ptb-xl'}")
@@ -172,7 +181,7 @@ def test_sample_size_results_are_marked_with_n(tmp_path):
     store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6}, n=(200, 50, 50))
     text = render_layout("nerula-table4", results(tmp_path), data_root=tmp_path)
     assert our_cell(text, "BYOL", "svc_acc") == f"0.600 {SAMPLE}"
-    assert "byol on ptbxl-sex: n = 300 records of 21,799" in text
+    assert "ptbxl-sex: n = 300 records of 21,799 (byol)" in text
 
 
 def test_one_preset_per_table_and_newest_record_per_seed(tmp_path):

@@ -120,6 +120,16 @@ def test_not_applicable_is_shown_not_ranked(example):
     assert board.tasks[0].missing["m4"] == "n/a: needs 12 leads"
 
 
+def test_sample_size_results_are_marked(tmp_path):
+    put(tmp_path, "m1", "synth-age", "lr", 0, 10.0, val=9.0)
+    record = stored(tmp_path)[0]
+    record.update(adaptation={"dataset": "cinc2017@1-abc"}, n={"train": 140, "val": 30, "test": 30})
+    write_json(ResultStore(tmp_path).result_path("m1-cpu0", "synth-age@v1", "frozen-probe-lr"), record)
+    block = render_block(stored(tmp_path), tmp_path, with_significance=False)
+    assert "10.00 [9.95, 10.05] †" in block
+    assert "† cinc2017: n = 200 records of 8,528 in the full release" in block
+
+
 def test_significance_column_from_a_comparison_function(example):
     def significance(task: TaskBoard, preset: str) -> tuple[dict[str, str], str]:
         return {e.method: ("best" if i == 0 else "p = 0.01 *") for i, e in enumerate(task.entries)}, "note"
