@@ -185,10 +185,19 @@ class RunConfig:
     preset: str
     pretrain_data: str  # dataset name@version and the split(s) pretraining may see
     seed: int
+    # Only for methods with labels (``uses_labels``): the task whose training labels it sees.
+    task: str | None = None
+    # Only for frozen-encoder variants (``base_method``): the run their encoder comes from.
+    base_run_id: str | None = None
 
     @property
     def run_id(self) -> str:
-        return f"{self.method}-{short_hash(self)}"
+        return f"{self.method}-{short_hash(self.to_dict())}"
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        """The fields, without the optional ones left unset (so older run ids stay valid)."""
+        plain = _plain(self)
+        return {k: v for k, v in plain.items() if not (k in _OPTIONAL_RUN_FIELDS and v is None)}
+
+
+_OPTIONAL_RUN_FIELDS = ("task", "base_run_id")

@@ -12,7 +12,9 @@ A method is one small subclass in ``methods/`` (solo-learn style). It declares
   named keys, at least ``"signal"``: ``(B, leads, T)`` float32, already adapted to
   ``input_spec``; ``"patient_id"``: ``(B,)`` int64 and ``"record_index"``: ``(B,)`` int64 are
   always present too;
-* optionally ``on_train_step_end(step, max_steps)`` for EMA updates.
+* optionally ``on_train_step_end(step, max_steps)`` for EMA updates, ``setup_task`` (methods
+  with ``uses_labels``), ``init_from_base`` (variants with a ``base_method``) and
+  ``artifacts(batch, out_dir)`` (figures written once after pretraining).
 
 ``embed(x)`` gives pooled frozen features ``(B, D)`` from the encoder alone; heads, predictors
 and target networks never take part in evaluation.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -110,14 +113,30 @@ class Method(nn.Module):
         Such methods are trained once per (seed, task) on the task's training split, and their
         batches carry ``"label"``: ``(B,)`` int64 for multiclass/binary, ``(B, C)`` float for
         multilabel, ``(B,)`` float for regression (only records with a usable label).
+        Regression labels arrive standardised with the training split's mean and standard
+        deviation, so one loss scale fits every task. Raise
+        :class:`ecgbench.api.NotApplicable` for a task kind the method cannot learn from.
         """
         if self.uses_labels:
             raise NotImplementedError(f"{self.name} uses labels but does not define setup_task")
 
     def init_from_base(self, base: "Method") -> None:
-        """Called before training on methods with a ``base_method``: take over its encoder."""
+        """Called before training on methods with a ``base_method``: take over its encoder.
+
+        When the variant's own checkpoint exists the runner loads it without the base, so
+        ``__init__`` must build every module the state dict holds (copy weights here).
+        """
         if self.base_method:
             raise NotImplementedError(f"{self.name} has a base method but no init_from_base")
+
+    def artifacts(self, batch: dict[str, Tensor], out_dir: Path) -> list[Path]:
+        """Optional: write figures about one fixed batch (e.g. attention maps) into ``out_dir``.
+
+        Called by the runner once after pretraining, in eval mode under ``torch.no_grad()``,
+        with a batch of training windows; the returned files are kept with the run and logged
+        to MLflow. The default writes nothing.
+        """
+        return []
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

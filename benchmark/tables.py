@@ -13,6 +13,26 @@ from ecgbench.api import HIGHER_IS_BETTER
 CLASSIFICATION_COLUMNS = ("accuracy", "macro_f1", "macro_auroc")
 REGRESSION_COLUMNS = ("mae", "r2")
 PROBE_ORDER = ("svc", "rf", "lr", "mlp", "knn")
+NOT_APPLICABLE = "not_applicable"  # a result record's ``status`` when the method cannot run on the task
+
+
+def applicable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("status") != NOT_APPLICABLE]
+
+
+class Notes:
+    """Footnotes for not-applicable cells: one number per distinct reason, across a document."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, int] = {}
+
+    def mark(self, records: list[dict[str, Any]]) -> str:
+        reason = "; ".join(sorted({r.get("reason", "") for r in records}))
+        number = self.numbers.setdefault(reason, len(self.numbers) + 1)
+        return f"n/a[^na{number}]"
+
+    def footnotes(self, since: int = 0) -> str:
+        return "".join(f"[^na{n}]: not applicable: {reason}\n" for reason, n in self.numbers.items() if n > since)
 
 
 def method_label(result: dict[str, Any]) -> str:
@@ -54,12 +74,20 @@ def _probe_order(probes: Iterable[str]) -> list[str]:
     return sorted(set(probes), key=lambda p: (PROBE_ORDER.index(p) if p in PROBE_ORDER else 99, p))
 
 
-def main_metric_table(grouped: dict[tuple, list[dict]], metric: str) -> str:
+def main_metric_table(grouped: dict[tuple, list[dict]], metric: str, notes: Notes | None = None) -> str:
     from tabulate import tabulate
+
+    notes = notes or Notes()
+
+    def text(key: tuple) -> str:
+        if key not in grouped:
+            return "—"
+        records = applicable(grouped[key])
+        return cell(records, metric) if records else notes.mark(grouped[key])
 
     methods = sorted({method for method, _ in grouped})
     probes = _probe_order(probe for _, probe in grouped)
-    rows = [[m] + [cell(grouped[(m, p)], metric) if (m, p) in grouped else "—" for p in probes] for m in methods]
+    rows = [[m] + [text((m, p)) for p in probes] for m in methods]
     return tabulate(rows, headers=["method", *probes], tablefmt="github", disable_numparse=True)
 
 
@@ -70,7 +98,8 @@ def detail_table(grouped: dict[tuple, list[dict]], kind: str) -> str:
     rows = []
     for (method, probe) in sorted(grouped, key=lambda k: (k[0], _probe_order([k[1]]))):
         records = grouped[(method, probe)]
-        rows.append([method, probe, len(records)] + [cell(records, c, with_ci=False) for c in columns])
+        scored = applicable(records)
+        rows.append([method, probe, len(records)] + [cell(scored, c, with_ci=False) if scored else "n/a" for c in columns])
     return tabulate(rows, headers=["method", "probe", "seeds", *columns], tablefmt="github", disable_numparse=True)
 
 
@@ -80,7 +109,9 @@ def render(results: Iterable[dict[str, Any]], tasks: list[str] | None = None) ->
     if not results:
         return "_No stored results match._\n"
     sections = []
+    notes = Notes()
     for (task_key, preset, protocol), grouped in sorted(_group(results).items()):
+        known = len(notes.numbers)
         example = next(iter(grouped.values()))[0]
         metric, kind = example["main_metric"], example["task_kind"]
         seeds = sorted({r["seed"] for records in grouped.values() for r in records})
@@ -88,8 +119,9 @@ def render(results: Iterable[dict[str, Any]], tasks: list[str] | None = None) ->
         sections.append(
             f"### {task_key} · {metric} ({direction}) · preset `{preset}` · {protocol} · "
             f"seeds {', '.join(map(str, seeds))}\n\n"
-            f"{main_metric_table(grouped, metric)}\n\n"
-            f"Cells: mean ± std over pretraining seeds, [patient-level bootstrap 95% CI on the "
+            f"{main_metric_table(grouped, metric, notes)}\n\n"
+            + (f"{notes.footnotes(since=known)}\n" if len(notes.numbers) > known else "")
+            + f"Cells: mean ± std over pretraining seeds, [patient-level bootstrap 95% CI on the "
             f"test split, bounds averaged over seeds]. Probe hyper-parameters chosen on validation.\n\n"
             f"<details><summary>all metrics</summary>\n\n{detail_table(grouped, kind)}\n\n</details>\n"
         )

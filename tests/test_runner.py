@@ -159,3 +159,245 @@ def test_run_logs_nested_runs_to_a_tracking_server(tmp_path, mlflow_server):
     parent = logged.data.tags["mlflow.parentRunId"]
     assert client.get_run(parent).data.tags["ecgbench.kind"] == "invocation"
     assert json.loads(client.get_run(parent).data.params["request.seeds"]) == [0]
+
+
+# ----- label-using methods, base-method chains, not-applicable cells ---------------------------
+# Small fake methods defined here (not registered in methods/), served through METHODS.get.
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ecgbench.api import Recordings, Task
+from ecgbench.method import Method, MethodConfig
+from ecgbench.registry import METHODS, TASKS
+from ecgbench.tables import render
+
+
+class TinyEncoder(nn.Module):
+    def __init__(self, leads: int, width: int):
+        super().__init__()
+        self.conv = nn.Conv1d(leads, width, 5)
+        self.embedding_dim = width
+
+    def forward(self, x):
+        return torch.relu(self.conv(x)).mean(-1)  # (B, width)
+
+
+@dataclass
+class TinyConfig(MethodConfig):
+    leads: tuple[str, ...] = ("I", "II")
+    fs: int = 50
+    n_samples: int = 250
+    batch_size: int = 8
+    max_steps: int = 2
+    width: int = 4
+
+
+class FakeBase(Method):
+    """A tiny self-supervised stand-in."""
+
+    name = "fake-base"
+    Config = TinyConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.encoder = TinyEncoder(len(config.leads), config.width)
+
+    def training_step(self, batch):
+        return {"loss": self.encoder(batch["signal"]).pow(2).mean()}
+
+    def artifacts(self, batch, out_dir):
+        path = out_dir / "batch.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{tuple(batch['signal'].shape)} {torch.is_grad_enabled()} {self.training}")
+        return [path]
+
+
+class FakeSupervised(FakeBase):
+    """Records what it is set up for and every batch it trains on."""
+
+    name = "fake-supervised"
+    uses_labels = True
+    seen: list[dict] = []
+
+    def setup_task(self, kind, n_outputs):
+        self.kind, self.n_outputs = kind, n_outputs
+        self.head = nn.Linear(self.encoder.embedding_dim, n_outputs)
+
+    def training_step(self, batch):
+        FakeSupervised.seen.append({"kind": self.kind, "n_outputs": self.n_outputs,
+                                    "record_index": batch["record_index"].numpy().copy(),
+                                    "label": batch["label"].numpy().copy()})
+        return {"loss": self.head(self.encoder(batch["signal"])).pow(2).mean()}
+
+
+class FakeVariant(FakeBase):
+    """Starts from fake-base's encoder."""
+
+    name = "fake-variant"
+    base_method = "fake-base"
+    bases: list[Method] = []
+
+    def init_from_base(self, base):
+        FakeVariant.bases.append(base)
+        self.encoder.load_state_dict(base.encoder.state_dict())
+
+
+class FakeBroken(FakeBase):
+    """Crashes while training: a real failure, not 'not applicable'."""
+
+    name = "fake-broken"
+
+    def training_step(self, batch):
+        raise RuntimeError("boom in training_step")
+
+
+FAKES = {cls.name: cls for cls in (FakeBase, FakeSupervised, FakeVariant, FakeBroken)}
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    real = METHODS.get
+    monkeypatch.setattr(METHODS, "get", lambda name: FAKES.get(name) or real(name))
+    FakeSupervised.seen.clear()
+    FakeVariant.bases.clear()
+    import ecgbench.train as train_module
+
+    calls: list[str] = []
+    real_pretrain = train_module.pretrain
+    monkeypatch.setattr(train_module, "pretrain",
+                        lambda method, *a, **k: calls.append(method.name) or real_pretrain(method, *a, **k))
+    return calls
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_label_using_method_trains_once_per_task_on_training_labels_only(tmp_path, data_root, fakes):
+    req = request(tmp_path, methods=["fake-supervised"], probes=["lr"], data_root=data_root)
+    results = Runner(resolve(req)).run()
+    assert fakes == ["fake-supervised", "fake-supervised"]
+    by_task = {r["task"]: r for r in results}
+    assert sorted(by_task) == ["synth-age", "synth-superclass"] and len(results) == 2
+    superclass, age = by_task["synth-superclass"], by_task["synth-age"]
+    assert superclass["run_id"] != age["run_id"], "two tasks never share a supervised checkpoint"
+    assert superclass["uses_labels"] and superclass["run_config"]["task"] == "synth-superclass@v1"
+    assert age["run_config"]["task"] == "synth-age@v1"
+    runs = {r.name for r in (tmp_path / "results" / "runs").iterdir()}
+    assert runs == {superclass["run_id"], age["run_id"]}
+    for run_id, task in [(superclass["run_id"], "synth-superclass@v1"), (age["run_id"], "synth-age@v1")]:
+        assert sorted(p.name for p in (tmp_path / "results" / "runs" / run_id).iterdir()) == sorted([task, "run.json"])
+
+    runner = Runner(resolve(req))
+    data = runner.dataset("synthetic")
+    split = data.meta["split"].to_numpy()
+    for task_name, kind, width in [("synth-superclass", "multilabel", 5), ("synth-age", "regression", 1)]:
+        task = TASKS.get(task_name)
+        y, usable = task.labels(data.meta)
+        batches = [b for b in FakeSupervised.seen if b["kind"] == kind]
+        assert batches and all(b["n_outputs"] == width for b in batches)
+        seen = np.concatenate([b["record_index"] for b in batches])
+        assert (split[seen] == "train").all() and usable[seen].all(), "labels never come from val/test"
+        labels = np.concatenate([b["label"] for b in batches])
+        if kind == "multilabel":
+            assert labels.dtype == np.float32 and np.array_equal(labels, y[seen])
+        else:
+            train = np.flatnonzero((split == "train") & usable)
+            expected = (y[seen] - y[train].mean()) / y[train].std()
+            assert labels.dtype == np.float32 and np.allclose(labels, expected, atol=1e-5)
+
+    fakes.clear()
+    again = runner.run()
+    assert fakes == [] and runner.new_results == 0, "a second run reuses both supervised runs"
+    assert {r["key"] for r in again} == {r["key"] for r in results}
+    assert "fake-supervised (supervised)" in render(again)
+
+
+def test_base_method_is_trained_once_reused_and_part_of_the_variant_key(tmp_path, data_root, fakes):
+    req = request(tmp_path, methods=["fake-variant"], tasks=["synth-sex"], probes=["lr"], data_root=data_root)
+    runner = Runner(resolve(req))
+    results = runner.run()
+    assert fakes == ["fake-base", "fake-variant"], "the base is trained first"
+    base_run = runner.run_config("fake-base", 0).run_id
+    record = json.loads((tmp_path / "results" / "runs" / results[0]["run_id"] / "run.json").read_text())
+    assert record["run_config"]["base_run_id"] == base_run
+    assert record["artifacts"] == ["artifacts/batch.txt"]  # the artifacts hook ran after training
+    written = tmp_path / "results" / "runs" / results[0]["run_id"] / "artifacts" / "batch.txt"
+    assert written.read_text() == "(8, 2, 250) False False"
+    assert results[0]["run_config"]["base_run_id"] == base_run
+    (base,) = FakeVariant.bases
+    stored = torch.load(tmp_path / "results" / "cache" / "checkpoints" / f"{base_run}.pt", weights_only=False)
+    assert all(torch.equal(v, stored["model"][f"encoder.{k}"]) for k, v in base.encoder.state_dict().items())
+
+    fakes.clear()
+    FakeVariant.bases.clear()
+    Runner(resolve(req)).run()
+    assert fakes == [] and FakeVariant.bases == [], "a cached variant needs neither training nor its base"
+
+    # Both selected, the base's config changed: it is trained once and the variant's key changes.
+    changed = request(tmp_path, methods=["fake-base", "fake-variant"], tasks=["synth-sex"], probes=["lr"],
+                      data_root=data_root, overrides={"data.n_patients": "90", "fake-base.lr": "0.01"})
+    fakes.clear()
+    results2 = Runner(resolve(changed)).run()
+    assert fakes == ["fake-base", "fake-variant"]
+    variant2 = next(r for r in results2 if r["method"] == "fake-variant")
+    base2 = next(r for r in results2 if r["method"] == "fake-base")
+    assert variant2["run_id"] != results[0]["run_id"]
+    assert variant2["run_config"]["base_run_id"] == base2["run_id"] != base_run
+
+
+def single_lead_task() -> tuple[Task, Recordings]:
+    rng = np.random.default_rng(0)
+    n = 60
+    meta = pd.DataFrame({"record_id": np.arange(n), "patient_id": np.arange(n) // 2,
+                         "split": np.array(["train", "val", "test"])[(np.arange(n) // 2) % 3],
+                         "y": rng.integers(0, 2, n)})
+    recordings = Recordings("fake-single-lead", "1", rng.standard_normal((n, 1, 500)).astype("float32"),
+                            meta, fs=50, lead_names=("II",))
+    task = Task(name="fake-single", version=1, dataset="fake-single-lead", kind="binary",
+                labels=lambda m: (m["y"].to_numpy(), np.ones(len(m), bool)), main_metric="macro_auroc",
+                description="a single-lead task", classes=("a", "b"))
+    return task, recordings
+
+
+def test_a_method_that_cannot_run_on_a_task_gets_a_not_applicable_cell(tmp_path, data_root, fakes):
+    task, recordings = single_lead_task()
+
+    def runner_for(methods):
+        plan = resolve(request(tmp_path, methods=methods, tasks=["synth-sex"], probes=["lr", "knn"],
+                               data_root=data_root))
+        plan.tasks.append(task)
+        runner = Runner(plan)
+        runner.datasets[recordings.name] = recordings
+        return runner
+
+    results = runner_for(["random-init", "fake-supervised"]).run()
+    na = [r for r in results if r.get("status") == "not_applicable"]
+    assert {(r["method"], r["task"], r["probe"]) for r in na} == {
+        (m, "fake-single", p) for m in ("random-init", "fake-supervised") for p in ("lr", "knn")}
+    for r in na:
+        assert "lacks" in r["reason"] and "'I'" in r["reason"] and r["metrics"] == {}
+    scored = [r for r in results if r.get("status") != "not_applicable"]
+    assert {r["task"] for r in scored} == {"synth-sex"} and all(r["metrics"] for r in scored)
+    assert ResultStore(tmp_path / "results").results()  # stored like every result
+
+    table = render(ResultStore(tmp_path / "results").results())
+    section = table[table.index("### fake-single"):]
+    import re
+
+    for label in (r"random-init \(control\)", r"fake-supervised \(supervised\)"):
+        assert re.search(rf"\| {label} +\| n/a\[\^na\d\] +\| n/a\[\^na\d\]", section), section
+    assert "not applicable: fake-single-lead: the encoder needs leads" in section
+
+    before = snapshot(tmp_path / "results" / "runs")
+    runner = runner_for(["random-init", "fake-supervised"])
+    runner.run()
+    assert runner.new_results == 0 and snapshot(tmp_path / "results" / "runs") == before
+
+    with pytest.raises(RuntimeError, match="boom in training_step"):
+        runner_for(["fake-broken"]).run()

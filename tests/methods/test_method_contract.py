@@ -19,27 +19,40 @@ from ecgbench.registry import METHODS
 NAMES = METHODS.names()
 BATCH = 8
 STEPS = 24
+N_CLASSES = 3  # label-using methods are set up for a multiclass task in these tests
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def build(name: str, seed: int = 0) -> Method:
+def build(name: str, seed: int = 0, with_base: bool = True) -> Method:
+    """The smoke-size method, prepared as the runner prepares it: ``setup_task`` for methods
+    with labels, ``init_from_base`` (from a fresh base) for frozen-encoder variants unless
+    ``with_base`` is False (the runner reloads a variant's checkpoint without its base)."""
     cls = METHODS.get(name)
     config = dataclasses.replace(cls.Config(), **cls.preset_overrides("smoke"))
+    base = build(cls.base_method, seed) if cls.base_method and with_base else None
     torch.manual_seed(seed)
-    return cls(config)
+    method = cls(config)
+    if cls.uses_labels:
+        method.setup_task("multiclass", N_CLASSES)
+    if base is not None:
+        method.init_from_base(base)
+    return method
 
 
 def random_batch(method: Method, seed: int = 0, device: str = "cpu") -> dict[str, torch.Tensor]:
     spec = method.input_spec
     g = torch.Generator().manual_seed(seed)
     signal = torch.randn(BATCH, len(spec.leads), spec.n_samples, generator=g)  # (B, leads, T)
-    return {
+    batch = {
         "signal": signal.to(device),
         "patient_id": torch.arange(BATCH, device=device) // 2,
         "record_index": torch.arange(BATCH, device=device),
     }
+    if method.uses_labels:
+        batch["label"] = torch.arange(BATCH, device=device) % N_CLASSES  # (B,) int64, multiclass
+    return batch
 
 
 def encoder_grads(method: Method) -> list[torch.Tensor]:
@@ -70,6 +83,10 @@ def test_training_step_gives_a_finite_scalar_loss_with_encoder_gradients(name):
     if not method.needs_training:
         return
     loss.backward()
+    if method.base_method:  # a frozen-encoder variant trains its own parts only
+        grads = [p.grad for p in method.trainable_parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads)
+        return
     grads = encoder_grads(method)
     assert grads and any(g.abs().sum() > 0 for g in grads)
     trainable = {id(p) for p in method.trainable_parameters()}
@@ -116,7 +133,7 @@ def test_state_dict_round_trip_gives_identical_embeddings(name):
     buffer = io.BytesIO()
     torch.save(trained.state_dict(), buffer)
     buffer.seek(0)
-    restored = build(name, seed=1)
+    restored = build(name, seed=1, with_base=False)
     restored.load_state_dict(torch.load(buffer, weights_only=True))
     x = random_batch(trained, seed=3)["signal"]
     assert torch.equal(trained.eval().embed(x), restored.eval().embed(x))
