@@ -176,7 +176,8 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
         print(f"ecgbench: {args.layout}: running {','.join(job.methods)} on {','.join(job.tasks)} "
               f"with probes {','.join(job.probes)}", file=sys.stderr)
         cmd_run(argparse.Namespace(**{**vars(args), "layout": None, "methods": ",".join(job.methods),
-                                      "tasks": ",".join(job.tasks), "probes": ",".join(job.probes)}))
+                                      "tasks": ",".join(job.tasks), "probes": ",".join(job.probes),
+                                      "set": [*plan.settings, *args.set]}))
     text = _layout_text(args.layout, args.results_dir, args.preset, args.data_root)
     store = ResultStore(args.results_dir)
     path = store.tables_dir / f"layout-{args.layout}.md"

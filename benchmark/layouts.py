@@ -50,6 +50,8 @@ PROBE_FOR_PROBE_FREE = "lr"
 # PTB-XL 1.0.3 has 21,799 records; the CinC 2017 training set 8,528; UCI HAR 10,299 windows.
 FULL_RECORDS = {"ptbxl": 21799, "cinc2017": 8528, "uci_har": 10299, "uci-har": 10299, "har": 10299}
 SAMPLE_FRACTION = 0.5
+# Reported clustering metric -> its key in a result's "clustering" (ecgbench.analysis).
+CLUSTERING_KEYS = {"dbi": "davies_bouldin", "silhouette": "silhouette", "chi": "calinski_harabasz"}
 MAX_INLINE_REASON = 40  # longer not-applicable reasons become numbered notes under the table
 
 
@@ -104,6 +106,7 @@ class Layout:
     description: str
     tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per metric, over the defaults
     column_tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per "table.column" id
+    settings: tuple[str, ...] = ()  # --set assignments the run needs (before the user's own)
 
     def tolerance(self, table: Table, column: Column) -> Tolerance | None:
         if f"{table.id}.{column.id}" in self.column_tolerances:
@@ -132,7 +135,8 @@ LAYOUTS: dict[str, Layout] = {
         Layout("embeddings-classification", ("embedding-ecg-jepa", "embedding-st-mem-probes"),
                "Embedding-enhancements report: ECG-JEPA and ST-MEM variants, PTB-XL superclasses"),
         Layout("embeddings-clustering", ("embedding-st-mem-clustering",),
-               "Embedding-enhancements report: clustering quality of ST-MEM embeddings"),
+               "Embedding-enhancements report: clustering quality of ST-MEM embeddings",
+               settings=("eval.clustering=true",)),
         Layout("residual-table1", ("residual-table",), "Residual-connections report: DREAMER arousal / valence"),
         Layout("ptbxl-anchors", ("ptbxl-benchmark-superdiagnostic", "ecg-fm-benchmark-ptbxl-superdiagnostic"),
                "Context anchors: PTB-XL superdiagnostic macro AUROC (supervised benchmark, FM linear probes)"),
@@ -188,6 +192,7 @@ class LayoutPlan:
     layout: str
     jobs: list[LayoutJob]
     skipped: list[str]  # one line each: what is left out and why
+    settings: list[str] = field(default_factory=list)  # --set assignments the layout needs
 
 
 def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Path | None = None) -> LayoutPlan:
@@ -220,7 +225,7 @@ def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Pa
         probes = [p for p in PROBES if p in probes]
         job = jobs.setdefault((tuple(tasks), tuple(probes)), LayoutJob([], tasks, probes))
         job.methods += [m for m in methods if m not in job.methods]
-    return LayoutPlan(name, list(jobs.values()), skipped)
+    return LayoutPlan(name, list(jobs.values()), skipped, list(layout.settings))
 
 
 def _add(items: list[str], item: str) -> None:
@@ -342,7 +347,7 @@ def metric_value(record: dict[str, Any], metric: str) -> float | None:
     else:
         value = metrics.get(metric)
         if value is None:
-            value = (record.get("clustering") or {}).get(metric)
+            value = (record.get("clustering") or {}).get(CLUSTERING_KEYS.get(metric, metric))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)

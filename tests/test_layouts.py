@@ -240,8 +240,21 @@ def test_plan_multi_task_table_and_probe_free_metrics(monkeypatch):
     residual = plan_layout("residual-table1").jobs
     assert len(residual) == 1 and residual[0].tasks == ["dreamer-arousal", "dreamer-valence"]
     assert residual[0].probes == list(PROBES)
-    clustering = plan_layout("embeddings-clustering").jobs
-    assert clustering == [LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr"])]
+    clustering = plan_layout("embeddings-clustering")
+    assert clustering.jobs == [LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr"])]
+    assert clustering.settings == ["eval.clustering=true"]  # the runner computes clustering only when asked
+
+
+def test_clustering_cells_from_the_results_clustering_fields(tmp_path):
+    clustering = {"davies_bouldin": 9.0, "silhouette": 0.10, "calinski_harabasz": 50.0}
+    for probe in ("lr", "knn"):
+        path = store_result(tmp_path, "st-mem", "ptbxl-superclass", probe, 0, {"macro_auroc": 0.7})
+        record = ResultStore(tmp_path).results()
+        write_json(path, {**next(r for r in record if r["probe"] == probe), "clustering": clustering})
+    text = render_layout("embeddings-clustering", results(tmp_path), data_root=tmp_path)
+    assert our_cell(text, "ST-MEM baseline", "dbi") == "9.000"  # 9.690 reported, within 25%
+    assert our_cell(text, "ST-MEM baseline", "silhouette") == f"0.100 {OUTSIDE}"  # -0.004 reported
+    assert our_cell(text, "ST-MEM baseline", "chi") == f"50.00 {OUTSIDE}"  # 134.534 reported
 
 
 # ----- command line --------------------------------------------------------------------------
@@ -265,3 +278,31 @@ def test_cli_run_layout_reports_what_cannot_run(tmp_path, capsys):
     assert "not run: nerula-table4: ptbxl not prepared" in err
     assert re.search(r"CLOCS \(`clocs`\) +\| 0\.63 +\| not run: ptbxl not prepared", out)
     assert (tmp_path / "tables" / "layout-nerula-table4.md").read_text() == out.rstrip("\n") + "\n"
+
+
+def test_cli_run_layout_logs_the_table_to_mlflow(tmp_path, capsys, monkeypatch):
+    """The layout table goes to the tracker as an artifact (the Tracker itself, against a real
+    MLflow server, is tested in tests/test_tracking.py; a recording fake keeps this test fast)."""
+    import ecgbench.tracking
+
+    calls = []
+
+    class FakeTracker:
+        def __init__(self, uri, artifact_root=None):
+            calls.append(("init", uri))
+
+        def start(self, name, params):
+            calls.append(("start", name))
+
+        def log_artifact(self, path):
+            calls.append(("artifact", Path(path).name, Path(path).read_text()))
+
+        def finish(self, status="FINISHED"):
+            calls.append(("finish", status))
+
+    monkeypatch.setattr(ecgbench.tracking, "Tracker", FakeTracker)
+    assert main(["run", "--layout", "nerula-table4", "--results-dir", str(tmp_path), "--data-root",
+                 str(tmp_path / "no-data"), "--tracking-uri", "http://127.0.0.1:1"]) == 0
+    table = (tmp_path / "tables" / "layout-nerula-table4.md").read_text()
+    assert calls == [("init", "http://127.0.0.1:1"), ("start", "ecgbench-layout-nerula-table4"),
+                     ("artifact", "layout-nerula-table4.md", table), ("finish", "FINISHED")]
