@@ -4,6 +4,17 @@ Records are resampled with :func:`scipy.signal.resample_poly` (polyphase, anti-a
 then cut into non-overlapping windows of the encoder's length; a record shorter than one
 window is zero-padded at the end. Every step taken is described in a dict that is stored
 with each result, so a table can say exactly what its encoder saw.
+
+Variable-length datasets (CinC 2017) keep zero-padded signals plus an ``n_samples`` metadata
+column with each record's true length. Only that part is windowed (its resampled length is
+``ceil(n_samples * fs_out / fs_in)``, exactly what resample_poly gives for the unpadded record,
+since it treats samples past the end as zeros too); records then have different numbers of
+windows, and :attr:`Adapted.valid` marks which of the ``W`` window slots are real. Embeddings
+average the valid windows only and pretraining samples only valid windows. Datasets without
+the column have all windows valid, as before.
+
+A single-lead dataset feeds the one lead of a single-lead encoder whatever its name (the
+encoder's lead II gets CinC 2017's lead I); the description says so.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ecgbench.api import InputSpec, NotApplicable, Recordings
+from ecgbench.api import InputSpec, Recordings
 
 _CHUNK = 256  # records per resampling chunk, to bound memory on 12-lead data
 
@@ -22,6 +33,11 @@ _CHUNK = 256  # records per resampling chunk, to bound memory on 12-lead data
 class Adapted:
     windows: np.ndarray  # (N, W, leads, n_samples) float32
     description: dict
+    valid: np.ndarray | None = None  # (N, W) bool; None means every window is real
+
+    def __post_init__(self) -> None:
+        if self.valid is None:
+            self.valid = np.ones(self.windows.shape[:2], dtype=bool)
 
     @property
     def n_windows(self) -> int:
@@ -29,9 +45,11 @@ class Adapted:
 
 
 def lead_indices(recordings: Recordings, leads: tuple[str, ...]) -> list[int]:
+    if _single_lead_substitute(recordings, leads):
+        return [0]
     missing = [lead for lead in leads if lead not in recordings.lead_names]
     if missing:
-        raise NotApplicable(
+        raise ValueError(
             f"{recordings.name}: the encoder needs leads {missing} which the dataset lacks "
             f"(it has {list(recordings.lead_names)})"
         )
@@ -48,32 +66,83 @@ def resample(x: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
     return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
 
 
+def _single_lead_substitute(recordings: Recordings, leads: tuple[str, ...]) -> bool:
+    return len(leads) == 1 and len(recordings.lead_names) == 1 and leads[0] not in recordings.lead_names
+
+
+def true_lengths(recordings: Recordings) -> np.ndarray | None:
+    """Each record's true length (``n_samples`` column), or None when all use the full T."""
+    if "n_samples" not in recordings.meta.columns:
+        return None
+    lengths = recordings.meta["n_samples"].to_numpy()
+    total = recordings.signals.shape[-1]
+    if not np.issubdtype(lengths.dtype, np.integer) or (lengths < 1).any() or (lengths > total).any():
+        raise ValueError(f"{recordings.name}: n_samples must be integers in 1..{total} "
+                         f"(the padded length)")
+    return lengths.astype(np.int64)
+
+
+def resampled_length(n: np.ndarray | int, fs_in: int, fs_out: int) -> np.ndarray:
+    """Length resample_poly gives for ``n`` input samples: ceil(n * up / down)."""
+    ratio = Fraction(fs_out, fs_in)
+    return -(-np.asarray(n, dtype=np.int64) * ratio.numerator // ratio.denominator)
+
+
 def adapt(recordings: Recordings, spec: InputSpec) -> Adapted:
     leads = lead_indices(recordings, spec.leads)
-    chunks = [
-        resample(np.asarray(recordings.signals[start : start + _CHUNK, leads, :]), recordings.fs, spec.fs)
-        for start in range(0, len(recordings), _CHUNK)
-    ]
-    signals = np.concatenate(chunks)  # (N, leads, T')
-    length = signals.shape[-1]
-    if length >= spec.n_samples:
-        n_windows = length // spec.n_samples
-        dropped = length - n_windows * spec.n_samples
-        signals = signals[..., : n_windows * spec.n_samples]
-        padded = 0
-    else:
-        n_windows, dropped, padded = 1, 0, spec.n_samples - length
-        signals = np.pad(signals, ((0, 0), (0, 0), (0, padded)))
-    n, n_leads = signals.shape[:2]
-    windows = signals.reshape(n, n_leads, n_windows, spec.n_samples).transpose(0, 2, 1, 3)
+    lengths = true_lengths(recordings)
+    full = resampled_length(recordings.signals.shape[-1], recordings.fs, spec.fs)
+    out_lengths = (np.full(len(recordings), full) if lengths is None
+                   else resampled_length(lengths, recordings.fs, spec.fs))  # (N,) at spec.fs
+    n = spec.n_samples
+    counts = np.maximum(out_lengths // n, 1)  # windows per record; a short record gets one
+    windows = np.zeros((len(recordings), int(counts.max()), len(leads), n), dtype=np.float32)
+    valid = np.arange(windows.shape[1])[None, :] < counts[:, None]  # (N, W)
+    for start in range(0, len(recordings), _CHUNK):
+        chunk = resample(np.asarray(recordings.signals[start : start + _CHUNK, leads, :]),
+                         recordings.fs, spec.fs)  # (c, leads, T')
+        for offset, signal in enumerate(chunk):
+            index = start + offset
+            _cut(signal[:, : out_lengths[index]], counts[index], n, windows[index])
     description = {
         "leads": list(spec.leads),
         "resample": f"{recordings.fs} Hz -> {spec.fs} Hz (scipy.signal.resample_poly)"
         if recordings.fs != spec.fs
         else "none",
-        "window_samples": spec.n_samples,
-        "windows_per_record": n_windows,
-        "samples_dropped_at_end": dropped,
-        "zero_padded_samples": padded,
+        "window_samples": n,
     }
-    return Adapted(np.ascontiguousarray(windows, dtype=np.float32), description)
+    if _single_lead_substitute(recordings, spec.leads):
+        description["lead_substitution"] = (f"the dataset's only lead {recordings.lead_names[0]} "
+                                            f"fed as the encoder's {spec.leads[0]}")
+    if lengths is None:
+        description.update(windows_per_record=int(counts[0]),
+                           samples_dropped_at_end=int(out_lengths[0] - counts[0] * n) if full >= n else 0,
+                           zero_padded_samples=int(max(n - full, 0)))
+    else:
+        description.update(_variable_description(out_lengths, counts, n, spec.fs))
+    return Adapted(windows, description, valid)
+
+
+def _cut(signal: np.ndarray, count: int, n: int, out: np.ndarray) -> None:
+    """(leads, L) -> ``count`` windows of n samples into out[:count] (zero-padded if L < n)."""
+    if signal.shape[-1] < n:
+        out[0, :, : signal.shape[-1]] = signal
+        return
+    out[:count] = signal[:, : count * n].reshape(signal.shape[0], count, n).transpose(1, 0, 2)
+
+
+def _variable_description(lengths: np.ndarray, counts: np.ndarray, n: int, fs: int) -> dict:
+    dropped = np.where(lengths >= n, lengths - counts * n, 0)
+    return {
+        "variable_length": "windows cut from each record's true length (n_samples); padding "
+                           "windows are masked out of embeddings (mean of valid windows) and "
+                           "pretraining",
+        "record_seconds": {"min": round(float(lengths.min()) / fs, 3),
+                           "max": round(float(lengths.max()) / fs, 3)},
+        "windows_per_record": {"min": int(counts.min()), "max": int(counts.max()),
+                               "mean": round(float(counts.mean()), 3)},
+        "valid_windows": int(counts.sum()),
+        "samples_dropped_at_end": {"total": int(dropped.sum()), "max": int(dropped.max())},
+        "records_zero_padded": int((lengths < n).sum()),
+    }
+

@@ -19,14 +19,6 @@ TaskKind = Literal["multiclass", "multilabel", "binary", "regression"]
 SPLITS = ("train", "val", "test")
 
 
-class NotApplicable(ValueError):
-    """A method cannot run on a task by design (e.g. a 12-lead encoder on a single-lead dataset).
-
-    The runner records such a cell as ``"status": "not_applicable"`` with this message as the
-    reason and goes on; any other exception is a real failure and stops the run.
-    """
-
-
 @dataclass(frozen=True)
 class InputSpec:
     """What an encoder consumes: which leads, at which rate, how many samples per window.
@@ -46,9 +38,11 @@ class InputSpec:
 
 @dataclass
 class Recordings:
-    """A dataset in memory: equal-length multi-lead signals plus one metadata row per record.
+    """A dataset in memory: multi-lead signals plus one metadata row per record.
 
-    ``signals`` is ``(N, leads, T)`` float32, usually a read-only ``np.memmap``.
+    ``signals`` is ``(N, leads, T)`` float32, usually a read-only ``np.memmap``. Records of
+    different lengths are zero-padded at the end to ``T`` and the optional integer column
+    ``n_samples`` gives each record's true length; without it every record is ``T`` long.
     ``meta`` is a pandas DataFrame with at least the columns ``record_id``, ``patient_id``
     and ``split`` (one of train / val / test, patient-wise), plus whatever label columns the
     dataset provides. Dataset-specific label columns are documented by each dataset module.
