@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ecgbench.api import InputSpec, Recordings
+from ecgbench.api import InputSpec, NotApplicable, Recordings
 
 _CHUNK = 256  # records per resampling chunk, to bound memory on 12-lead data
 
@@ -49,7 +49,7 @@ def lead_indices(recordings: Recordings, leads: tuple[str, ...]) -> list[int]:
         return [0]
     missing = [lead for lead in leads if lead not in recordings.lead_names]
     if missing:
-        raise ValueError(
+        raise NotApplicable(
             f"{recordings.name}: the encoder needs leads {missing} which the dataset lacks "
             f"(it has {list(recordings.lead_names)})"
         )

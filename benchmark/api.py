@@ -19,6 +19,14 @@ TaskKind = Literal["multiclass", "multilabel", "binary", "regression"]
 SPLITS = ("train", "val", "test")
 
 
+class NotApplicable(ValueError):
+    """A method cannot run on a task by design (e.g. a 12-lead encoder on a single-lead dataset).
+
+    The runner records such a cell as ``"status": "not_applicable"`` with this message as the
+    reason and goes on; any other exception is a real failure and stops the run.
+    """
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What an encoder consumes: which leads, at which rate, how many samples per window.

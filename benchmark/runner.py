@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ecgbench import __version__
-from ecgbench.api import Recordings, Task
+from ecgbench.api import NotApplicable, Recordings, Task
 from ecgbench.config import (
     EVAL_PRESETS,
     PRESETS,
@@ -31,8 +31,10 @@ from ecgbench.config import (
 )
 from ecgbench.registry import METHODS, TASKS
 from ecgbench.store import ResultStore, atomic_write, read_json, write_json, write_npy
+from ecgbench.tables import NOT_APPLICABLE
 
 PROTOCOL = "frozen-probe"
+ARTIFACT_BATCH = 8  # training windows handed to a method's ``artifacts`` hook
 
 
 @dataclass
@@ -73,9 +75,38 @@ def resolve(request: RunRequest) -> Plan:
     for name, cls in classes.items():
         merged = {**cls.preset_overrides(request.preset), **per_method[name]}
         configs[name] = apply_overrides(cls.Config(), merged, name)
+    _add_base_configs(configs, request.preset)
     settings = apply_overrides(EvalSettings(**EVAL_PRESETS[request.preset]), eval_overrides, "eval")
     tasks = [TASKS.get(name) for name in request.tasks]
     return Plan(request, configs, tasks, settings, data_options)
+
+
+def _add_base_configs(configs: dict[str, Any], preset: str) -> None:
+    """Base methods of frozen-encoder variants run with their own preset config (or with the
+    selected config when the base is selected too)."""
+    pending = list(configs)
+    while pending:
+        base = METHODS.get(pending.pop()).base_method
+        if base and base not in configs:
+            cls = METHODS.get(base)
+            configs[base] = apply_overrides(cls.Config(), cls.preset_overrides(preset), base)
+            pending.append(base)
+
+
+def n_outputs(task: Task) -> int:
+    """Label-head width for ``Method.setup_task``: one logit for binary and regression."""
+    return len(task.classes) if task.kind in ("multiclass", "multilabel") else 1
+
+
+def training_labels(task: Task, y: np.ndarray) -> np.ndarray:
+    """Labels as the batches carry them: int64 classes, float32 multilabel targets, float32
+    regression targets standardised with the (training) values given."""
+    if task.kind in ("multiclass", "binary"):
+        return y.astype(np.int64)
+    if task.kind == "multilabel":
+        return y.astype(np.float32)
+    y = y.astype(np.float64)
+    return ((y - y.mean()) / (y.std() or 1.0)).astype(np.float32)
 
 
 # ----- provenance ------------------------------------------------------------------------------
@@ -160,9 +191,17 @@ class Runner:
                 self.tracker.finish(status)
         return results
 
-    def run_config(self, method: str, seed: int) -> RunConfig:
+    def run_config(self, method: str, seed: int, task: Task | None = None) -> RunConfig:
+        """A label-using method's run is per task (trained on its training labels); a
+        frozen-encoder variant's run names the run of its base method."""
         cls = METHODS.get(method)
-        data = self.dataset(self.request.pretrain_dataset)
+        if cls.uses_labels and task is None:
+            raise ValueError(f"{method} uses labels: its run config needs a task")
+        data = self.dataset(task.dataset if cls.uses_labels else self.request.pretrain_dataset)
+        base_run_id = None
+        if cls.base_method:
+            base_task = task if METHODS.get(cls.base_method).uses_labels else None
+            base_run_id = self.run_config(cls.base_method, seed, base_task).run_id
         return RunConfig(
             method=method,
             method_version=cls.version,
@@ -170,15 +209,31 @@ class Runner:
             preset=self.request.preset,
             pretrain_data=f"{data.name}@{data.version}:train",
             seed=seed,
+            task=task.key if cls.uses_labels else None,
+            base_run_id=base_run_id,
         )
 
     def run_method_seed(self, method_name: str, seed: int) -> list[dict[str, Any]]:
-        run_config = self.run_config(method_name, seed)
-        method = self.pretrained(run_config)
+        if METHODS.get(method_name).uses_labels:  # one run per task, probed on that task only
+            return [r for task in self.plan.tasks for r in self._run_and_probe(method_name, seed, [task], task)]
+        return self._run_and_probe(method_name, seed, self.plan.tasks)
+
+    def _run_and_probe(self, method_name: str, seed: int, tasks: list[Task],
+                       label_task: Task | None = None) -> list[dict[str, Any]]:
+        run_config = self.run_config(method_name, seed, label_task)
+        try:
+            method = self.pretrained(run_config, label_task)
+        except NotApplicable as reason:
+            return [r for task in tasks for r in self.not_applicable(run_config, task, reason)]
         results = []
-        bar = self.progress.add_task(f"probe {run_config.run_id}", total=len(self.plan.tasks) * len(self.request.probes))
-        for task in self.plan.tasks:
-            embeddings, adaptation = self.embeddings(method, run_config, task)
+        bar = self.progress.add_task(f"probe {run_config.run_id}", total=len(tasks) * len(self.request.probes))
+        for task in tasks:
+            try:
+                embeddings, adaptation = self.embeddings(method, run_config, task)
+            except NotApplicable as reason:
+                results.extend(self.not_applicable(run_config, task, reason))
+                self.progress.advance(bar, len(self.request.probes))
+                continue
             for probe in self.request.probes:
                 self.progress.update(bar, description=f"probe {run_config.run_id} {task.name} {probe}")
                 results.append(self.evaluate(run_config, method, task, probe, embeddings, adaptation))
@@ -186,8 +241,13 @@ class Runner:
         self.progress.remove_task(bar)
         return results
 
-    def pretrained(self, run_config: RunConfig):
-        """Build the method and load its checkpoint, training it first if there is none."""
+    def pretrained(self, run_config: RunConfig, task: Task | None = None):
+        """Build the method and load its checkpoint, training it first if there is none.
+
+        ``task``: the task whose training labels a label-using method learns from. A variant
+        with a ``base_method`` starts from that method's run (trained first if not cached); on
+        reuse its own checkpoint holds everything, so the base is not loaded again.
+        """
         import torch
 
         from ecgbench.train import load_checkpoint, save_checkpoint
@@ -196,15 +256,22 @@ class Runner:
         run_id = run_config.run_id
         torch.manual_seed(derive_seed(run_config.seed, "init"))
         method = cls(self.plan.method_configs[run_config.method])
+        if cls.uses_labels:
+            method.setup_task(task.kind, n_outputs(task))
         checkpoint = self.store.checkpoint(run_id)
         if checkpoint.exists() and self.store.run_record(run_id).exists():
             load_checkpoint(method, checkpoint)
             self.console.log(f"reusing pretrained [bold]{run_id}[/]")
             record = read_json(self.store.run_record(run_id))
         else:
-            stats = self._train(method, run_config) if cls.needs_training else None
+            if cls.base_method:
+                base_task = task if METHODS.get(cls.base_method).uses_labels else None
+                base_config = self.run_config(cls.base_method, run_config.seed, base_task)
+                method.init_from_base(self.pretrained(base_config, base_task))
+            stats, artifacts = self._train(method, run_config, task) if cls.needs_training else (None, [])
             save_checkpoint(method, checkpoint, {"run_config": run_config.to_dict()})
             record = self._run_record(method, run_config, stats)
+            record["artifacts"] = artifacts
             write_json(self.store.run_record(run_id), record)
             self.store.partial_checkpoint(run_id).unlink(missing_ok=True)
         if self.tracker:
@@ -212,15 +279,23 @@ class Runner:
                 run_id, "pretrain", params=record["run_config"],
                 metrics={k: v for k, v in record["train"].items() if isinstance(v, (int, float))},
                 curve=[tuple(x) for x in record["train"].get("loss_curve", [])],
+                artifacts=[self.store.run_dir(run_id) / a for a in record.get("artifacts", [])],
             )
         return method
 
-    def _train(self, method, run_config: RunConfig):
+    def _train(self, method, run_config: RunConfig, task: Task | None = None):
+        """Pretrain on the training split; a label-using method sees ``task``'s training
+        records that carry a usable label, and their labels. Returns (stats, artifacts)."""
         from ecgbench.train import WindowDataset, pretrain
 
-        data = self.dataset(self.request.pretrain_dataset)
+        data = self.dataset(task.dataset if task else self.request.pretrain_dataset)
         adapted = self.adapt(data, method.input_spec)
         train = data.indices("train")  # pretraining never sees validation or test patients
+        labels = None
+        if task is not None:
+            y, usable = task.labels(data.meta)
+            train = train[usable[train]]
+            labels = training_labels(task, y[train])
         windows = adapted.windows[train]  # (n, W, leads, T)
         n, w = windows.shape[:2]
         valid = adapted.valid[train].reshape(-1)  # padding windows of short records never train
@@ -229,6 +304,7 @@ class Runner:
             windows.reshape(n * w, *windows.shape[2:])[keep],
             np.repeat(data.meta["patient_id"].to_numpy()[train], w)[keep],
             np.repeat(train, w)[keep],
+            labels=None if labels is None else np.repeat(labels, w, axis=0)[keep],
         )
         bar = self.progress.add_task(f"pretrain {run_config.run_id}", total=method.config.max_steps)
         stats = pretrain(
@@ -241,7 +317,21 @@ class Runner:
             f"pretrained [bold]{run_config.run_id}[/]: {stats.steps} steps in {stats.seconds:.0f} s, "
             f"final loss {stats.final_loss:.4f}"
         )
-        return stats
+        return stats, self._artifacts(method, run_config, dataset)
+
+    def _artifacts(self, method, run_config: RunConfig, dataset) -> list[str]:
+        """Run the method's ``artifacts`` hook on the first training windows; paths relative
+        to the run's folder."""
+        import torch
+        from torch.utils.data import default_collate
+
+        run_dir = self.store.run_dir(run_config.run_id)
+        items = [dataset[i] for i in range(min(ARTIFACT_BATCH, len(dataset)))]
+        batch = {k: v.to(self.device) for k, v in default_collate(items).items()}
+        method.to(self.device).eval()
+        with torch.no_grad():
+            paths = method.artifacts(batch, run_dir / "artifacts")
+        return [str(Path(p).resolve().relative_to(run_dir.resolve())) for p in paths]
 
     def _run_record(self, method, run_config: RunConfig, stats) -> dict[str, Any]:
         train = dataclasses.asdict(stats) if stats else {"steps": 0, "note": "not trained (control)"}
@@ -280,14 +370,51 @@ class Runner:
         write_npy(path, embeddings)
         return embeddings, adaptation
 
-    def evaluate(self, run_config, method, task: Task, probe: str, embeddings, adaptation) -> dict:
+    def _result_location(self, run_config: RunConfig, task: Task, probe: str) -> tuple[Path, str, dict]:
         settings = self.plan.eval_settings
         probe_spec = {"protocol": PROTOCOL, "probe": probe, "grid": settings.probe_grid, "bootstrap": settings.bootstrap}
         name = f"{PROTOCOL}-{probe}-{short_hash(probe_spec, 8)}"
-        path = self.store.result_path(run_config.run_id, task.key, name)
-        key = f"{run_config.run_id}/{task.key}/{name}"
-        if path.exists():
-            result = read_json(path)
+        return self.store.result_path(run_config.run_id, task.key, name), f"{run_config.run_id}/{task.key}/{name}", probe_spec
+
+    def not_applicable(self, run_config: RunConfig, task: Task, reason: Exception) -> list[dict]:
+        """One record per probe marking the cell not applicable, with the reason, no metrics.
+
+        Rechecked on every run (the check is cheap), so a cell that becomes applicable is
+        scored then; an unchanged record is not rewritten.
+        """
+        cls = METHODS.get(run_config.method)
+        self.console.log(f"[yellow]not applicable[/]: {run_config.method} on {task.name}: {reason}")
+        results = []
+        for probe in self.request.probes:
+            path, key, probe_spec = self._result_location(run_config, task, probe)
+            stored = read_json(path) if path.exists() else {}
+            if stored.get("status") == NOT_APPLICABLE and stored.get("reason") == str(reason):
+                results.append(stored)
+                continue
+            record = {
+                "key": key, "status": NOT_APPLICABLE, "reason": str(reason), "metrics": {},
+                "run_id": run_config.run_id, "method": run_config.method, "method_version": cls.version,
+                "control": not cls.needs_training, "uses_labels": cls.uses_labels,
+                "task": task.name, "task_key": task.key, "task_kind": task.kind,
+                "main_metric": task.main_metric, "probe": probe, "protocol": PROTOCOL,
+                "preset": run_config.preset, "seed": run_config.seed, "probe_spec": probe_spec,
+                "run_config": run_config.to_dict(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **self.provenance,
+            }
+            write_json(path, record)
+            self.new_results += 1
+            results.append(record)
+            if self.tracker:
+                self.tracker.log_child(f"{key}#{NOT_APPLICABLE}", NOT_APPLICABLE, params={
+                    "task": task.key, "run_id": run_config.run_id, "probe": probe_spec, "reason": str(reason)},
+                    metrics={})
+        return results
+
+    def evaluate(self, run_config, method, task: Task, probe: str, embeddings, adaptation) -> dict:
+        path, key, probe_spec = self._result_location(run_config, task, probe)
+        stored = read_json(path) if path.exists() else None
+        if stored is not None and stored.get("status") != NOT_APPLICABLE:
+            result = stored
         else:
             result = self._score(run_config, method, task, probe, embeddings, adaptation, probe_spec)
             result["key"] = key
