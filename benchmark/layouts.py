@@ -154,7 +154,7 @@ def get_layout(name: str) -> Layout:
 
 
 def list_layouts(folder: str | Path | None = None) -> str:
-    """One line per layout: name, reported tables, description."""
+    """One line per layout: name and description (and any reported table it misses)."""
     known = {t.id for s in load_reported(folder) for t in s.tables}
     width = max(len(name) for name in LAYOUTS)
     lines = []
@@ -434,6 +434,7 @@ class Notes:
     samples: dict[tuple[str, int, int], set[str]] = field(default_factory=dict)  # (task, n, full) -> methods
     reasons: list[str] = field(default_factory=list)  # long not-applicable reasons, numbered in order
     seeds: set[int] = field(default_factory=set)
+    pretrain: set[str] = field(default_factory=set)  # run_config.pretrain_data of the shown results
 
 
 class LayoutRenderer:
@@ -503,6 +504,7 @@ class LayoutRenderer:
         highs = [r["ci"]["high"] * scale for r in records if main and r["ci"].get("high") is not None]
         text = summary(values, lows, highs if len(highs) == len(lows) else [], digits_for(column.metric, column.scale))
         self.notes.seeds.update(int(r["seed"]) for r in records)
+        self.notes.pretrain.update(str((r.get("run_config") or {}).get("pretrain_data", "?")) for r in records)
         tolerance = self.layout.tolerance(table, column)
         # tolerances are in fraction units for bounded metrics, so compare before scaling
         if isinstance(reported, float) and tolerance and tolerance.exceeded(float(np.mean(values)) / scale,
@@ -550,15 +552,20 @@ class LayoutRenderer:
 
     def render(self) -> str:
         sections = [self.section(table) for table in self.tables]
-        sources = {}
+        sources, pretraining = {}, {}
         for source in load_reported(self.folder):
             if source.source not in {t.source for t in self.tables}:
                 continue
             sources[source.source] = source.citation
+            if isinstance(source.protocol.get("pretraining_data"), str):
+                pretraining[source.source] = source.protocol["pretraining_data"].rstrip(".")
         lines = [f"## Layout `{self.layout.name}`: {self.layout.description}", ""]
         if self.preset:
             seeds = ", ".join(map(str, sorted(self.notes.seeds))) or "none"
-            lines.append(f"Ours: preset `{self.preset}`, protocol `{PROTOCOL}`, seeds {seeds}."
+            ours = ", ".join(f"`{p}`" for p in sorted(self.notes.pretrain)) or "none"
+            theirs = "; ".join(pretraining.values()) or "not stated"
+            lines.append(f"Ours: preset `{self.preset}`, protocol `{PROTOCOL}`, seeds {seeds}, pretrained on "
+                         f"{ours} (the source: {theirs}; `run --pretrain-data` picks ours)."
                          + (f" Also stored for this layout: preset {', '.join(self.other_presets)} "
                             "(pass --preset to show it)." if self.other_presets else ""))
         else:
