@@ -194,3 +194,12 @@ def test_significance_from_stored_predictions(tmp_path):
     assert rows["2"][0] == "bad" and rows["2"][-1].startswith("p = ") and rows["2"][-1].endswith(" *")
     assert rows["3"][0] == "old" and rows["3"][-1] == "not tested"
     assert "Not tested (no stored test predictions" in block
+
+
+def test_help_and_missing_file(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["leaderboard", "--help"])
+    assert exit_info.value.code == 0 and "--check" in capsys.readouterr().out
+    assert main(["leaderboard", "--results-dir", str(tmp_path), "--file", str(tmp_path / "nope.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ecgbench: error: ") and "nope.md: not found" in err and err.count("\n") == 1
