@@ -146,3 +146,33 @@ def _variable_description(lengths: np.ndarray, counts: np.ndarray, n: int, fs: i
         "records_zero_padded": int((lengths < n).sum()),
     }
 
+
+def adapt_each_channel(recordings: Recordings, spec: InputSpec) -> Adapted:
+    """Every channel of every record as the one lead of a single-lead encoder (``Task.channels
+    == "each"``, NERULA's per-axis evaluation of HAR).
+
+    The N records become ``N * C`` single-lead pseudo-records, record-major (row ``i * C + c``
+    is channel ``c`` of record ``i``), adapted by :func:`adapt`; the caller embeds them and
+    reshapes the ``(N * C, D)`` embeddings to ``(N, C * D)``, channels concatenated in the
+    dataset's order. A multi-lead encoder is not applicable.
+    """
+    if len(spec.leads) != 1:
+        raise NotApplicable(
+            f"{recordings.name}: the task embeds each of its {len(recordings.lead_names)} "
+            f"channels separately with a single-lead encoder; this encoder takes "
+            f"{len(spec.leads)} leads"
+        )
+    n, c, t = recordings.signals.shape
+    view = Recordings(
+        name=recordings.name, version=recordings.version,
+        signals=recordings.signals.reshape(n * c, 1, t),  # a view, also of a memmap
+        meta=recordings.meta.iloc[np.repeat(np.arange(n), c)].reset_index(drop=True),
+        fs=recordings.fs, lead_names=spec.leads,
+    )
+    adapted = adapt(view, spec)
+    adapted.description["channels"] = (
+        f"each of the {c} channels ({', '.join(recordings.lead_names)}) fed separately as the "
+        f"encoder's lead {spec.leads[0]}; the {c} per-channel embeddings are concatenated in "
+        "that order"
+    )
+    return adapted

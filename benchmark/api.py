@@ -106,6 +106,11 @@ class Task:
     citation: str = ""
     aggregate: Literal["mean"] = "mean"  # how window embeddings pool into one per record
     dataset_options: dict = field(default_factory=dict)
+    # "select": the encoder's leads are picked from the dataset by name. "each": every channel
+    # of the dataset is fed on its own as the one lead of a single-lead encoder and the
+    # per-channel embeddings are concatenated (NERULA's per-axis HAR evaluation); a multi-lead
+    # encoder is then not applicable.
+    channels: Literal["select", "each"] = "select"
 
     @property
     def key(self) -> str:

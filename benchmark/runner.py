@@ -163,12 +163,12 @@ class Runner:
             self.datasets[name] = load_dataset(name, self.request.data_root, options)
         return self.datasets[name]
 
-    def adapt(self, recordings: Recordings, spec):
-        from ecgbench.adapt import adapt
+    def adapt(self, recordings: Recordings, spec, each_channel: bool = False):
+        from ecgbench.adapt import adapt, adapt_each_channel
 
-        key = (recordings.name, recordings.version, spec)
+        key = (recordings.name, recordings.version, spec, each_channel)
         if key not in self.adapted:
-            self.adapted[key] = adapt(recordings, spec)
+            self.adapted[key] = (adapt_each_channel if each_channel else adapt)(recordings, spec)
         return self.adapted[key]
 
     # ----- stages ------------------------------------------------------------------------
@@ -351,12 +351,14 @@ class Runner:
     def embeddings(self, method, run_config: RunConfig, task: Task) -> tuple[np.ndarray, dict]:
         data = self.dataset(task.dataset)
         spec = method.input_spec
-        path = self.store.embeddings(run_config.run_id, f"{data.name}-{data.version}-{short_hash(spec, 8)}")
+        each = task.channels == "each"  # per-channel embeddings, concatenated (adapt_each_channel)
+        path = self.store.embeddings(run_config.run_id, f"{data.name}-{data.version}-{short_hash(spec, 8)}"
+                                     + ("-each" if each else ""))
         adaptation = {"dataset": f"{data.name}@{data.version}", "source_fs": data.fs}
         if path.exists():
             meta = read_json(path.with_suffix(".json"))
             return np.load(path), meta["adaptation"]
-        adapted = self.adapt(data, spec)
+        adapted = self.adapt(data, spec, each)
         adaptation.update(adapted.description)
         bar = self.progress.add_task(f"embed {run_config.run_id} on {data.name}", total=int(adapted.valid.sum()))
         from ecgbench.embed import embed_windows
@@ -365,6 +367,8 @@ class Runner:
             method, adapted.windows, self.device, self.plan.eval_settings.embed_batch_size,
             on_batch=lambda n: self.progress.advance(bar, n), valid=adapted.valid,
         )
+        if each:
+            embeddings = embeddings.reshape(len(data), -1)  # (N * C, D) -> (N, C * D)
         self.progress.remove_task(bar)
         write_json(path.with_suffix(".json"), {"adaptation": adaptation, "shape": list(embeddings.shape)})
         write_npy(path, embeddings)
