@@ -48,6 +48,19 @@ def _probes(text: str) -> list[str]:
     return names
 
 
+def _pretrain_data(name: str) -> str:
+    """A dataset module name under ecgbench.datasets (not the downloader, not private ones)."""
+    import pkgutil
+
+    import ecgbench.datasets
+
+    names = sorted(m.name for m in pkgutil.iter_modules(ecgbench.datasets.__path__)
+                   if not m.name.startswith("_") and m.name not in ("download", "catalog"))
+    if name not in names:
+        raise UsageError(f"--pretrain-data: unknown dataset {name!r}.{did_you_mean(name, names)}")
+    return name
+
+
 # ----- commands ------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     what = args.what
@@ -84,6 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         overrides=parse_assignments(args.set),
         track=not args.no_tracking,
+        pretrain_dataset=_pretrain_data(args.pretrain_data),
     )
     plan = resolve(request)  # all validation happens before any work starts
     from rich.console import Console
@@ -459,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="model and schedule scale: smoke (CI, minutes), cpu (small models), paper (papers' sizes)")
     run.add_argument("--results-dir", default="results", help="where results, caches and the MLflow store go (default: ./results)")
     run.add_argument("--data-root", default=None, help="dataset root (default: $ECGBENCH_DATA or ~/.cache/ecgbench/data)")
+    run.add_argument("--pretrain-data", default="synthetic", metavar="NAME",
+                     help="dataset to pretrain on (its training split, minus records of evaluated datasets): "
+                          "synthetic (default), cinc2021, cinc2020, chapman, ptbxl, ...")
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite database in the results dir)")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (JSON results are still written)")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")

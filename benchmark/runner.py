@@ -6,6 +6,7 @@ killed run resumes where it stopped and a changed setting never reuses a stale o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 import subprocess
 import time
@@ -171,6 +172,24 @@ class Runner:
             self.adapted[key] = (adapt_each_channel if each_channel else adapt)(recordings, spec)
         return self.adapted[key]
 
+    @functools.cached_property
+    def pretraining(self):
+        """The leakage guard (:mod:`ecgbench.leakage`), once per run: the pretraining dataset's
+        training rows minus known overlaps with the evaluated datasets, checked."""
+        from ecgbench.leakage import select_pretraining
+
+        tasks: dict[str, list[str]] = {}
+        for task in self.plan.tasks:
+            tasks.setdefault(task.dataset, []).append(task.name)
+        selection = select_pretraining(self.dataset(self.request.pretrain_dataset),
+                                       {name: self.dataset(name) for name in tasks}, tasks)
+        for name, ids in selection.excluded.items():
+            self.console.log(f"leakage guard: {len(ids)} records of {selection.dataset} are in {name}, "
+                             f"excluded from pretraining: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}")
+        for note in selection.notes:
+            self.console.log(f"leakage guard: {note}")
+        return selection
+
     # ----- stages ------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -207,7 +226,7 @@ class Runner:
             method_version=cls.version,
             method_config=dataclasses.asdict(self.plan.method_configs[method]),
             preset=self.request.preset,
-            pretrain_data=f"{data.name}@{data.version}:train",
+            pretrain_data=f"{data.name}@{data.version}:train" + ("" if cls.uses_labels else self.pretraining.key),
             seed=seed,
             task=task.key if cls.uses_labels else None,
             base_run_id=base_run_id,
@@ -290,7 +309,8 @@ class Runner:
 
         data = self.dataset(task.dataset if task else self.request.pretrain_dataset)
         adapted = self.adapt(data, method.input_spec)
-        train = data.indices("train")  # pretraining never sees validation or test patients
+        # pretraining never sees validation or test patients, nor records of evaluated datasets
+        train = data.indices("train") if task else self.pretraining.indices
         labels = None
         if task is not None:
             y, usable = task.labels(data.meta)
@@ -344,6 +364,7 @@ class Runner:
             "embedding_dim": method.embedding_dim,
             "device": str(self.device),
             "train": train,
+            "leakage": None if type(method).uses_labels else self.pretraining.record(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **self.provenance,
         }
