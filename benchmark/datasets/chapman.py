@@ -43,6 +43,7 @@ CITATION = (
     "covering more than 10,000 patients. Sci Data. 2020;7:48. doi:10.1038/s41597-020-0386-x"
 )
 FOLDER = "ecg-arrhythmia"
+SIZE = "~5.5 GB (estimated: 45,152 records of ~120 kB)"
 SOURCES = ("chapman_shaoxing", "ningbo")
 RELEASE = Release(NAME, VERSION, URL, FOLDER, SOURCES, records_under="WFDBRecords",
                   source_folders=False, overlaps=(Overlap("cinc2021", SOURCES, "record_id"),))

@@ -39,6 +39,7 @@ CITATION = (
     "doi:10.1088/1361-6579/abc960"
 )
 FOLDER = "cinc2020"
+SIZE = "~6 GB (estimated: 43,101 records, CPSC ones up to 144 s; sources= fetches fewer)"
 RELEASE = Release(NAME, VERSION, URL, FOLDER, SOURCES_2020, records_under="training",
                   overlaps=PTBXL_OVERLAPS + (Overlap("cinc2021", SOURCES_2020, "record_id"),))
 

@@ -89,6 +89,7 @@ CITATION = (
     "Cardiology 48 (2021). doi:10.23919/CinC53138.2021.9662687"
 )
 FOLDER = "cinc2021"
+SIZE = "~11 GB (estimated: 88,253 records of ~120 kB; sources= fetches fewer)"
 FS, SECONDS = 500, 10
 SPLIT_FRACTIONS = (0.8, 0.1)  # train, val; the rest is test
 _LEAD_BY_UPPER = {lead.upper(): lead for lead in STANDARD_LEADS}
