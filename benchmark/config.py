@@ -45,12 +45,16 @@ class EvalSettings:
     bootstrap: int = 1000  # patient-level bootstrap resamples for the main metric's CI
     probe_grid: str = "full"  # "full" or "small" hyper-parameter grids, chosen on validation
     embed_batch_size: int = 256
+    # analysis extras (ecgbench.analysis); off in the smoke preset so CI stays fast
+    clustering: bool = False  # Davies-Bouldin / silhouette / Calinski-Harabasz of test embeddings
+    embedding_plot: bool = False  # t-SNE PNG per method and task (results dir + MLflow artifact)
+    label_fractions: tuple = (1.0,)  # fractions of training patients whose labels the probe sees
 
 
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"bootstrap": 200, "probe_grid": "small"},
-    "cpu": {"bootstrap": 1000, "probe_grid": "full"},
-    "paper": {"bootstrap": 1000, "probe_grid": "full"},
+    "cpu": {"bootstrap": 1000, "probe_grid": "full", "clustering": True, "embedding_plot": True},
+    "paper": {"bootstrap": 1000, "probe_grid": "full", "clustering": True, "embedding_plot": True},
 }
 
 

@@ -153,6 +153,7 @@ class Runner:
         self.provenance = {"git": git_revision(), "versions": versions()}
         self.tracker = None
         self.new_results = 0
+        self.analysis: dict[tuple[str, str], dict[str, Any]] = {}  # (run_id, task key) -> extras
 
     # ----- data --------------------------------------------------------------------------
     def dataset(self, name: str) -> Recordings:
@@ -253,9 +254,11 @@ class Runner:
                 results.extend(self.not_applicable(run_config, task, reason))
                 self.progress.advance(bar, len(self.request.probes))
                 continue
+            self.analyse(run_config, task, embeddings)
             for probe in self.request.probes:
                 self.progress.update(bar, description=f"probe {run_config.run_id} {task.name} {probe}")
-                results.append(self.evaluate(run_config, method, task, probe, embeddings, adaptation))
+                for fraction in self.plan.eval_settings.label_fractions:
+                    results.append(self.evaluate(run_config, method, task, probe, embeddings, adaptation, fraction))
                 self.progress.advance(bar)
         self.progress.remove_task(bar)
         return results
@@ -395,9 +398,12 @@ class Runner:
         write_npy(path, embeddings)
         return embeddings, adaptation
 
-    def _result_location(self, run_config: RunConfig, task: Task, probe: str) -> tuple[Path, str, dict]:
+    def _result_location(self, run_config: RunConfig, task: Task, probe: str,
+                         label_fraction: float = 1.0) -> tuple[Path, str, dict]:
         settings = self.plan.eval_settings
         probe_spec = {"protocol": PROTOCOL, "probe": probe, "grid": settings.probe_grid, "bootstrap": settings.bootstrap}
+        if label_fraction != 1:  # only then, so full-label keys stay what they were
+            probe_spec["label_fraction"] = float(label_fraction)
         name = f"{PROTOCOL}-{probe}-{short_hash(probe_spec, 8)}"
         return self.store.result_path(run_config.run_id, task.key, name), f"{run_config.run_id}/{task.key}/{name}", probe_spec
 
@@ -435,14 +441,24 @@ class Runner:
                     metrics={})
         return results
 
-    def evaluate(self, run_config, method, task: Task, probe: str, embeddings, adaptation) -> dict:
-        path, key, probe_spec = self._result_location(run_config, task, probe)
+    def evaluate(self, run_config, method, task: Task, probe: str, embeddings, adaptation,
+                 label_fraction: float = 1.0) -> dict:
+        path, key, probe_spec = self._result_location(run_config, task, probe, label_fraction)
         stored = read_json(path) if path.exists() else None
+        extras = self.analysis.get((run_config.run_id, task.key), {})
         if stored is not None and stored.get("status") != NOT_APPLICABLE:
             result = stored
+            if any(k not in result for k in extras):  # analysis switched on after the result
+                result.update(extras)
+                write_json(path, result)
         else:
-            result = self._score(run_config, method, task, probe, embeddings, adaptation, probe_spec)
+            result = self._score(run_config, method, task, probe, embeddings, adaptation, probe_spec, label_fraction)
             result["key"] = key
+            result.update(extras)
+            from ecgbench.stats import write_predictions
+
+            write_predictions(path.with_suffix(".npz"), **result.pop("_predictions"))
+            result["predictions"] = path.with_suffix(".npz").name
             write_json(path, result)
             result = read_json(path)  # the stored form (NaN -> null), same as a resumed run sees
             self.new_results += 1
@@ -456,13 +472,19 @@ class Runner:
             )
         return result
 
-    def _score(self, run_config, method, task: Task, probe: str, embeddings, adaptation, probe_spec) -> dict:
+    def _score(self, run_config, method, task: Task, probe: str, embeddings, adaptation, probe_spec,
+               label_fraction: float = 1.0) -> dict:
         from ecgbench import metrics, probes
+        from ecgbench.analysis import fraction_label, label_subset
 
         data = self.dataset(task.dataset)
         y, usable = task.labels(data.meta)
         split = {s: data.indices(s) for s in ("train", "val", "test")}
         split = {s: idx[usable[idx]] for s, idx in split.items()}
+        patients = data.meta["patient_id"].to_numpy()
+        if label_fraction != 1:  # same patients for every method and probe of a replicate
+            split["train"] = label_subset(split["train"], patients[split["train"]], label_fraction,
+                                          derive_seed(run_config.seed, f"label-subset/{task.key}"))
         probe_seed = derive_seed(run_config.seed, f"probe/{task.key}/{probe}")
         clock = time.perf_counter()
         fit = probes.fit_probe(
@@ -490,7 +512,8 @@ class Runner:
             "task_kind": task.kind,
             "main_metric": task.main_metric,
             "probe": probe,
-            "protocol": PROTOCOL,
+            "protocol": PROTOCOL if label_fraction == 1 else f"{PROTOCOL}-{fraction_label(label_fraction)}-labels",
+            "label_fraction": float(label_fraction),
             "preset": run_config.preset,
             "seed": run_config.seed,
             "probe_seed": probe_seed,
@@ -504,10 +527,35 @@ class Runner:
             "probe_spec": probe_spec,
             "run_config": run_config.to_dict(),
             "eval_settings": dataclasses.asdict(self.plan.eval_settings),
-            "timings": {"probe_seconds": round(time.perf_counter() - clock, 3)},
+            "timings": {"probe_seconds": round(time.perf_counter() - clock, 3),
+                        "pretrain_seconds": self._pretrain_seconds(run_config.run_id)},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **self.provenance,
+            "_predictions": {"test_indices": test, "patient_ids": patients[test], "y_true": y[test],
+                             "y_pred": prediction.y_pred, "scores": prediction.scores},  # -> .npz
         }
+
+    def _pretrain_seconds(self, run_id: str) -> float:
+        """Pretraining time from run.json (0 for controls that are not trained)."""
+        path = self.store.run_record(run_id)
+        return round(float(read_json(path).get("train", {}).get("seconds", 0.0)), 3) if path.exists() else 0.0
+
+    def analyse(self, run_config: RunConfig, task: Task, embeddings) -> None:
+        """Analysis extras per (run, task) as EvalSettings switch them (ecgbench.analysis)."""
+        from ecgbench.analysis import analyse
+
+        plot_path = self.store.root / "plots" / run_config.run_id / f"{task.key}-tsne.png"
+        extras, plot = analyse(self.plan.eval_settings, task, self.dataset(task.dataset), embeddings,
+                               derive_seed(run_config.seed, f"analysis/{task.key}"), plot_path,
+                               title=f"{run_config.run_id} on {task.key}: t-SNE of test embeddings")
+        self.analysis[(run_config.run_id, task.key)] = extras
+        if self.tracker and (extras or plot):
+            from ecgbench.tracking import flatten
+
+            numbers = {k: v for k, v in flatten(extras).items() if isinstance(v, (int, float))}
+            self.tracker.log_child(f"{run_config.run_id}/{task.key}/analysis", "analysis",
+                                   params={"task": task.key, "run_id": run_config.run_id},
+                                   metrics=numbers, artifacts=[plot] if plot else [])
 
     # ----- tracking ---------------------------------------------------------------------------
     def _start_tracking(self) -> None:

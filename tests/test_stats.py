@@ -1,0 +1,189 @@
+"""Paired bootstrap, Holm correction, stored predictions and compare_methods (ecgbench.stats)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ecgbench.metrics import metric_value
+from ecgbench.stats import (
+    compare_methods,
+    holm,
+    load_predictions,
+    paired_bootstrap,
+    seed_summary,
+    write_predictions,
+)
+from ecgbench.store import ResultStore, write_json
+
+
+def binary_case(n: int = 240, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    groups = np.repeat(np.arange(n // 2), 2)  # two records per patient
+    good = y + rng.normal(0, 0.5, n)  # AUROC ~0.92
+    noise = rng.normal(0, 1, n)  # AUROC ~0.5
+    return y, groups, good, noise
+
+
+def test_identical_methods_give_p_one_and_a_zero_interval():
+    y, groups, good, _ = binary_case()
+    pred = (good > 0.5).astype(int)
+    test = paired_bootstrap("binary", "macro_auroc", y, groups, [(pred, good)], [(pred, good.copy())],
+                            n_resamples=300, seed=1)
+    assert test.difference == 0 and test.ci_low == 0 and test.ci_high == 0
+    assert test.p_value == 1.0 and test.resamples == 300
+
+
+def test_a_clearly_better_method_has_a_small_p_and_a_positive_interval():
+    y, groups, good, noise = binary_case()
+    better = [((good > 0.5).astype(int), good)]
+    worse = [((noise > 0).astype(int), noise)]
+    test = paired_bootstrap("binary", "macro_auroc", y, groups, better, worse, n_resamples=500, seed=2)
+    assert test.value_a == pytest.approx(metric_value("binary", "macro_auroc", y, None, good))
+    assert test.difference > 0.3 and test.ci_low > 0.2
+    assert test.p_value == pytest.approx(2 / 501)  # no resample favours the worse one: add-one floor
+    reverse = paired_bootstrap("binary", "macro_auroc", y, groups, worse, better, n_resamples=500, seed=2)
+    assert reverse.difference == pytest.approx(-test.difference)
+    assert (reverse.ci_low, reverse.ci_high) == pytest.approx((-test.ci_high, -test.ci_low))
+
+
+def test_pairing_removes_the_shared_patient_variation():
+    """Two methods that differ by a small, consistent margin on every record: the paired CI
+    of the difference is far narrower than each method's own CI."""
+    from ecgbench.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(3)
+    n = 300
+    y = rng.normal(50, 10, n)
+    groups = np.arange(n)
+    base = y + rng.normal(0, 8, n)
+    a = y + 0.9 * (base - y)  # every error shrunk by 10%
+    test = paired_bootstrap("regression", "mae", y, groups, [(a, None)], [(base, None)], 1000, 4)
+    low, high = bootstrap_ci("regression", "mae", y, base, None, groups, 1000, 4)
+    assert test.ci_high < 0 and test.p_value < 0.01
+    assert (test.ci_high - test.ci_low) < 0.3 * (high - low)
+
+
+def test_several_seeds_are_averaged_per_method():
+    y, groups, good, noise = binary_case()
+    sets = [((good > 0.5).astype(int), good), ((noise > 0).astype(int), noise)]
+    test = paired_bootstrap("binary", "accuracy", y, groups, sets, sets[:1], n_resamples=100, seed=0)
+    expected = np.mean([metric_value("binary", "accuracy", y, p, s) for p, s in sets])
+    assert test.value_a == pytest.approx(expected)
+
+
+def test_paired_bootstrap_rejects_misaligned_predictions():
+    y, groups, good, _ = binary_case()
+    with pytest.raises(ValueError, match="rows"):
+        paired_bootstrap("binary", "accuracy", y, groups, [(np.zeros(10, int), None)], [(y, None)], 10, 0)
+
+
+def test_holm_against_hand_computed_values():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, max(0.06, 0.04*1) = 0.06
+    reject, adjusted = holm([0.01, 0.04, 0.03, 0.005], alpha=0.05)
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert reject == [True, False, False, True]
+    assert holm([0.5, 0.6])[1] == [1.0, 1.0]  # capped at 1, monotone
+    reject, adjusted = holm([math.nan, 0.01, 0.02])  # a comparison that could not be made
+    assert math.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.02, 0.02])
+    assert reject == [False, True, True]
+    assert holm([]) == ([], [])
+
+
+def test_holm_matches_statsmodels():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    p = np.random.default_rng(0).uniform(0, 0.1, 12)
+    reject, adjusted = holm(p, 0.05)
+    expected_reject, expected, _, _ = multitest.multipletests(p, 0.05, method="holm")
+    assert adjusted == pytest.approx(expected) and reject == list(expected_reject)
+
+
+def test_seed_summary_matches_the_table_convention():
+    records = [{"seed": s, "probe_seed": 10 + s, "metrics": {"mae": v}} for s, v in [(0, 1.0), (1, 2.0), (2, 4.0)]]
+    summary = seed_summary(records, "mae")
+    assert summary["mean"] == pytest.approx(7 / 3) and summary["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
+    assert summary["seeds"] == [0, 1, 2] and summary["probe_seeds"] == [10, 11, 12]
+    with pytest.raises(ValueError, match="duplicate"):
+        seed_summary(records + records[:1], "mae")
+
+
+# ----- compare_methods on stored results ---------------------------------------------------------
+def store_result(root, method, seed, probe, val, y, groups, y_pred, scores, preset="smoke", predictions=True):
+    run_id, task_key, name = f"{method}-{seed:012d}", "synth-sex@v1", f"frozen-probe-{probe}-00000000"
+    path = ResultStore(root).result_path(run_id, task_key, name)
+    result = {
+        "key": f"{run_id}/{task_key}/{name}", "run_id": run_id, "method": method, "task": "synth-sex",
+        "task_key": task_key, "task_kind": "binary", "main_metric": "macro_auroc", "probe": probe,
+        "protocol": "frozen-probe", "preset": preset, "seed": seed, "val_score": val,
+        "metrics": {"macro_auroc": metric_value("binary", "macro_auroc", y, y_pred, scores)},
+    }
+    if predictions:
+        write_predictions(path.with_suffix(".npz"), np.arange(len(y)) * 3, groups, y, y_pred, scores)
+        result["predictions"] = path.with_suffix(".npz").name
+    write_json(path, result)
+
+
+@pytest.fixture
+def stored(tmp_path):
+    y, groups, good, noise = binary_case()
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        shift = 0.01 * seed
+        store_result(root, "strong", seed, "lr", 0.9, y, groups, (good > 0.5).astype(int), good + shift)
+        # a better test score but a worse validation score: must not be chosen
+        store_result(root, "strong", seed, "knn", 0.5, y, groups, y, y + 0.0)
+        store_result(root, "twin", seed, "lr", 0.9, y, groups, (good > 0.5).astype(int), good + shift)
+        store_result(root, "weak", seed, "lr", 0.6, y, groups, (noise > 0).astype(int), noise)
+    store_result(root, "old", 0, "lr", 0.9, y, groups, y, good, predictions=False)
+    return root
+
+
+def test_compare_methods_against_the_best(stored):
+    results = list(ResultStore(stored).results())
+    comparison = compare_methods(results, "synth-sex", stored, n_resamples=300, seed=0)
+    assert comparison.metric == "macro_auroc" and comparison.higher_is_better
+    assert comparison.skipped == {"old": "no stored test predictions (result written before they were stored)"}
+    assert comparison.reference == "strong"  # tie with its twin goes to the first name
+    rows = {row["method_b"]: row for row in comparison.rows}
+    assert set(rows) == {"twin", "weak"} and all(r["probe_a"] == "lr" for r in rows.values())
+    assert rows["twin"]["p_value"] == 1.0 and not rows["twin"]["significant"]
+    assert rows["weak"]["significant"] and rows["weak"]["difference"] > 0.3
+    assert rows["weak"]["p_holm"] == pytest.approx(min(1, 2 * rows["weak"]["p_value"]))
+    assert rows["weak"]["seeds_a"] == 2 and comparison.significant("weak") is True
+    assert comparison.significant("twin") is False
+
+
+def test_compare_all_pairs_and_a_fixed_probe(stored):
+    results = list(ResultStore(stored).results())
+    comparison = compare_methods(results, "synth-sex@v1", stored, reference="all", probe="lr", n_resamples=200)
+    pairs = {(r["method_a"], r["method_b"]) for r in comparison.rows}
+    assert pairs == {("strong", "twin"), ("strong", "weak"), ("twin", "weak")}
+    assert comparison.reference is None
+
+
+def test_compare_methods_refuses_to_mix_presets(stored):
+    y, groups, good, _ = binary_case()
+    store_result(stored, "strong", 0, "lr", 0.9, y, groups, y, good, preset="cpu")
+    results = list(ResultStore(stored).results())
+    with pytest.raises(ValueError, match="several presets"):
+        compare_methods(results, "synth-sex", stored)
+    assert compare_methods(results, "synth-sex", stored, preset="cpu").rows == []
+    with pytest.raises(ValueError, match="no frozen-probe results"):
+        compare_methods(results, "synth-age", stored)
+
+
+def test_predictions_round_trip_and_clear_errors(tmp_path):
+    path = tmp_path / "runs" / "m-1" / "t@v1" / "r.npz"
+    write_predictions(path, [4, 7], [1, 1], np.array([[0, 1], [1, 0]]), np.array([[0, 1], [0, 0]]),
+                      np.array([[0.1, 0.9], [0.4, 0.2]]))
+    result = {"run_id": "m-1", "task_key": "t@v1", "predictions": "r.npz", "key": "m-1/t@v1/r"}
+    arrays = load_predictions(result, tmp_path)
+    assert arrays["test_indices"].tolist() == [4, 7] and arrays["scores"].shape == (2, 2)
+    path.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="r.npz: not a readable predictions file"):
+        load_predictions(result, tmp_path)
+    with pytest.raises(ValueError, match="missing"):
+        load_predictions({**result, "predictions": "gone.npz"}, tmp_path)
