@@ -494,9 +494,10 @@ class LayoutRenderer:
         records = by_probe.get(probe, []) if probe else []
         if not records:
             return f"not run ({column.probe} probe)" if column.probe else "not run"
-        values = [metric_value(r, column.metric) for r in records]
-        if any(v is None for v in values):
+        records = [r for r in records if metric_value(r, column.metric) is not None]  # undefined: left out
+        if not records:
             return "not computed"
+        values = [metric_value(r, column.metric) for r in records]
         scale = 100.0 if column.scale == "percent" else 1.0
         values = [v * scale for v in values]
         main = all((r.get("ci") or {}).get("metric") == column.metric for r in records)

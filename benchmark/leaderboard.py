@@ -86,6 +86,10 @@ def rank(values: list[float], higher_is_better: bool) -> list[float]:
     return [float(r) for r in rankdata(keys, method="average")]
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _label(records: list[dict[str, Any]]) -> str:
     return method_label(records[0])
 
@@ -98,12 +102,11 @@ def task_board(task: str, by_method: dict[str, dict[str, list[dict]]], reasons: 
         probe = best_probe_on_validation(by_probe)
         if probe is None:
             continue
-        records = by_probe[probe]
-        metric = records[0]["main_metric"]
-        values = [r["metrics"].get(metric) for r in records]
-        values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-        if values:
-            entries.append(Entry(method, _label(records), probe, records, float(np.mean(values))))
+        metric = by_probe[probe][0]["main_metric"]
+        records = [r for r in by_probe[probe] if _finite(r["metrics"].get(metric))]  # null: an undefined metric
+        if records:
+            mean = float(np.mean([r["metrics"][metric] for r in records]))
+            entries.append(Entry(method, _label(records), probe, records, mean))
     if not entries:
         return None
     metric = entries[0].records[0]["main_metric"]

@@ -203,3 +203,14 @@ def test_help_and_missing_file(tmp_path, capsys):
     assert main(["leaderboard", "--results-dir", str(tmp_path), "--file", str(tmp_path / "nope.md")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ecgbench: error: ") and "nope.md: not found" in err and err.count("\n") == 1
+
+
+def test_a_seed_with_an_undefined_metric_is_left_out_not_a_crash(tmp_path):
+    put(tmp_path, "m1", "synth-age", "lr", 0, 10.0, val=9.0)
+    put(tmp_path, "m1", "synth-age", "lr", 1, 12.0, val=9.0)
+    record = [r for r in stored(tmp_path) if r["seed"] == 1][0]
+    write_json(ResultStore(tmp_path).result_path("m1-cpu1", "synth-age@v1", "frozen-probe-lr"),
+               {**record, "metrics": {"mae": None}})  # how a NaN metric is stored
+    block = render_block(stored(tmp_path), tmp_path, with_significance=False)
+    rows = summary_rows(block.split("#### synth-age@v1")[1], "")
+    assert rows["1"] == ["m1", "lr", "10.00 [9.95, 10.05]", "0"]  # seed 1 has no MAE: left out
