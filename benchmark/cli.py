@@ -451,40 +451,6 @@ def _add_check_parser(commands) -> None:
     check.set_defaults(handler=cmd_check)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    """``check``: fresh results against the committed reference, within per-metric tolerances."""
-    from ecgbench.check import compare, load_results, parse_tolerances, render, update_reference
-
-    reference = Path(args.reference)
-    try:
-        if args.update:
-            count = update_reference(Path(args.results_dir), reference)
-            print(f"reference {reference} now holds {count} results from {args.results_dir}")
-            return 0
-        tolerances = parse_tolerances(args.tolerance)
-        report = compare(load_results(reference, "reference"), load_results(Path(args.results_dir), "results"),
-                         tolerances)
-    except (FileNotFoundError, ValueError) as error:
-        raise UsageError(str(error)) from None
-    print(render(report, only_failures=args.failures_only))
-    return 0 if report.passed else 1
-
-
-def _add_check_parser(commands) -> None:
-    from ecgbench.check import DEFAULT_REFERENCE
-
-    check = commands.add_parser("check", help="compare fresh results with the reference results within tolerances (CI)")
-    check.add_argument("--results-dir", default="results", help="fresh results to check (default: ./results)")
-    check.add_argument("--reference", default=str(DEFAULT_REFERENCE),
-                       help=f"reference results (default: {DEFAULT_REFERENCE}, the synthetic smoke grid)")
-    check.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE",
-                       help="override a tolerance: macro_auroc=0.03 (default kind), mae=rel:0.02, r2=abs:0.05")
-    check.add_argument("--failures-only", action="store_true", help="print only the rows that fail")
-    check.add_argument("--update", action="store_true",
-                       help="replace the reference with the results in --results-dir (after an intended change)")
-    check.set_defaults(handler=cmd_check)
-
-
 # ----- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
