@@ -195,3 +195,10 @@ def codebook_perplexity(indices: Tensor, n_codes: int) -> tuple[Tensor, Tensor]:
     p = counts / counts.sum().clamp_min(1.0)
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
     return entropy.exp(), (counts > 0).float().mean()
+
+
+def huber_reconstruction(prediction: Tensor, target: Tensor, delta: float = 1.0) -> Tensor:
+    """Mean Huber loss (Huber 1964) of a reconstructed signal, in float32 under autocast:
+    0.5 e^2 where |e| <= delta, delta (|e| - 0.5 delta) beyond (NERULA's reconstruction loss)."""
+    with _full_precision(prediction):
+        return F.huber_loss(prediction.float(), target.float(), delta=float(delta))

@@ -97,3 +97,77 @@ def multi_block_mask(n_tokens: int, n_blocks: int, block_ratio_range: tuple[floa
     if mask.all():  # every position covered: keep one context patch
         mask[int(torch.randint(0, n_tokens, (), generator=generator, device=g_device))] = False
     return mask.to(device) if device is not None else mask
+
+
+# ----- Complementary patch masks (NERULA): contiguous patches of a raw signal ---------------------
+def random_composition(total: Tensor, parts: Tensor, max_parts: int,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """Split each ``total[b]`` into ``parts[b]`` positive integers, uniformly over all such
+    compositions (``parts[b] - 1`` distinct cut points drawn without replacement).
+
+    ``total``, ``parts``: (B,) int64 on the generator's device, ``1 <= parts <= total`` and
+    ``parts <= max_parts``. Returns (B, max_parts) int64, zero after the first ``parts[b]``.
+    """
+    if bool((parts < 1).any() or (parts > total).any() or (parts > max_parts).any()):
+        raise ValueError(f"random_composition: need 1 <= parts <= total and parts <= {max_parts}")
+    batch, span = total.shape[0], max(int(total.max()) - 1, 1)
+    positions = torch.arange(span, device=total.device)
+    noise = torch.rand(batch, span, generator=generator, device=total.device)
+    noise = noise.masked_fill(positions >= (total - 1)[:, None], float("inf"))  # beyond total
+    cuts = noise.argsort(dim=1)[:, : max_parts - 1] + 1  # distinct cut points in 1..total-1
+    used = torch.arange(max_parts - 1, device=total.device) < (parts - 1)[:, None]
+    cuts = torch.where(used, cuts, total[:, None]).sort(dim=1).values
+    bounds = torch.cat([torch.zeros_like(total)[:, None], cuts, total[:, None]], dim=1)
+    return bounds.diff(dim=1)
+
+
+def complementary_patch_mask(batch: int, n_samples: int, ratio: float = 0.5,
+                             n_patches: tuple[int, int] = (15, 30),
+                             generator: torch.Generator | None = None,
+                             device: torch.device | str | None = None) -> Tensor:
+    """NERULA's temporal mask: exactly ``round(ratio * n_samples)`` samples hidden, in a number
+    of contiguous patches drawn uniformly from ``n_patches`` (inclusive) per sample.
+
+    The hidden total is split into that many patches of random lengths and the visible rest
+    into the gaps around them (uniform random compositions; the gaps between patches are at
+    least one sample, the two ends may be empty), so a sample has exactly that many separate
+    patches. Returns ``(B, n_samples)`` bool, True = hidden in the first view; the second view
+    is its complement, so the two views x * ~mask and x * mask partition the signal.
+    """
+    low, high = (int(n) for n in n_patches)
+    hidden = int(round(ratio * n_samples))
+    visible = n_samples - hidden
+    if not 1 <= low <= high:
+        raise ValueError(f"n_patches must satisfy 1 <= low <= high, got {n_patches}")
+    if hidden < high or visible < high - 1:
+        raise ValueError(f"{n_samples} samples at ratio {ratio} cannot hold {high} separate "
+                         f"patches ({hidden} hidden, {visible} visible samples)")
+    g_device = generator.device if generator is not None else torch.device(device or "cpu")
+    counts = torch.randint(low, high + 1, (batch,), generator=generator, device=g_device)
+    full = lambda n: torch.full((batch,), n, dtype=torch.int64, device=g_device)  # noqa: E731
+    patches = random_composition(full(hidden), counts, high, generator)  # (B, high)
+    # counts + 1 gaps around the patches: split visible + 2 into positive parts, then take one
+    # sample back from each end so that only the inner gaps must be non-empty.
+    gaps = random_composition(full(visible + 2), counts + 1, high + 1, generator)  # (B, high+1)
+    gaps[:, 0] -= 1
+    gaps.scatter_add_(1, counts[:, None], torch.full_like(counts[:, None], -1))
+    segments = torch.zeros(batch, 2 * high + 1, dtype=torch.int64, device=g_device)
+    segments[:, 0::2], segments[:, 1::2] = gaps, patches  # gap, patch, gap, ..., patch, gap
+    ends = segments.cumsum(dim=1)
+    starts = ends - segments
+    edges = torch.zeros(batch, n_samples + 1, dtype=torch.int64, device=g_device)
+    edges.scatter_add_(1, starts[:, 1::2], torch.ones_like(patches))
+    edges.scatter_add_(1, ends[:, 1::2], -torch.ones_like(patches))
+    mask = edges.cumsum(dim=1)[:, :n_samples] > 0
+    return mask.to(device) if device is not None else mask
+
+
+def resize_mask(mask: Tensor, length: int) -> Tensor:
+    """A (B, T) bool mask at another resolution, (B, length), by nearest-neighbour sampling (as
+    masked convolutions downsample their masks). Sampling the same positions for every mask
+    keeps complements complementary: resize_mask(~m) == ~resize_mask(m)."""
+    if mask.shape[-1] == length:
+        return mask
+    resized = torch.nn.functional.interpolate(mask[:, None].float(), size=int(length),
+                                              mode="nearest")
+    return resized[:, 0] > 0.5

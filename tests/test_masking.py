@@ -193,3 +193,92 @@ def test_time_masks_repeat_with_the_same_generator_seed():
     assert torch.equal(a, b)
     with pytest.raises(ValueError):
         multi_block_mask(50, 4, (0.0, 0.2))
+
+
+# ----- NERULA's complementary patch masks ------------------------------------------------------------
+from ecgbench.masking import complementary_patch_mask, random_composition, resize_mask  # noqa: E402
+
+
+def _patch_runs(mask: torch.Tensor) -> list[list[int]]:
+    """Lengths of the contiguous True runs of each row."""
+    out = []
+    for row in mask.tolist():
+        runs, length = [], 0
+        for value in row + [False]:
+            if value:
+                length += 1
+            elif length:
+                runs.append(length)
+                length = 0
+        out.append(runs)
+    return out
+
+
+def test_patch_mask_hides_exactly_half_in_15_to_30_random_patches():
+    n_draws, n_samples = 3200, 1000
+    mask = complementary_patch_mask(n_draws, n_samples, generator=torch.Generator().manual_seed(0))
+    assert mask.shape == (n_draws, n_samples) and mask.dtype == torch.bool
+    assert torch.equal(mask.sum(dim=1), torch.full((n_draws,), 500))  # exactly 50 %, every draw
+    runs = _patch_runs(mask)
+    counts = torch.tensor([len(r) for r in runs])
+    assert counts.min() == 15 and counts.max() == 30
+    # The number of patches is uniform on 15..30: each count near n_draws / 16 = 200.
+    frequency = torch.bincount(counts, minlength=31)[15:]
+    assert (frequency > 140).all() and (frequency < 260).all(), frequency
+    # The complement (the second view's mask) is made of the gaps: also exactly half.
+    assert torch.equal((~mask).sum(dim=1), torch.full((n_draws,), 500))
+    # Patch lengths are random, not equal splits: within a draw and across draws.
+    lengths = torch.tensor([n for r in runs for n in r], dtype=torch.float32)
+    assert lengths.min() == 1 and lengths.max() > 100 and len(lengths.unique()) > 100
+    assert sum(len(set(r)) > 1 for r in runs) == n_draws
+    assert lengths.mean().item() == pytest.approx(500 / counts.float().mean().item(), rel=0.02)
+
+
+def test_patch_mask_has_no_positional_bias_inside_the_signal():
+    mask = complementary_patch_mask(4000, 400, generator=torch.Generator().manual_seed(1))
+    rate = mask.float().mean(dim=0)
+    # Away from the ends every position is hidden half of the time; the ends are mostly visible
+    # in the first view (the end gaps may be empty but rarely are), hidden in the second.
+    assert torch.allclose(rate[40:-40], torch.full((320,), 0.5), atol=0.05)
+    assert rate[0] < 0.2 and rate[-1] < 0.2
+
+
+def test_patch_mask_generator_device_and_bad_sizes():
+    a = complementary_patch_mask(4, 300, generator=torch.Generator().manual_seed(3))
+    b = complementary_patch_mask(4, 300, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    torch.manual_seed(4)
+    c = complementary_patch_mask(4, 300)
+    torch.manual_seed(4)
+    assert torch.equal(c, complementary_patch_mask(4, 300))
+    assert complementary_patch_mask(2, 101, n_patches=(2, 3)).sum(dim=1).tolist() == [50, 50]
+    with pytest.raises(ValueError, match="cannot hold 30 separate patches"):
+        complementary_patch_mask(2, 50)
+    with pytest.raises(ValueError, match="n_patches"):
+        complementary_patch_mask(2, 500, n_patches=(20, 10))
+
+
+def test_random_composition_is_uniform_over_compositions():
+    g = torch.Generator().manual_seed(5)
+    total, parts = torch.full((6000,), 4), torch.full((6000,), 2)
+    split = random_composition(total, parts, 3, g)
+    assert split.shape == (6000, 3) and (split[:, 2] == 0).all() and (split.sum(dim=1) == 4).all()
+    _, frequency = torch.unique(split[:, 0], return_counts=True)  # (1,3), (2,2), (3,1)
+    assert len(frequency) == 3 and torch.allclose(frequency / 6000.0, torch.full((3,), 1 / 3), atol=0.03)
+    varied = random_composition(torch.tensor([10, 7, 3]), torch.tensor([3, 7, 1]), 7, g)
+    assert varied.sum(dim=1).tolist() == [10, 7, 3]
+    assert [(row > 0).sum().item() for row in varied] == [3, 7, 1]
+    with pytest.raises(ValueError):
+        random_composition(torch.tensor([3]), torch.tensor([4]), 5, g)
+
+
+def test_resize_mask_keeps_complements_complementary():
+    mask = complementary_patch_mask(8, 5000, generator=torch.Generator().manual_seed(6))
+    assert resize_mask(mask, 5000) is mask
+    for length in (2492, 1152, 577, 18, 5):
+        small = resize_mask(mask, length)
+        assert small.shape == (8, length)
+        assert torch.equal(resize_mask(~mask, length), ~small)
+        # Nearest-neighbour: every resized position copies one input position.
+        index = (torch.arange(length) * 5000 // length)
+        assert torch.equal(small, mask[:, index])
