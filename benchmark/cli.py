@@ -79,9 +79,41 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard expects i/n with integers, e.g. 0/4, got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def launch_torchrun(argv: list[str], nproc: int) -> int:
+    """Re-run this ``ecgbench run`` command under ``torchrun --nproc-per-node nproc``."""
+    import subprocess
+
+    if nproc < 1:
+        raise UsageError(f"--nproc expects a positive number of processes, got {nproc}")
+    rest, skip = [], False
+    for item in argv:  # drop --nproc N / --nproc=N, keep everything else as given
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            rest.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "ecgbench", *rest]
+    print(f"ecgbench: launching {' '.join(command[1:])}", file=sys.stderr)
+    return subprocess.call(command)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "layout", None):
         return cmd_run_layout(args)
+    if getattr(args, "nproc", None):
+        return launch_torchrun(args.argv, args.nproc)
     from ecgbench.config import parse_assignments
     from ecgbench.runner import RunRequest, resolve
 
@@ -98,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=parse_assignments(args.set),
         track=not args.no_tracking,
         pretrain_dataset=_pretrain_data(args.pretrain_data),
+        shard=_shard(args.shard),
     )
     plan = resolve(request)  # all validation happens before any work starts
     from rich.console import Console
@@ -109,6 +142,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = time.perf_counter()
     runner = Runner(plan, console)
     results = runner.run()
+    from ecgbench import distributed
+
+    if not distributed.is_main():  # under torchrun rank 0 reports for everyone
+        return 0
     path = write_tables(runner.store, results, runner.tracker)
     print(render(results))
     console.log(
@@ -280,7 +317,7 @@ def _bench_data(name: str, data_root: str | None, max_records: int | None, conso
     stems = [source / f for f in recordings.meta["filename"]]
     console.log(f"{name}: {len(stems)} records; load (including a first prepare) {prepare_seconds:.1f} s")
     return {"dataset": name, "load_or_prepare_seconds": round(prepare_seconds, 2),
-            **bench_wfdb_vs_prepared(stems, recordings.signals, max_records)}
+            **bench_wfdb_vs_prepared(stems, lambda: module.load(root, allow_subset=True).signals, max_records)}
 
 
 # ----- data ------------------------------------------------------------------------------------
@@ -481,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting: lr=1e-3 (every method), simclr.temperature=0.2, eval.bootstrap=500, data.n_patients=300")
+    run.add_argument("--shard", default="0/1", metavar="I/N",
+                     help="run only every N-th (method, seed) job starting at the I-th (0-based), so N "
+                          "machines sharing a results directory split the grid (default: 0/1)")
+    run.add_argument("--nproc", type=int, default=None, metavar="N",
+                     help="pretrain with N processes (DistributedDataParallel): relaunches this command "
+                          "under 'torchrun --nproc-per-node N'")
     run.add_argument("--layout", default=None, metavar="NAME",
                      help="run what this paper layout needs (replaces --methods/--tasks/--probes); see 'ecgbench table --layout list'")
     run.set_defaults(handler=cmd_run)
@@ -526,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun
     try:
         return args.handler(args)
     except (UsageError, UnknownNameError) as error:

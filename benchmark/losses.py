@@ -10,14 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ecgbench.distributed import gather, gather_with_grad
+
 
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     """SimCLR's normalized temperature-scaled cross entropy (Chen et al., ICML 2020, eq. 1).
 
     ``z1``, ``z2``: (N, D) projections of two views; row i of each is a positive pair. Every
     one of the 2N anchors has one positive and 2N - 2 negatives (all other views in the batch);
-    the loss is the mean over the 2N anchors.
+    the loss is the mean over the 2N anchors. Under torchrun the batch is the global one: the
+    projections of every rank are gathered with their gradients (:mod:`ecgbench.distributed`).
     """
+    z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
     n = z1.shape[0]
     with _full_precision(z1):
         z = F.normalize(torch.cat([z1, z2], dim=0).float(), dim=1)  # (2N, D)
@@ -87,6 +91,8 @@ def patient_contrastive(views: Tensor, patient_ids: Tensor, temperature: float =
     ``NTXentLoss`` differs there too: it drops the other positives from each denominator.
     The paper sums over view pairs; the mean keeps the scale independent of V.
     """
+    views = gather_with_grad(views.transpose(0, 1)).transpose(0, 1)  # the global batch under torchrun
+    patient_ids = gather(patient_ids)
     n_views, batch = views.shape[:2]
     if n_views < 2:
         raise ValueError(f"patient_contrastive needs at least 2 views, got {n_views}")

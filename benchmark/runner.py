@@ -5,6 +5,7 @@ killed run resumes where it stopped and a changed setting never reuses a stale o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import platform
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgbench import __version__
+from ecgbench import __version__, distributed
 from ecgbench.api import NotApplicable, Recordings, Task
 from ecgbench.config import (
     EVAL_PRESETS,
@@ -52,6 +53,7 @@ class RunRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     pretrain_dataset: str = "synthetic"
     track: bool = True
+    shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th job from index
 
 
 @dataclass
@@ -147,7 +149,7 @@ class Runner:
         self.request = plan.request
         self.console = console or Console(stderr=True)
         self.store = ResultStore(self.request.results_dir)
-        self.device = resolve_device(self.request.device)
+        self.device = distributed.init_from_env(resolve_device(self.request.device))
         self.datasets: dict[str, Recordings] = {}
         self.adapted: dict[tuple, Any] = {}
         self.provenance = {"git": git_revision(), "versions": versions()}
@@ -202,14 +204,24 @@ class Runner:
         try:
             with Progress(*columns, console=self.console, transient=False) as progress:
                 self.progress = progress
-                for method in self.request.methods:
-                    for seed in self.request.seeds:
-                        results.extend(self.run_method_seed(method, seed))
+                for method, seed in self.jobs():
+                    results.extend(self.run_method_seed(method, seed))
             status = "FINISHED"
         finally:
             if self.tracker:
                 self.tracker.finish(status)
         return results
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """This shard's (method, seed) pretraining jobs: every n-th of the grid, from the i-th.
+
+        Shards split the grid deterministically, so n processes (e.g. Slurm array jobs) sharing
+        one results directory never both own a job; the per-run lock in the store covers the
+        runs two jobs share (a base method of two variants).
+        """
+        grid = [(m, s) for m in self.request.methods for s in self.request.seeds]
+        index, count = self.request.shard
+        return grid[index::count]
 
     def run_config(self, method: str, seed: int, task: Task | None = None) -> RunConfig:
         """A label-using method's run is per task (trained on its training labels); a
@@ -245,6 +257,8 @@ class Runner:
             method = self.pretrained(run_config, label_task)
         except NotApplicable as reason:
             return [r for task in tasks for r in self.not_applicable(run_config, task, reason)]
+        if not distributed.is_main():  # under torchrun the other ranks only help pretrain
+            return []
         results = []
         bar = self.progress.add_task(f"probe {run_config.run_id}", total=len(tasks) * len(self.request.probes))
         for task in tasks:
@@ -272,7 +286,7 @@ class Runner:
         """
         import torch
 
-        from ecgbench.train import load_checkpoint, save_checkpoint
+        from ecgbench.train import load_checkpoint
 
         cls = METHODS.get(run_config.method)
         run_id = run_config.run_id
@@ -281,21 +295,16 @@ class Runner:
         if cls.uses_labels:
             method.setup_task(task.kind, n_outputs(task))
         checkpoint = self.store.checkpoint(run_id)
-        if checkpoint.exists() and self.store.run_record(run_id).exists():
-            load_checkpoint(method, checkpoint)
-            self.console.log(f"reusing pretrained [bold]{run_id}[/]")
-            record = read_json(self.store.run_record(run_id))
-        else:
-            if cls.base_method:
-                base_task = task if METHODS.get(cls.base_method).uses_labels else None
-                base_config = self.run_config(cls.base_method, run_config.seed, base_task)
-                method.init_from_base(self.pretrained(base_config, base_task))
-            stats, artifacts = self._train(method, run_config, task) if cls.needs_training else (None, [])
-            save_checkpoint(method, checkpoint, {"run_config": run_config.to_dict()})
-            record = self._run_record(method, run_config, stats)
-            record["artifacts"] = artifacts
-            write_json(self.store.run_record(run_id), record)
-            self.store.partial_checkpoint(run_id).unlink(missing_ok=True)
+        # Rank 0 holds the run's lock and decides for every rank whether to train or reuse.
+        lock = self.store.lock(run_id) if distributed.is_main() else contextlib.nullcontext()
+        with lock:
+            cached = distributed.agree(checkpoint.exists() and self.store.run_record(run_id).exists())
+            if cached:
+                load_checkpoint(method, checkpoint)
+                self.console.log(f"reusing pretrained [bold]{run_id}[/]")
+                record = read_json(self.store.run_record(run_id))
+            else:
+                record = self._pretrain_and_save(method, run_config, task)
         if self.tracker:
             self.tracker.log_child(
                 run_id, "pretrain", params=record["run_config"],
@@ -304,6 +313,26 @@ class Runner:
                 artifacts=[self.store.run_dir(run_id) / a for a in record.get("artifacts", [])],
             )
         return method
+
+    def _pretrain_and_save(self, method, run_config: RunConfig, task: Task | None) -> dict[str, Any]:
+        """Train (after the base run, for a frozen-encoder variant), then write the checkpoint
+        and run record; under torchrun rank 0 writes and the others wait for it."""
+        from ecgbench.train import save_checkpoint
+
+        cls, run_id = type(method), run_config.run_id
+        if cls.base_method:
+            base_task = task if METHODS.get(cls.base_method).uses_labels else None
+            base_config = self.run_config(cls.base_method, run_config.seed, base_task)
+            method.init_from_base(self.pretrained(base_config, base_task))
+        stats, artifacts = self._train(method, run_config, task) if cls.needs_training else (None, [])
+        record = self._run_record(method, run_config, stats)
+        record["artifacts"] = artifacts
+        if distributed.is_main():
+            save_checkpoint(method, self.store.checkpoint(run_id), {"run_config": run_config.to_dict()})
+            write_json(self.store.run_record(run_id), record)
+            self.store.partial_checkpoint(run_id).unlink(missing_ok=True)
+        distributed.barrier()
+        return record
 
     def _train(self, method, run_config: RunConfig, task: Task | None = None):
         """Pretrain on the training split; a label-using method sees ``task``'s training
@@ -559,7 +588,7 @@ class Runner:
 
     # ----- tracking ---------------------------------------------------------------------------
     def _start_tracking(self) -> None:
-        if not self.request.track:
+        if not self.request.track or not distributed.is_main():
             return
         from ecgbench.tracking import Tracker
 

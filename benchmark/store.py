@@ -6,6 +6,7 @@ Layout under the results directory (``--results-dir``, default ``./results``)::
     runs/<run_id>/<task>@v<version>/<result_name>.json      one result per key
     cache/checkpoints/<run_id>.pt (+ .partial.pt while training)
     cache/embeddings/<run_id>/<dataset>-<version>-<input>.npy
+    cache/locks/<run_id>.lock                               held while a run pretrains
     tables/                                                 generated markdown
     mlflow.db, mlartifacts/                                 default MLflow store (a view)
 
@@ -15,6 +16,7 @@ killed run never leaves a half-written file that a later run would trust.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -95,6 +97,25 @@ class ResultStore:
 
     def partial_checkpoint(self, run_id: str) -> Path:
         return self.root / "cache" / "checkpoints" / f"{run_id}.partial.pt"
+
+    @contextlib.contextmanager
+    def lock(self, run_id: str) -> Iterator[None]:
+        """Hold an exclusive lock on one run's pretraining (shards sharing a results directory).
+
+        ``fcntl.flock`` on ``cache/locks/<run_id>.lock``: a second process that wants the same
+        run waits, then finds the checkpoint and reuses it instead of training it again. The
+        lock ends with the process, so a killed shard never leaves a stale lock behind.
+        """
+        import fcntl
+
+        path = self.root / "cache" / "locks" / f"{run_id}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def embeddings(self, run_id: str, name: str) -> Path:
         return self.root / "cache" / "embeddings" / run_id / f"{name}.npy"

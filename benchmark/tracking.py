@@ -47,14 +47,25 @@ class Tracker:
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.uri = tracking_uri
-        found = self.client.get_experiment_by_name(experiment)
-        if found is None:
-            location = artifact_root.resolve().as_uri() if artifact_root else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        else:
-            self.experiment_id = found.experiment_id
+        self.experiment_id = self._experiment(experiment, artifact_root)
         self.parent_id: str | None = None
         self._logged = self._existing_keys()
+
+    def _experiment(self, name: str, artifact_root: Path | None) -> str:
+        """The experiment's id, creating it if needed; two shards may race to create it."""
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = artifact_root.resolve().as_uri() if artifact_root else None
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # another process created it between our lookup and create
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
 
     def _existing_keys(self) -> set[str]:
         keys, token = set(), None

@@ -1,5 +1,6 @@
 """Plain PyTorch pretraining loop: AMP (bf16) and pinned memory on CUDA, gradient clipping,
-linear warm-up, partial checkpoints for resume, and a hard stop on a non-finite loss.
+linear warm-up, partial checkpoints for resume, a hard stop on a non-finite loss, and
+DistributedDataParallel when launched by torchrun (:mod:`ecgbench.distributed`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
+from ecgbench import distributed
 from ecgbench.config import RunFailed
 from ecgbench.method import Method
 from ecgbench.store import atomic_write
@@ -65,8 +67,20 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def _batches(loader: DataLoader):
+    epoch = 0
     while True:  # an endless stream of epochs; the sampler reshuffles each epoch
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
         yield from loader
+        epoch += 1
+
+
+def _sampler(data: Dataset, seed: int):
+    """A seeded shuffle; under torchrun each rank takes its share of every global batch."""
+    if distributed.is_distributed():
+        return DistributedSampler(data, num_replicas=distributed.world_size(), rank=distributed.rank(),
+                                  shuffle=True, seed=seed, drop_last=True)
+    return RandomSampler(data, generator=torch.Generator().manual_seed(seed))
 
 
 def _lr_factor(step: int, warmup: int) -> float:
@@ -88,16 +102,19 @@ def pretrain(
         raise ValueError(
             f"{method.name}: batch size {config.batch_size} exceeds the {len(data)} pretraining windows"
         )
+    world = distributed.world_size()
+    if config.batch_size % world:
+        raise ValueError(f"{method.name}: batch size {config.batch_size} is not divisible by {world} processes")
     torch.manual_seed(seed)
     method.to(device).train()
     optimizer = method.configure_optimizer()
     stats = TrainStats()
     start_step = _maybe_resume(method, optimizer, partial_path, stats)
-    generator = torch.Generator().manual_seed(seed + start_step)
+    model = distributed.wrap(method, device)  # DDP when launched by torchrun, else the bare step
     loader = DataLoader(
         data,
-        batch_size=config.batch_size,
-        sampler=RandomSampler(data, generator=generator),
+        batch_size=config.batch_size // world,  # the config's batch size is the global batch
+        sampler=_sampler(data, seed + start_step),
         drop_last=True,
         pin_memory=device.type == "cuda",
     )
@@ -113,7 +130,7 @@ def pretrain(
         for group in optimizer.param_groups:
             group["lr"] = config.lr * _lr_factor(step, config.warmup_steps)
         with autocast:
-            outputs = method.training_step(batch)
+            outputs = model(batch)
         loss = outputs["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -128,10 +145,13 @@ def pretrain(
             on_step(step + 1, last_loss)
         if (step + 1) % curve_every == 0 or step + 1 == config.max_steps:
             _check_finite(window_losses, method.name, step)
-            stats.loss_curve.append((step + 1, float(torch.stack(window_losses).float().mean())))
+            curve_point = distributed.mean_over_ranks(torch.stack(window_losses).float().mean())
+            stats.loss_curve.append((step + 1, float(curve_point)))
             window_losses = []
         if (step + 1) % checkpoint_every == 0 and step + 1 < config.max_steps:
-            _save_partial(method, optimizer, step + 1, stats, partial_path)
+            if distributed.is_main():  # one writer; the others wait so nobody reads it half-written
+                _save_partial(method, optimizer, step + 1, stats, partial_path)
+            distributed.barrier()
     stats.steps = config.max_steps
     stats.seconds = time.perf_counter() - clock
     done = config.max_steps - start_step
@@ -143,7 +163,8 @@ def pretrain(
 
 def _check_finite(losses: list[torch.Tensor], name: str, step: int) -> float:
     """The last of ``losses`` as a float; a non-finite one anywhere stops the run."""
-    values = torch.stack(losses).float().cpu()
+    # the mean over ranks: every rank sees the same values and stops together
+    values = distributed.mean_over_ranks(torch.stack(losses).float()).cpu()
     bad = (~torch.isfinite(values)).nonzero()
     if len(bad):
         first = int(bad[0])
