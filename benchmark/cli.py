@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (JSON results are still written)")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a setting: lr=1e-3 (every method), simclr.temperature=0.2, eval.bootstrap=500, data.n_patients=300")
+                     help="override a setting: lr=1e-3 (every method), simclr.temperature=0.2, eval.bootstrap=500, data.n_patients=300 (synthetic), data.ptbxl.fs=500")
     run.add_argument("--shard", default="0/1", metavar="I/N",
                      help="run only every N-th (method, seed) job starting at the I-th (0-based), so N "
                           "machines sharing a results directory split the grid (default: 0/1)")

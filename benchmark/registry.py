@@ -11,7 +11,8 @@ A module is imported only when one of its entries is actually used.
 What counts as an entry:
 
 * a top-level class with a class attribute ``name = "some-name"`` (methods); its one-line
-  description is the first line of the class docstring;
+  description is the first line of the class docstring; ``alias_of = "other-name"`` marks a
+  class that only renames another (listed, runnable by name, left out of ``all``);
 * a top-level assignment ``X = Task(name="some-name", description="...", ...)`` (tasks).
 """
 
@@ -39,6 +40,7 @@ class Entry:
     attribute: str  # class or variable name inside the module
     description: str
     path: Path
+    alias_of: str | None = None  # a method that only renames another: skipped by "all"
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -49,6 +51,14 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 def _string_constant(node: ast.AST | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
+    return None
+
+
+def _class_string(node: ast.ClassDef, attribute: str) -> str | None:
+    for statement in node.body:
+        if isinstance(statement, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == attribute for t in statement.targets):
+            return _string_constant(statement.value)
     return None
 
 
@@ -85,7 +95,8 @@ def scan_file(path: Path, module: str) -> list[Entry]:
             name = _class_entry_name(node)
             if name:
                 doc = (ast.get_docstring(node) or "").strip().splitlines()
-                entries.append(Entry(name, module, node.name, doc[0] if doc else "", path))
+                entries.append(Entry(name, module, node.name, doc[0] if doc else "", path,
+                                     _class_string(node, "alias_of")))
         elif isinstance(node, ast.Assign):
             found = _call_entry(node)
             if found:
@@ -144,8 +155,8 @@ class Registry:
     def select(self, spec: str | list[str]) -> list[str]:
         """``"all"`` or ``"a,b"`` (or a list) -> validated names, in the order given."""
         if isinstance(spec, str):
-            if spec.strip() == "all":
-                return self.names()
+            if spec.strip() == "all":  # aliases would only repeat the method they rename
+                return [n for n in self.names() if not self.entries[n].alias_of]
             spec = [s for s in (part.strip() for part in spec.split(",")) if s]
         if not spec:
             raise UnknownNameError(f"no {self.kind}s selected")

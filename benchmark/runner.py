@@ -162,10 +162,29 @@ class Runner:
         if name not in self.datasets:
             from ecgbench.datasets import load_dataset
 
-            options = self.plan.data_options if name == "synthetic" else {}
-            self.console.log(f"loading dataset [bold]{name}[/]")
+            options = self.dataset_options(name)
+            self.console.log(f"loading dataset [bold]{name}[/]" + (f" {options}" if options else ""))
             self.datasets[name] = load_dataset(name, self.request.data_root, options)
         return self.datasets[name]
+
+    def dataset_options(self, name: str) -> dict[str, Any]:
+        """Options for loading ``name``: its tasks' ``dataset_options``, then ``--set
+        data.<name>.<option>=value``; a plain ``data.<option>`` is the synthetic suite's."""
+        options: dict[str, Any] = {}
+        for task in self.plan.tasks:
+            if task.dataset != name:
+                continue
+            clash = {k for k, v in task.dataset_options.items() if k in options and options[k] != v}
+            if clash:
+                raise ConfigError(f"tasks on {name} ask for different {sorted(clash)}; run them separately")
+            options.update(task.dataset_options)
+        for key, value in self.plan.data_options.items():
+            dataset, dot, option = key.partition(".")
+            if dot and dataset == name:
+                options[option] = value
+            elif not dot and name == "synthetic":
+                options[key] = value
+        return options
 
     def adapt(self, recordings: Recordings, spec, each_channel: bool = False):
         from ecgbench.adapt import adapt, adapt_each_channel

@@ -137,6 +137,7 @@ class CLOCS(CMSC):
     """CLOCS (alias of clocs-cmsc, the paper's default variant)."""
 
     name = "clocs"
+    alias_of = "clocs-cmsc"
 
 
 class CMLC(CMSC):

@@ -272,6 +272,7 @@ class DualView(DualViewSeqAug):
     """Dual-view transformer (alias of dual-view-seqaug)."""
 
     name = "dual-view"
+    alias_of = "dual-view-seqaug"
 
 
 class DualViewInterleave(DualViewSeqAug):

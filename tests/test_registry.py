@@ -51,3 +51,16 @@ def test_duplicate_names_are_refused(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(RuntimeError, match="defined twice"):
         Registry("dupes", "method").names()
+
+
+def test_aliases_are_listed_and_runnable_but_not_part_of_all():
+    from ecgbench.registry import METHODS
+
+    everything = METHODS.select("all")
+    assert "clocs" in METHODS.names() and "clocs" not in everything and "clocs-cmsc" in everything
+    assert METHODS.select("clocs") == ["clocs"]
+    for name in METHODS.names():
+        alias_of = METHODS.entry(name).alias_of
+        if alias_of:  # an alias names a registered method and is a subclass of it, no more
+            target = METHODS.get(alias_of)
+            assert issubclass(METHODS.get(name), target) and METHODS.get(name).Config is target.Config

@@ -402,3 +402,25 @@ def test_a_method_that_cannot_run_on_a_task_gets_a_not_applicable_cell(tmp_path,
 
     with pytest.raises(RuntimeError, match="boom in training_step"):
         runner_for(["fake-broken"]).run()
+
+
+def test_dataset_options_come_from_tasks_then_named_set_keys():
+    from ecgbench.config import ConfigError
+    from ecgbench.runner import Runner
+
+    runner = Runner.__new__(Runner)
+
+    class _Plan:
+        tasks = [TASKS.get("ptbxl-sex"), TASKS.get("synth-sex")]
+        data_options = {"n_patients": "300", "ptbxl.allow_subset": "true"}
+
+    runner.plan = _Plan()
+    assert runner.dataset_options("ptbxl") == {"fs": 100, "allow_subset": "true"}
+    assert runner.dataset_options("synthetic") == {"n_patients": "300"}
+    _Plan.data_options = {"ptbxl.fs": "500"}
+    assert runner.dataset_options("ptbxl") == {"fs": "500"}  # the command line wins
+    import dataclasses
+
+    _Plan.tasks = [TASKS.get("ptbxl-sex"), dataclasses.replace(TASKS.get("ptbxl-age"), dataset_options={"fs": 500})]
+    with pytest.raises(ConfigError, match="tasks on ptbxl ask for different"):
+        runner.dataset_options("ptbxl")
