@@ -2,7 +2,7 @@
 
 Z. Li, Z. Rao, L. Pan, P. Wang and Z. Xu, "Ti-MAE: Self-Supervised Masked Time Series
 Autoencoders", arXiv:2301.08871, 2023 (ICLR 2023 submission). ECG setting after NERULA
-(G. R. Khattak et al., 2024), which compared Ti-MAE on single-lead (lead II) ECG.
+(Manimaran et al., arXiv:2405.19348, 2024), which compared Ti-MAE on single-lead (lead II) ECG.
 
 Method. Every time step is a token (point-level, no patches): a 1-D convolution over the raw
 signal (kernel 3, circular padding: the Informer/Autoformer token embedding Ti-MAE builds on)
