@@ -243,16 +243,14 @@ def _flops(method, staged: dict, device, result: MethodBench) -> None:
 def _loader(method, step, batch_size: int, device, settings: BenchSettings, staged_seconds: float,
             result: MethodBench) -> None:
     import torch
-    from torch.utils.data import DataLoader, RandomSampler
 
-    from ecgbench.train import WindowDataset
+    from ecgbench.train import WindowDataset, make_loader
 
     spec = method.input_spec
     n = batch_size * (settings.steps + settings.warmup)
     windows = np.random.default_rng(0).standard_normal((n, len(spec.leads), spec.n_samples), dtype=np.float32)
     dataset = WindowDataset(windows, np.arange(n) // 2, np.arange(n))
-    loader = DataLoader(dataset, batch_size=batch_size, drop_last=True, pin_memory=device.type == "cuda",
-                        sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(0)))
+    loader = make_loader(dataset, batch_size, 0, device)  # exactly as the trainer loads
     batches = iter(loader)
 
     def next_batch(_: int) -> dict:
