@@ -43,6 +43,8 @@ Departures:
 
 from __future__ import annotations
 
+import os
+
 import copy
 import logging
 import warnings
@@ -273,7 +275,13 @@ def clinical_parameters(window: np.ndarray, fs: float, leads: tuple[str, ...]) -
 def clinical_features(windows: np.ndarray, fs: float, leads: tuple[str, ...]) -> np.ndarray:
     """(B, leads, T) -> (B, 7): the six parameters with missing ones filled by typical values,
     then the number filled."""
-    values = np.stack([clinical_parameters(w, fs, leads) for w in windows])  # (B, 6)
+    if len(windows) >= 16 and (os.cpu_count() or 1) > 1:  # delineation is CPU-bound: use every core
+        from joblib import Parallel, delayed
+
+        rows = Parallel(n_jobs=-1)(delayed(clinical_parameters)(w, fs, leads) for w in windows)
+    else:
+        rows = [clinical_parameters(w, fs, leads) for w in windows]
+    values = np.stack(rows)  # (B, 6)
     missing = np.isnan(values)
     filled = np.where(missing, np.asarray(TYPICAL_VALUES)[None, :], values)
     return np.concatenate([filled, missing.sum(axis=1, keepdims=True)], axis=1)
