@@ -39,6 +39,28 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temps(folder: Path) -> None:
+    """Delete ``<name>.tmp-<pid>[.ext]`` files of killed preparations (their pid is gone).
+
+    Dataset preparations write such per-process temp files (they can be GBs); a live pid's file
+    belongs to a concurrent preparation and is left alone.
+    """
+    for path in Path(folder).glob("*.tmp-*"):
+        pid = path.name.split(".tmp-")[1].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _strict(value: Any) -> Any:
     """NaN and infinities become null, so the files are strict JSON for any reader."""
     if isinstance(value, float) and not math.isfinite(value):

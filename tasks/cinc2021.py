@@ -9,10 +9,8 @@ on the 50-record sample the numbers mean little.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from ecgbench.api import Task
+from ecgbench.tasks._labels import age_labels, sex_labels
 
 CITATION = (
     "Reyna MA, Sadr N, Perez Alday EA, Gu A, Shah AJ, Robichaux C, Rad AB, Elola A, Seyedi S, "
@@ -20,17 +18,6 @@ CITATION = (
     "electrocardiography: the PhysioNet/Computing in Cardiology Challenge 2021. Computing in "
     "Cardiology 48 (2021). doi:10.23919/CinC53138.2021.9662687"
 )
-
-
-def sex_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    sex = pd.to_numeric(meta["sex"], errors="coerce")
-    usable = sex.isin([0, 1]).to_numpy()
-    return sex.where(usable, -1).to_numpy(dtype=int), usable
-
-
-def age_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    age = pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float)
-    return age, np.isfinite(age)
 
 
 CINC2021_SEX = Task(

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Task
+from ecgbench.tasks._labels import age_labels, sex_labels
 
 # A copy of the dataset module's constant (a test keeps them equal), so that importing a task
 # never imports the loader.
@@ -35,17 +36,6 @@ def single_superclass_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
     onehot = meta[list(SUPERCLASSES)].to_numpy(dtype=int)
     usable = onehot.sum(1) == 1
     return np.where(usable, onehot.argmax(1), -1), usable
-
-
-def sex_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    sex = pd.to_numeric(meta["sex"], errors="coerce")
-    usable = sex.isin([0, 1]).to_numpy()
-    return sex.where(usable, -1).to_numpy(dtype=int), usable
-
-
-def age_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    age = pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float)
-    return age, np.isfinite(age)
 
 
 PTBXL_SUPERCLASS = Task(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Task
+from ecgbench.tasks._labels import age_labels, sex_labels
 
 # Copies of the dataset module's constants (a test keeps them equal), so that importing a
 # task never imports the generator.
@@ -33,17 +34,6 @@ def rhythm_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     y = meta["rhythm"].map(index)
     usable = y.notna().to_numpy()
     return y.fillna(-1).to_numpy(dtype=int), usable
-
-
-def sex_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    sex = meta["sex"]
-    usable = sex.isin([0, 1]).to_numpy()
-    return sex.where(usable, -1).to_numpy(dtype=int), usable
-
-
-def age_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    age = meta["age"].to_numpy(dtype=float)
-    return age, np.isfinite(age)
 
 
 SYNTH_SUPERCLASS = Task(

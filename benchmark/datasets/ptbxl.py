@@ -38,7 +38,7 @@ import pandas as pd
 
 from ecgbench.api import STANDARD_LEADS, Recordings
 from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, write_json
+from ecgbench.store import atomic_write, remove_stale_temps, write_json
 
 NAME = "ptbxl"
 SOURCE_VERSION = "1.0.3"
@@ -297,7 +297,7 @@ def _file_digest(path: Path) -> str:
 def _prepare(folder: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:
     """signals.npy, meta.csv, then done.json, each written to a temp name and renamed."""
     _make_folder(folder)
-    _remove_stale_temps(folder)
+    remove_stale_temps(folder)
     tmp = folder / f"signals.tmp-{os.getpid()}.npy"  # pid-tagged: a killed run's is found later
     try:
         _write_signals(tmp, source, meta, fs)
@@ -325,24 +325,6 @@ def _write_signals(path: Path, source: Path, meta: pd.DataFrame, fs: int) -> Non
         signals[index] = read_record(source / name, fs)
     signals.flush()
     del signals
-
-
-def _remove_stale_temps(folder: Path) -> None:
-    """Delete signal temp files of killed preparations (their pid is gone); they can be GBs."""
-    for path in folder.glob("signals.tmp-*.npy"):
-        pid = path.name[len("signals.tmp-"):-len(".npy")]
-        if pid.isdigit() and not _alive(int(pid)):
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _progress(items: list) -> Any:

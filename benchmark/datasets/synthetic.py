@@ -73,6 +73,7 @@ import pandas as pd
 
 from ecgbench.api import STANDARD_LEADS, Recordings
 from ecgbench.config import apply_overrides, short_hash
+from ecgbench.store import remove_stale_temps
 
 NAME = "synthetic"
 VERSION = "1"
@@ -119,7 +120,7 @@ def load(root: Path | str, **options: Any) -> Recordings:
 def _generate_to(folder: Path, opts: SyntheticOptions) -> None:
     """Write signals.npy, meta.csv, then done.json, each atomically (temp name + os.replace)."""
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(folder)
+    remove_stale_temps(folder)
     start = time.perf_counter()
     meta, params = _plan(opts)
     tmp = folder / f"signals.tmp-{os.getpid()}.npy"
@@ -136,24 +137,6 @@ def _generate_to(folder: Path, opts: SyntheticOptions) -> None:
             "patients": int(meta["patient_id"].nunique()),
             "seconds_to_generate": round(time.perf_counter() - start, 2)}
     _write_atomic(folder / "done.json", json.dumps(done, indent=2))
-
-
-def _remove_stale_temps(folder: Path) -> None:
-    """Delete temp files left by killed generations (their pid is gone); they can be large."""
-    for path in folder.glob("*.tmp-*"):
-        pid = path.name.split(".tmp-")[1].split(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_atomic(path: Path, text: str) -> None:
