@@ -131,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         track=not args.no_tracking,
         pretrain_dataset=_pretrain_data(args.pretrain_data),
         shard=_shard(args.shard),
+        compile=args.compile,
     )
     plan = resolve(request)  # all validation happens before any work starts
     from rich.console import Console
@@ -521,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", default="0/1", metavar="I/N",
                      help="run only every N-th (method, seed) job starting at the I-th (0-based), so N "
                           "machines sharing a results directory split the grid (default: 0/1)")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the training step on CUDA (falls back to eager where it fails; "
+                          "'ecgbench bench --compile' shows where it helps)")
     run.add_argument("--nproc", type=int, default=None, metavar="N",
                      help="pretrain with N processes (DistributedDataParallel): relaunches this command "
                           "under 'torchrun --nproc-per-node N'")

@@ -66,6 +66,9 @@ class Method(nn.Module):
     paper: ClassVar[str] = ""
     uses_labels: ClassVar[bool] = False  # supervised references are flagged in every table
     needs_training: ClassVar[bool] = True  # False for the random-init control
+    # False where torch.compile cannot serve the training step (e.g. data-dependent token counts
+    # recompile every step); ``--compile`` then leaves the method eager and the record says so.
+    compilable: ClassVar[bool] = True
     # A frozen-encoder variant names the method whose pretrained run (same seed and preset) it
     # starts from; the runner trains or loads that run first and calls ``init_from_base``.
     base_method: ClassVar[str | None] = None
@@ -144,10 +147,12 @@ class Method(nn.Module):
     def configure_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
         params = self.trainable_parameters()
+        # One fused kernel per step instead of one per parameter, where every parameter is on CUDA.
+        fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay)
+            return torch.optim.Adam(params, lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay, **fused)
         if c.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay)
+            return torch.optim.AdamW(params, lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay, **fused)
         if c.optimizer == "sgd":
             return torch.optim.SGD(params, lr=c.lr, momentum=c.betas[0], weight_decay=c.weight_decay)
         raise ValueError(f"{self.name}: unknown optimizer {c.optimizer!r} (adam, adamw, sgd)")

@@ -53,6 +53,7 @@ class RunRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     pretrain_dataset: str = "synthetic"
     track: bool = True
+    compile: bool = False  # torch.compile the training step on CUDA (not part of any key: same math)
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th job from index
 
 
@@ -382,6 +383,7 @@ class Runner:
             method, dataset, derive_seed(run_config.seed, "pretrain"), self.device,
             self.store.partial_checkpoint(run_config.run_id),
             on_step=lambda step, loss: self.progress.update(bar, completed=step, description=f"pretrain {run_config.run_id} loss {loss:.3f}"),
+            compile=self.request.compile,
         )
         self.progress.remove_task(bar)
         self.console.log(

@@ -99,6 +99,7 @@ class EcgJepa(Method):
 
     name = "ecg-jepa"
     version = 1
+    compilable = False  # the mask size is drawn per step: torch.compile recompiled for minutes (H100)
     paper = ("Kim, Learning General Representation of 12-Lead Electrocardiogram with a "
              "Joint-Embedding Predictive Architecture, arXiv:2410.08559, 2024")
 
