@@ -121,9 +121,9 @@ def _random_batch(method, batch_size: int, device, generator) -> dict[str, Any]:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _prepare_method(method, device, batch_size: int):
+def _prepare_method(method, device):
     if getattr(method, "uses_labels", False):
-        method.setup_task("binary", 2)
+        method.setup_task("binary", 1)  # as the runner sets up a binary task (one logit)
     method.to(device).train()
     return method.configure_optimizer()
 
@@ -189,9 +189,7 @@ def bench_method(name: str, settings: BenchSettings, device, console=None) -> Me
     torch.manual_seed(0)
     method = cls(config)
     if cls.base_method:  # a frozen-encoder variant: a fresh base stands in for its pretrained run
-        base_plan = resolve(RunRequest(methods=[cls.base_method], tasks=[], probes=[], seeds=[0],
-                                       preset=settings.preset, track=False))
-        method.init_from_base(METHODS.get(cls.base_method)(base_plan.method_configs[cls.base_method]))
+        method.init_from_base(METHODS.get(cls.base_method)(plan.method_configs[cls.base_method]))
     generator = torch.Generator().manual_seed(0)
     result = MethodBench(
         method=name, preset=settings.preset, device=str(device), batch_size=batch_size,
@@ -205,7 +203,7 @@ def bench_method(name: str, settings: BenchSettings, device, console=None) -> Me
         result.train_step_ms = 0.0
         result.peak_memory_mb = _peak_rss_mb()
     else:
-        optimizer = _prepare_method(method, device, batch_size)
+        optimizer = _prepare_method(method, device)
         staged = _random_batch(method, batch_size, device, generator)
         step = _step_fn(method, optimizer, device)
         if device.type == "cuda":

@@ -110,10 +110,10 @@ def launch_torchrun(argv: list[str], nproc: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "nproc", None):  # first: one torchrun then runs the whole command, layouts too
+        return launch_torchrun(args.argv, args.nproc)
     if getattr(args, "layout", None):
         return cmd_run_layout(args)
-    if getattr(args, "nproc", None):
-        return launch_torchrun(args.argv, args.nproc)
     from ecgbench.config import parse_assignments
     from ecgbench.runner import RunRequest, resolve
 
@@ -230,6 +230,10 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
         cmd_run(argparse.Namespace(**{**vars(args), "layout": None, "methods": ",".join(job.methods),
                                       "tasks": ",".join(job.tasks), "probes": ",".join(job.probes),
                                       "set": [*plan.settings, *args.set]}))
+    from ecgbench import distributed
+
+    if not distributed.is_main():  # under torchrun rank 0 writes the table for everyone
+        return 0
     text = _layout_text(args.layout, args.results_dir, args.preset, args.data_root)
     store = ResultStore(args.results_dir)
     path = store.tables_dir / f"layout-{args.layout}.md"

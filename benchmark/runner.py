@@ -250,10 +250,7 @@ class Runner:
         if cls.uses_labels and task is None:
             raise ValueError(f"{method} uses labels: its run config needs a task")
         data = self.dataset(task.dataset if cls.uses_labels else self.request.pretrain_dataset)
-        base_run_id = None
-        if cls.base_method:
-            base_task = task if METHODS.get(cls.base_method).uses_labels else None
-            base_run_id = self.run_config(cls.base_method, seed, base_task).run_id
+        base_run_id = self.base_run(cls, seed, task)[0].run_id if cls.base_method else None
         return RunConfig(
             method=method,
             method_version=cls.version,
@@ -264,6 +261,12 @@ class Runner:
             task=task.key if cls.uses_labels else None,
             base_run_id=base_run_id,
         )
+
+    def base_run(self, cls, seed: int, task: Task | None) -> tuple[RunConfig, Task | None]:
+        """The run a frozen-encoder variant starts from, and the task it is trained on (the
+        variant's task if the base method uses labels too, else none)."""
+        base_task = task if METHODS.get(cls.base_method).uses_labels else None
+        return self.run_config(cls.base_method, seed, base_task), base_task
 
     def run_method_seed(self, method_name: str, seed: int) -> list[dict[str, Any]]:
         if METHODS.get(method_name).uses_labels:  # one run per task, probed on that task only
@@ -341,8 +344,7 @@ class Runner:
 
         cls, run_id = type(method), run_config.run_id
         if cls.base_method:
-            base_task = task if METHODS.get(cls.base_method).uses_labels else None
-            base_config = self.run_config(cls.base_method, run_config.seed, base_task)
+            base_config, base_task = self.base_run(cls, run_config.seed, task)
             method.init_from_base(self.pretrained(base_config, base_task))
         stats, artifacts = self._train(method, run_config, task) if cls.needs_training else (None, [])
         record = self._run_record(method, run_config, stats)
@@ -390,17 +392,17 @@ class Runner:
             f"pretrained [bold]{run_config.run_id}[/]: {stats.steps} steps in {stats.seconds:.0f} s, "
             f"final loss {stats.final_loss:.4f}"
         )
-        return stats, self._artifacts(method, run_config, dataset)
+        # the other torchrun ranks would only draw the same files again
+        return stats, self._artifacts(method, run_config, dataset) if distributed.is_main() else []
 
     def _artifacts(self, method, run_config: RunConfig, dataset) -> list[str]:
         """Run the method's ``artifacts`` hook on the first training windows; paths relative
         to the run's folder."""
         import torch
-        from torch.utils.data import default_collate
 
         run_dir = self.store.run_dir(run_config.run_id)
-        items = [dataset[i] for i in range(min(ARTIFACT_BATCH, len(dataset)))]
-        batch = {k: v.to(self.device) for k, v in default_collate(items).items()}
+        first = dataset.__getitems__(list(range(min(ARTIFACT_BATCH, len(dataset)))))
+        batch = {k: v.to(self.device) for k, v in first.items()}
         method.to(self.device).eval()
         with torch.no_grad():
             paths = method.artifacts(batch, run_dir / "artifacts")

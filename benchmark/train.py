@@ -170,7 +170,7 @@ def pretrain(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    clock, window_losses, last_loss = time.perf_counter(), [], float("nan")
+    clock, window_losses, last_loss, checked = time.perf_counter(), [], float("nan"), 0
     curve_every = max(1, config.max_steps // 20)
     # On CUDA the loss is read back (a host-device sync) once per curve window, not every step;
     # a non-finite loss still stops the run before any checkpoint is written.
@@ -193,8 +193,11 @@ def pretrain(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         window_losses.append(loss.detach())
-        if sync_every == 1 or (step + 1) % sync_every == 0 or step + 1 == config.max_steps:
-            last_loss = _check_finite(window_losses[-sync_every:], method.name, step)
+        checkpoint_due = (step + 1) % checkpoint_every == 0
+        if sync_every == 1 or (step + 1) % sync_every == 0 or checkpoint_due or step + 1 == config.max_steps:
+            # every loss since the last check (a checkpoint is never written unchecked)
+            last_loss = _check_finite(window_losses[checked:], method.name, step)
+            checked = len(window_losses)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(method.trainable_parameters(), config.grad_clip)
         optimizer.step()
@@ -202,11 +205,10 @@ def pretrain(
         if on_step:
             on_step(step + 1, last_loss)
         if (step + 1) % curve_every == 0 or step + 1 == config.max_steps:
-            _check_finite(window_losses, method.name, step)
             curve_point = distributed.mean_over_ranks(torch.stack(window_losses).float().mean())
             stats.loss_curve.append((step + 1, float(curve_point)))
-            window_losses = []
-        if (step + 1) % checkpoint_every == 0 and step + 1 < config.max_steps:
+            window_losses, checked = [], 0
+        if checkpoint_due and step + 1 < config.max_steps:
             if distributed.is_main():  # one writer; the others wait so nobody reads it half-written
                 _save_partial(method, optimizer, step + 1, stats, partial_path)
             distributed.barrier()
