@@ -385,7 +385,7 @@ def test_a_method_that_cannot_run_on_a_task_gets_a_not_applicable_cell(tmp_path,
         assert "lacks" in r["reason"] and "'I'" in r["reason"] and r["metrics"] == {}
     scored = [r for r in results if r.get("status") != "not_applicable"]
     assert {r["task"] for r in scored} == {"synth-sex"} and all(r["metrics"] for r in scored)
-    assert ResultStore(tmp_path / "results").results()  # stored like every result
+    assert list(ResultStore(tmp_path / "results").results())  # stored like every result
 
     table = render(ResultStore(tmp_path / "results").results())
     section = table[table.index("### fake-single"):]
