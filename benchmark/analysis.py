@@ -108,7 +108,7 @@ def embedding_plot(
     x = embeddings[rows]
     perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
     # one OpenMP thread: on a busy 2-core machine spin-waiting threads made t-SNE of 322
-    # points take 69 s instead of 3 s (measured)
+    # points take 69 s instead of 3 s (measured once during development)
     with threadpool_limits(limits=1):
         points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     figure, axes = plt.subplots(figsize=(6, 5), dpi=100)

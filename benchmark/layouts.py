@@ -81,8 +81,8 @@ class Tolerance:
 
 
 # Defaults per metric, in fraction units for bounded metrics (scaled for percent columns).
-# 0.05 on accuracy/F1/AUROC is about the width of a patient-bootstrap 95% CI on a test split of
-# a few thousand records, so a larger gap is worth a reader's look. MAE in years, R2 absolute,
+# 0.05 on accuracy/F1/AUROC is a chosen threshold, not a derived one: a gap that large is worth
+# a reader's look (protocols differ between papers and us; see each layout's header). MAE in years, R2 absolute,
 # clustering indices relative (their scale depends on the embedding dimension). Training hours
 # are never compared (hardware differs), so they have no tolerance.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
@@ -199,7 +199,7 @@ def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Pa
     """Exactly the methods, tasks and probes the layout's tables need, one job per table (merged
     where two tables need the same tasks and probes); unregistered methods or tasks and tasks
     whose dataset is not prepared are listed in ``skipped``, not raised."""
-    from ecgbench.registry import METHODS, TASKS
+    from ecgbench.registry import METHODS
 
     layout = get_layout(name)
     skipped: list[str] = []
@@ -251,26 +251,14 @@ def dataset_missing(name: str, data_root: str | Path | None = None) -> str | Non
     if name == "synthetic":
         return None
     root = resolve_root(data_root)
-    try:
-        from ecgbench.datasets.catalog import scan
-    except ImportError:  # no catalogue: ask the loader itself
-        return _loader_missing(name, root)
+    from ecgbench.datasets.catalog import scan
+
     entries = scan()
     if name not in entries:
         return f"{name} not prepared (no loader for it yet)"
     entry = entries[name]
     return None if entry.location(root).exists() or entry.prepared(root) else f"{name} not prepared"
 
-
-def _loader_missing(name: str, root: Path) -> str | None:
-    from ecgbench.datasets import dataset_module
-
-    try:
-        module = dataset_module(name)
-    except ValueError:
-        return f"{name} not prepared (no loader for it yet)"
-    folder = getattr(module, "FOLDER", name)
-    return None if (root / folder).exists() or any(root.glob(f"{name}-*/done.json")) else f"{name} not prepared"
 
 
 # ----- selecting stored results --------------------------------------------------------------

@@ -177,10 +177,7 @@ Significance = Callable[[TaskBoard, str], tuple[dict[str, str] | None, str]]
 def stats_significance(results_dir: str | Path) -> tuple[Significance | None, str]:
     """The significance column's source (:func:`ecgbench.stats.compare_methods` on the records
     the board ranked) and a one-line note on what it shows, or why it is absent."""
-    try:
-        from ecgbench.stats import compare_methods
-    except ImportError:
-        return None, "Significance: not shown (benchmark/stats.py is not available)."
+    from ecgbench.stats import compare_methods
 
     def significance(board: TaskBoard, preset: str) -> tuple[dict[str, str] | None, str]:
         records = [r for entry in board.entries for r in entry.records]  # one probe per method

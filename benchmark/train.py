@@ -142,7 +142,7 @@ def pretrain(
 
     ``compile``: run the training step through ``torch.compile`` on CUDA (``ecgbench run
     --compile``; ``ecgbench bench --compile`` measures where it helps: +59 % for ST-MEM on an
-    H100, while ECG-JEPA's data-dependent mask sizes do not compile). A step that fails to
+    H100 in results/bench/h100-paper-vit-compile.json, while ECG-JEPA's data-dependent mask sizes do not compile). A step that fails to
     compile falls back to eager for the rest of the run, and the record says so.
     """
     config = method.config
