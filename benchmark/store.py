@@ -29,7 +29,8 @@ from typing import Any
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` then rename ``tmp`` onto ``path`` (same folder, so rename is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the pid in the name lets remove_stale_temps clear what a killed process left behind
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}.", suffix=".tmp")
     os.close(handle)
     tmp = Path(tmp_name)
     try:
@@ -37,6 +38,17 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def prepare_cache_folder(folder: Path, error: type[Exception]) -> None:
+    """Create a dataset's cache folder (or raise ``error`` naming it) and clear what killed
+    preparations left in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as cause:
+        raise error(f"{folder}: cannot create the cache folder ({cause.strerror}); "
+                    "pass cache_dir= a writable folder") from None
+    remove_stale_temps(folder)
 
 
 def remove_stale_temps(folder: Path) -> None:

@@ -20,3 +20,9 @@ def age_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Age in years from an ``age`` column; missing (NaN) ages are not usable."""
     age = pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float)
     return age, np.isfinite(age)
+
+
+def present_columns(meta: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Multilabel 0/1 targets from one column per class; rows with no class are not usable."""
+    y = meta[list(columns)].to_numpy(dtype=int)
+    return y, y.sum(1) > 0

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Task
-from ecgbench.tasks._labels import age_labels, sex_labels
+from ecgbench.tasks._labels import age_labels, present_columns, sex_labels
 
 # A copy of the dataset module's constant (a test keeps them equal), so that importing a task
 # never imports the loader.
@@ -28,8 +28,7 @@ OPTIONS = {"fs": 100}
 
 
 def superclass_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    y = meta[list(SUPERCLASSES)].to_numpy(dtype=int)
-    return y, y.sum(1) > 0
+    return present_columns(meta, SUPERCLASSES)
 
 
 def single_superclass_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

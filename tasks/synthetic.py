@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Task
-from ecgbench.tasks._labels import age_labels, sex_labels
+from ecgbench.tasks._labels import age_labels, present_columns, sex_labels
 
 # Copies of the dataset module's constants (a test keeps them equal), so that importing a
 # task never imports the generator.
@@ -25,8 +25,7 @@ CITATION = (
 
 
 def superclass_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    y = meta[list(SUPERCLASSES)].to_numpy(dtype=int)
-    return y, y.sum(1) > 0
+    return present_columns(meta, SUPERCLASSES)
 
 
 def rhythm_labels(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -56,7 +56,8 @@ import pandas as pd
 
 from ecgbench.api import Recordings
 from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, write_json
+from ecgbench.datasets.download import sha256_of
+from ecgbench.store import atomic_write, prepare_cache_folder, write_json
 
 NAME = "cinc2017"
 SOURCE_VERSION = "1.0.0"
@@ -146,7 +147,7 @@ def load(root: str | Path, labels: str = "v3", allow_subset: bool = False, split
     records_dir = find_records(root)
     label_file = find_labels(records_dir, labels)
     meta = read_metadata(records_dir, label_file, labels, _flag(allow_subset), seed)
-    key = short_hash({"labels": _digest(label_file), "seed": seed,
+    key = short_hash({"labels": sha256_of(label_file), "seed": seed,
                       "records": hashlib.sha256("\n".join(meta["record_id"]).encode()).hexdigest()})
     version = f"{VERSION}-{labels}-{key}"
     folder = Path(cache_dir or root) / f"{NAME}-prepared-{version}"
@@ -291,10 +292,6 @@ def _missing_file(stem: Path) -> Path | None:
     return None
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # ----- signals ---------------------------------------------------------------------------------
 def read_header(path: Path) -> dict[str, Any]:
     """The fields we need from a single-signal header; tolerant of the record line's date."""
@@ -356,11 +353,7 @@ def _prepare(folder: Path, records_dir: Path, meta: pd.DataFrame, label_file: Pa
     meta.csv and done.json, each to a temp name renamed into place."""
     records = [read_record(records_dir / name) for name in _progress(list(meta["record_id"]))]
     lengths = np.array([len(r) for r in records])
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise Cinc2017Error(f"{folder}: cannot create the cache folder ({error.strerror}); "
-                            "pass cache_dir= a writable folder") from None
+    prepare_cache_folder(folder, Cinc2017Error)
 
     def write_signals(path: Path) -> None:
         shape = (len(records), 1, int(lengths.max()))

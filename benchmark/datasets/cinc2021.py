@@ -74,7 +74,7 @@ import pandas as pd
 
 from ecgbench.api import STANDARD_LEADS, Recordings
 from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, write_json
+from ecgbench.store import atomic_write, prepare_cache_folder, write_json
 
 NAME = "cinc2021"
 SOURCE_VERSION = "1.0.3"
@@ -206,19 +206,22 @@ class Header:
     comments: tuple[str, ...]
 
 
-def read_header(path: Path) -> Header:
-    """wfdb's parse of ``path``; :func:`parse_header_text` where wfdb rejects the header."""
+def _header_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="ascii", errors="replace")
+        return path.read_text(encoding="ascii", errors="replace")
     except OSError as error:
         raise CincError(f"{path}: unreadable header ({error.strerror})") from None
+
+
+def read_header(path: Path) -> Header:
+    """wfdb's parse of ``path``; :func:`parse_header_text` where wfdb rejects the header."""
     wfdb = _import_wfdb()
     try:
         record = wfdb.rdheader(str(path.with_suffix("")))
     except Exception:  # wfdb raises HeaderSyntaxError, ValueError... on headers it rejects
-        return parse_header_text(text, path)
+        return parse_header_text(_header_text(path), path)
     if record.n_sig is None or not record.sig_name or record.sig_len is None:
-        return parse_header_text(text, path)
+        return parse_header_text(_header_text(path), path)
     return Header(
         record_name=record.record_name, n_sig=int(record.n_sig), fs=float(record.fs),
         sig_len=int(record.sig_len), file_name=tuple(record.file_name),
@@ -518,11 +521,7 @@ def _prepare(release: Release, prepared: Path, folder: Path, sources: tuple[str,
     """signals.npy, meta.csv, then done.json, each written to a temp name and renamed; a failed
     preparation leaves no signals behind."""
     meta, headers = read_metadata(release, folder, sources, split_seed)
-    try:
-        prepared.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CincError(f"{prepared}: cannot create the cache folder ({error.strerror}); pass "
-                        "cache_dir= a writable folder") from None
+    prepare_cache_folder(prepared, CincError)
     tmp = prepared / f"signals.tmp-{os.getpid()}.npy"
     try:
         kept = _write_signals(tmp, folder, meta, headers, fs, seconds)

@@ -228,7 +228,8 @@ def download_tree(base_url: str, root: str | Path, sums: dict[str, str],
             failures.append(str(error))
     if failures:
         raise DownloadError(f"{len(failures)} of {len(todo)} files failed; first: {failures[0]}")
-    return verify_tree(root, wanted)
+    # every wanted file was hashed once already: before the loop, or by download_file
+    return VerifyReport(ok=sorted(wanted))
 
 
 def _verified(path: Path, expected: str) -> bool:

@@ -51,7 +51,7 @@ import pandas as pd
 
 from ecgbench.api import Recordings
 from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, write_json, write_npy
+from ecgbench.store import atomic_write, prepare_cache_folder, write_json, write_npy
 
 NAME = "dreamer"
 SOURCE_VERSION = "1"  # the single public release (Zenodo 546113)
@@ -335,11 +335,7 @@ def _prepare(folder: Path, path: Path, normalize: str) -> None:
     except DreamerError as error:
         message = str(error)
         raise DreamerError(message if message.startswith(str(path)) else f"{path}: {message}") from None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DreamerError(f"{folder}: cannot create the cache folder ({error.strerror}); "
-                           "pass cache_dir= a writable folder") from None
+    prepare_cache_folder(folder, DreamerError)
     write_npy(folder / "signals.npy", signals)
     atomic_write(folder / "meta.csv", lambda tmp: meta.to_csv(tmp, index=False))
     write_json(folder / "done.json", {"name": NAME, "version": VERSION, "source": str(path),

@@ -38,7 +38,8 @@ import pandas as pd
 
 from ecgbench.api import STANDARD_LEADS, Recordings
 from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, remove_stale_temps, write_json
+from ecgbench.datasets.download import sha256_of
+from ecgbench.store import atomic_write, prepare_cache_folder, write_json
 
 NAME = "ptbxl"
 SOURCE_VERSION = "1.0.3"
@@ -282,22 +283,17 @@ def _missing_file(stem: Path) -> Path | None:
 def _cache_key(source: Path, meta: pd.DataFrame, fs: int) -> str:
     fingerprint = {
         "fs": fs,
-        "database": _file_digest(source / DATABASE),
-        "statements": _file_digest(source / STATEMENTS),
+        "database": sha256_of(source / DATABASE),
+        "statements": sha256_of(source / STATEMENTS),
         "records": hashlib.sha256("\n".join(meta["filename"]).encode()).hexdigest(),
     }
     return short_hash(fingerprint)
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # ----- signals ---------------------------------------------------------------------------------
 def _prepare(folder: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:
     """signals.npy, meta.csv, then done.json, each written to a temp name and renamed."""
-    _make_folder(folder)
-    remove_stale_temps(folder)
+    prepare_cache_folder(folder, PtbxlError)
     tmp = folder / f"signals.tmp-{os.getpid()}.npy"  # pid-tagged: a killed run's is found later
     try:
         _write_signals(tmp, source, meta, fs)
@@ -308,14 +304,6 @@ def _prepare(folder: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:
     write_json(folder / "done.json", {"name": NAME, "version": VERSION, "fs": fs,
                                       "records": len(meta), "source": str(source),
                                       "patients": int(meta["patient_id"].nunique())})
-
-
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise PtbxlError(f"{folder}: cannot create the cache folder ({error.strerror}); "
-                         "pass cache_dir= a writable folder") from None
 
 
 def _write_signals(path: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:

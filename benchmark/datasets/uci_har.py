@@ -46,7 +46,8 @@ import pandas as pd
 
 from ecgbench.api import Recordings
 from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, write_json, write_npy
+from ecgbench.datasets.download import sha256_of
+from ecgbench.store import atomic_write, prepare_cache_folder, write_json, write_npy
 
 NAME = "uci_har"
 SOURCE_VERSION = "1.0"
@@ -317,15 +318,11 @@ def read_signals(source: Path, meta: pd.DataFrame) -> np.ndarray:
 def _cache_key(source: Path) -> str:
     small = [source / LABELS] + [source / s / f"{w}_{s}.txt" for s in SUBSETS for w in ("y", "subject")]
     fingerprint = {
-        "labels": {str(p.relative_to(source)): _digest(p) for p in small if p.is_file()},
+        "labels": {str(p.relative_to(source)): sha256_of(p) for p in small if p.is_file()},
         "signals": {str(p.relative_to(source)): _stamp(p)
                     for s in SUBSETS for p in (_signal_path(source, s, c) for c in CHANNELS)},
     }
     return short_hash(fingerprint)
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _stamp(path: Path) -> list[int] | None:
@@ -340,11 +337,7 @@ def _prepare(folder: Path, source: Path) -> None:
     """signals.npy, meta.csv, then done.json, each written atomically; nothing on failure."""
     meta = read_metadata(source)
     signals = read_signals(source, meta)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UciHarError(f"{folder}: cannot create the cache folder ({error.strerror}); "
-                          "pass cache_dir= a writable folder") from None
+    prepare_cache_folder(folder, UciHarError)
     write_npy(folder / "signals.npy", signals)
     atomic_write(folder / "meta.csv", lambda path: meta.to_csv(path, index=False))
     write_json(folder / "done.json", {"name": NAME, "version": VERSION, "source": str(source),
