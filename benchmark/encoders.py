@@ -336,10 +336,9 @@ from torch.nn import functional as F  # noqa: E402
 from ecgbench.masking import resize_mask  # noqa: E402
 
 
-def _apply_keep(x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+def _apply_keep(x: Tensor, keep: Tensor) -> Tensor:
     """Zero ``x`` (B, C, L) where ``keep`` (B, T), resized to L, is False."""
-    keep_here = resize_mask(keep, x.shape[-1])
-    return x * keep_here[:, None].to(x.dtype), keep_here
+    return x * resize_mask(keep, x.shape[-1])[:, None].to(x.dtype)
 
 
 class DepthwiseSeparableConv1d(nn.Module):
@@ -356,7 +355,7 @@ class DepthwiseSeparableConv1d(nn.Module):
         self.pointwise = nn.Conv1d(c_out, c_out, 1)
 
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:
-        return _apply_keep(self.pointwise(self.norm(self.act(self.depthwise(x)))), keep)[0]
+        return _apply_keep(self.pointwise(self.norm(self.act(self.depthwise(x)))), keep)
 
 
 class LocalLeadStemBlock(nn.Module):
@@ -387,7 +386,7 @@ class MaskedConv1d(nn.Module):
         self.layers = nn.Sequential(conv, nn.BatchNorm1d(c_out), nn.ReLU()) if norm else conv
 
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:
-        return _apply_keep(self.layers(x), keep)[0]
+        return _apply_keep(self.layers(x), keep)
 
 
 def local_window_attention(q: Tensor, k: Tensor, v: Tensor, radius: int,
@@ -538,7 +537,7 @@ class LocalLeadEncoder(nn.Module):
         h = self.project(h, keep)  # (B, dim, T')
         if self.latent_len and h.shape[-1] != self.latent_len:
             h = _apply_keep(F.interpolate(h, size=self.latent_len, mode="linear",
-                                          align_corners=False), keep)[0]
+                                          align_corners=False), keep)
         for conv in self.embed:
             h = conv(h, keep)
         for layer in self.layers:

@@ -164,14 +164,7 @@ class CMSMLC(CMSC):
 
     @dataclass
     class Config(CMSC.Config):
-        leads: tuple[str, ...] = CMLC_LEADS
-        n_samples: int = 5000
-        n_segments: int = 2
-
-    presets = {
-        "smoke": {"n_samples": 800, "fs": 80, "embedding_dim": 32},
-        "cpu": {},
-    }
+        leads: tuple[str, ...] = CMLC_LEADS  # segments as CMSC, leads as CMLC
 
 
 def _paired_cosine(views: Tensor) -> Tensor:

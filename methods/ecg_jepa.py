@@ -173,8 +173,9 @@ class EcgJepa(Method):
 
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         x = batch["signal"]  # (B, 8, 2500)
-        mask = self.sample_mask(x.device)
-        visible, masked = torch.nonzero(~mask).flatten(), torch.nonzero(mask).flatten()
+        mask = self.sample_mask(torch.device("cpu"))  # drawn on the CPU: its indices need no GPU sync
+        visible, masked = (torch.nonzero(m).flatten().to(x.device) for m in (~mask, mask))
+        mask = mask.to(x.device)
         with torch.no_grad():
             target = self.target_encoder.encode(self.target_encoder.tokens(x))  # (B, L, N, D)
             target = F.layer_norm(target.float(), target.shape[-1:])[:, :, masked]
@@ -309,10 +310,6 @@ class EcgJepaHybrid(EcgJepa):
     name = "ecg-jepa-hybrid"
     paper = ("ecgbench seed report, encoder-embedding enhancements (hybrid input on ECG-JEPA, "
              "Kim, arXiv:2410.08559, 2024)")
-
-    @dataclass
-    class Config(EcgJepa.Config):
-        pass
 
     def _build_encoder(self, vit: LeadTimeViT) -> nn.Module:
         return ClinicalHybrid(vit, self.config.fs, tuple(self.config.leads))

@@ -318,9 +318,11 @@ class StMemVqvae(_FrozenStMemVariant):
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         c = self.config
         signal = batch["signal"]  # (B, leads, T)
-        with torch.no_grad():
-            target = self.encoder.backbone.preprocess(signal)  # what the encoder sees
-        z_q, vq_loss, codes = self.encoder.head.quantise(self.encoder.features(signal))
+        backbone = self.encoder.backbone
+        with torch.no_grad():  # band-pass once: the target is what the encoder sees
+            target = backbone.preprocess(signal)
+            features = backbone.encode(backbone.tokens(target)).mean(dim=(1, 2))  # = features(signal)
+        z_q, vq_loss, codes = self.encoder.head.quantise(features)
         reconstruction = self.decoder(z_q).view_as(target)
         recon_loss = F.mse_loss(reconstruction.float(), target.float())
         perplexity, usage = codebook_perplexity(codes, c.n_codes)

@@ -39,8 +39,7 @@ from torch import Tensor, nn
 from ecgbench.api import STANDARD_LEADS
 from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
 from ecgbench.method import Method, MethodConfig
-
-KINDS = ("multiclass", "multilabel", "binary", "regression")
+from ecgbench.metrics import KINDS
 
 
 class SupervisedResNet(Method):
