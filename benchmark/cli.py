@@ -49,16 +49,13 @@ def _probes(text: str) -> list[str]:
 
 
 def _pretrain_data(name: str) -> str:
-    """A dataset module name under ecgbench.datasets (not the downloader, not private ones)."""
-    import pkgutil
+    """A dataset of the catalogue (found by scanning benchmark/datasets/, nothing imported)."""
+    from ecgbench.datasets.catalog import entry
 
-    import ecgbench.datasets
-
-    names = sorted(m.name for m in pkgutil.iter_modules(ecgbench.datasets.__path__)
-                   if not m.name.startswith("_") and m.name not in ("download", "catalog"))
-    if name not in names:
-        raise UsageError(f"--pretrain-data: unknown dataset {name!r}.{did_you_mean(name, names)}")
-    return name
+    try:
+        return entry(name).name
+    except UnknownNameError as error:
+        raise UsageError(f"--pretrain-data: {error}") from None
 
 
 # ----- commands ------------------------------------------------------------------------------

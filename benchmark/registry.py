@@ -55,22 +55,16 @@ def _string_constant(node: ast.AST | None) -> str | None:
 
 
 def _class_string(node: ast.ClassDef, attribute: str) -> str | None:
-    for statement in node.body:
-        if isinstance(statement, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == attribute for t in statement.targets):
-            return _string_constant(statement.value)
-    return None
-
-
-def _class_entry_name(node: ast.ClassDef) -> str | None:
+    """A string class attribute, plain (``name = "x"``) or annotated (``name: str = "x"``)."""
     for statement in node.body:
         if isinstance(statement, ast.Assign):
             targets = [t.id for t in statement.targets if isinstance(t, ast.Name)]
-            if "name" in targets:
-                return _string_constant(statement.value)
-        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
-            if statement.target.id == "name":
-                return _string_constant(statement.value)
+        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            targets = [statement.target.id]
+        else:
+            continue
+        if attribute in targets:
+            return _string_constant(statement.value)
     return None
 
 
@@ -92,7 +86,7 @@ def scan_file(path: Path, module: str) -> list[Entry]:
     entries = []
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
-            name = _class_entry_name(node)
+            name = _class_string(node, "name")
             if name:
                 doc = (ast.get_docstring(node) or "").strip().splitlines()
                 entries.append(Entry(name, module, node.name, doc[0] if doc else "", path,

@@ -48,9 +48,11 @@ from typing import Any
 
 import yaml
 
+from ecgbench.probes import PROBES as REGISTERED_PROBES
+
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "results" / "reported"
 
-PROBES = ("svc", "rf", "lr", "mlp", "knn")
+PROBES = tuple(REGISTERED_PROBES)  # the harness's probes, in table order
 METRICS = ("accuracy", "macro_f1", "macro_auroc", "mae", "r2", "dbi", "silhouette", "chi", "hours")
 CLASS_F1 = re.compile(r"^f1_[A-Za-z0-9][A-Za-z0-9_-]*$")
 SCALES = ("fraction", "percent")

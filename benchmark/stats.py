@@ -86,7 +86,7 @@ def load_predictions(result: dict[str, Any], results_dir: Path) -> dict[str, np.
             arrays = {name: data[name] for name in data.files}
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable predictions file ({error})") from None
-    missing = {"test_indices", "patient_ids", "y_true", "y_pred"} - set(arrays)
+    missing = set(PREDICTION_FIELDS) - {"scores"} - set(arrays)  # regression stores no scores
     if missing:
         raise ValueError(f"{path}: predictions file lacks {sorted(missing)}")
     arrays.setdefault("scores", None)

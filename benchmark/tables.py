@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from ecgbench.api import HIGHER_IS_BETTER
+from ecgbench.probes import PROBES
 
 CLASSIFICATION_COLUMNS = ("accuracy", "macro_f1", "macro_auroc")
 REGRESSION_COLUMNS = ("mae", "r2")
-PROBE_ORDER = ("svc", "rf", "lr", "mlp", "knn")
+PROBE_ORDER = tuple(PROBES)
 NOT_APPLICABLE = "not_applicable"  # a result record's ``status`` when the method cannot run on the task
 
 
