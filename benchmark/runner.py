@@ -370,15 +370,17 @@ class Runner:
             y, usable = task.labels(data.meta)
             train = train[usable[train]]
             labels = training_labels(task, y[train])
-        windows = adapted.windows[train]  # (n, W, leads, T)
-        n, w = windows.shape[:2]
-        valid = adapted.valid[train].reshape(-1)  # padding windows of short records never train
-        keep = slice(None) if valid.all() else valid
+        w = adapted.windows.shape[1]  # windows (N, W, leads, T), gathered once below
+        position = np.repeat(np.arange(len(train)), w)  # record-major, as the windows lie
+        window = np.tile(np.arange(w), len(train))
+        keep = adapted.valid[train].reshape(-1)  # padding windows of short records never train
+        position, window = position[keep], window[keep]
+        record = train[position]
         dataset = WindowDataset(
-            windows.reshape(n * w, *windows.shape[2:])[keep],
-            np.repeat(data.meta["patient_id"].to_numpy()[train], w)[keep],
-            np.repeat(train, w)[keep],
-            labels=None if labels is None else np.repeat(labels, w, axis=0)[keep],
+            adapted.windows.reshape(-1, *adapted.windows.shape[2:])[record * w + window],
+            data.meta["patient_id"].to_numpy()[record],
+            record,
+            labels=None if labels is None else labels[position],
         )
         bar = self.progress.add_task(f"pretrain {run_config.run_id}", total=method.config.max_steps)
         stats = pretrain(
