@@ -94,17 +94,21 @@ class BYOL(Method):
         super().__init__(config)
         c = config
         self.encoder = resnet1d_from_config(c, in_leads=len(c.leads))
-        self.projector = bn_mlp(self.encoder.embedding_dim, c.proj_hidden_dim, c.proj_dim)
-        self.predictor = bn_mlp(c.proj_dim, c.pred_hidden_dim, c.proj_dim)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        self.tau = c.tau_base
+        self._build_heads(c)
         self.augment = augment.Compose([
             (augment.time_flip, c.flip_p),
             (augment.negate, c.negate_p),
             (partial(augment.random_resized_crop, scale=c.crop_scale), 1.0),
             (partial(augment.gaussian_noise, snr_db=c.noise_snr_db), c.noise_p),
         ])
+
+    def _build_heads(self, c: Config) -> None:
+        """Projector, predictor and the EMA target copies around ``self.encoder``."""
+        self.projector = bn_mlp(self.encoder.embedding_dim, c.proj_hidden_dim, c.proj_dim)
+        self.predictor = bn_mlp(c.proj_dim, c.pred_hidden_dim, c.proj_dim)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.tau = c.tau_base
 
     def _online(self) -> list[nn.Module]:
         return [self.encoder, self.projector]

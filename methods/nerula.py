@@ -41,7 +41,6 @@ Departures:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +59,7 @@ from ecgbench.encoders import (
 from ecgbench.losses import huber_reconstruction, negative_cosine
 from ecgbench.masking import complementary_patch_mask
 from ecgbench.method import Method, MethodConfig
-from ecgbench.methods.byol import BYOL, bn_mlp
+from ecgbench.methods.byol import BYOL
 
 PAPER = ("Manimaran et al., NERULA: A Dual-Pathway Self-Supervised Learning Framework for "
          "Electrocardiogram Signal Analysis, arXiv:2405.19348, 2024")
@@ -126,11 +125,7 @@ class _MaskedViews(BYOL):
         Method.__init__(self, config)  # not BYOL.__init__: no ResNet-only build, no augmentations
         c = config
         self.encoder = self.build_encoder()
-        self.projector = bn_mlp(self.encoder.embedding_dim, c.proj_hidden_dim, c.proj_dim)
-        self.predictor = bn_mlp(c.proj_dim, c.pred_hidden_dim, c.proj_dim)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        self.tau = c.tau_base
+        self._build_heads(c)  # BYOL's projector, predictor and EMA targets
 
     def build_encoder(self) -> nn.Module:
         raise NotImplementedError
