@@ -66,15 +66,17 @@ class Killed(Exception):
 def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch):
     plan = resolve(request(tmp_path))
     calls = {"n": 0}
-    original = Runner._score
+    from ecgbench.stages import evaluate
 
-    def dying_score(self, *args, **kwargs):
+    original = evaluate.score
+
+    def dying_score(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 6:  # killed while scoring simclr, after its pretraining finished
             raise Killed
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Runner, "_score", dying_score)
+    monkeypatch.setattr(evaluate, "score", dying_score)
     with pytest.raises(Killed):
         Runner(plan).run()
     store = ResultStore(tmp_path / "results")
@@ -83,7 +85,7 @@ def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch
     leftovers = [p for p in (tmp_path / "results").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 
-    monkeypatch.setattr(Runner, "_score", original)
+    monkeypatch.setattr(evaluate, "score", original)
     trained = []
     import ecgbench.train as train_module
 
