@@ -167,7 +167,7 @@ def adapt_each_channel(recordings: Recordings, spec: InputSpec) -> Adapted:
         name=recordings.name, version=recordings.version,
         signals=recordings.signals.reshape(n * c, 1, t),  # a view, also of a memmap
         meta=recordings.meta.iloc[np.repeat(np.arange(n), c)].reset_index(drop=True),
-        fs=recordings.fs, lead_names=spec.leads,
+        fs=recordings.fs, lead_names=spec.leads, fingerprint=recordings.fingerprint,
     )
     adapted = adapt(view, spec)
     adapted.description["channels"] = (

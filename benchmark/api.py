@@ -6,7 +6,7 @@ import time. The Method base class lives in :mod:`ecgbench.method` because it ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
 
 import numpy as np
@@ -62,6 +62,9 @@ class Recordings:
     meta: "pandas.DataFrame"  # noqa: F821  (pandas imported lazily by datasets)
     fs: int
     lead_names: tuple[str, ...]
+    # Short hash of the prepared signals and metadata as loaded (split options included): a
+    # changed source file changes it, a copied tree keeps it. "" where a loader computes none.
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         if self.signals.ndim != 3:
@@ -111,10 +114,22 @@ class Task:
     # per-channel embeddings are concatenated (NERULA's per-axis HAR evaluation); a multi-lead
     # encoder is then not applicable.
     channels: Literal["select", "each"] = "select"
+    # A dataset option that is this task's version (the synthetic suite's "version"): loading the
+    # dataset with another value (--set data.version=1) evaluates the task at that version.
+    version_option: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.name}@v{self.version}"
+
+    def at_data_options(self, options: dict) -> "Task":
+        """This task on its dataset loaded with ``options``; unchanged unless they set its
+        ``version_option`` (a value the dataset rejects is left for its loader to name)."""
+        value = str(options.get(self.version_option, "")).strip().lstrip("v")
+        if not self.version_option or not value.isdigit():
+            return self
+        version = int(value)
+        return replace(self, version=version, dataset_options={**self.dataset_options, self.version_option: version})
 
 
 # Direction of every metric the harness reports; model selection and ranks use it.

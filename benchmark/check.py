@@ -14,14 +14,19 @@ results (the reference holds seed 0 only):
 
 * two fresh runs with the same settings gave the same metrics up to 1e-15 (random forest
   regression sums tree outputs in thread order); the embeddings were bit-identical;
-* running the same grid with one OpenMP thread instead of two changed the embeddings by up to
-  5e-6 and the metrics by up to 0.004 (F1, accuracy, AUROC), 0.0033 (r2) and 0.2% (MAE): the
-  drift to expect from another CPU or thread count;
+* the thread count changes numbers under the same key (every record stamps ``threads``: torch's
+  and each BLAS/OpenMP pool's, so a difference can be traced to it): the same grid with one
+  thread instead of two (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) changed the embeddings by
+  up to 5e-6 and the metrics by up to 0.004 (F1, accuracy, AUROC), 0.0033 (r2) and 0.2% (MAE);
+  remeasured on synthetic suite v2 (30 results, 14 differing): embeddings 2.9e-6, macro F1 0.007
+  (a random-forest probe), AUROC 0.0016, r2 0.0026, MAE 0.1%; issue 11 saw up to 0.0075. That is
+  the drift to expect from another CPU or thread count (removing it would take one fixed thread
+  count for every embedding and probe, leaving a machine's other cores idle);
 * across replicate seeds 0, 1, 2 the median standard deviation per (method, probe) was 0.046
   AUROC, 0.046 macro F1, 0.061 accuracy, 0.035 r2 and 1.8% of MAE.
 
-So 0.02 absolute on the classification scores and r2, and 1% relative on MAE, are 5x the
-numeric drift seen and below a seed-to-seed standard deviation (the committed cpu-preset
+So 0.02 absolute on the classification scores and r2, and 1% relative on MAE, are 2.7x or more
+the numeric drift seen and below a seed-to-seed standard deviation (the committed cpu-preset
 results under results/runs give a median of 0.022 AUROC, 0.047 F1, 0.042 accuracy): platform
 noise passes, a change of the method or the harness that moves a score by a fraction of a seed's
 spread fails. ``macro_auroc_classes`` (a count) must match exactly.

@@ -1,11 +1,14 @@
 """Plain PyTorch pretraining loop: AMP (bf16) and pinned memory on CUDA, gradient clipping,
-linear warm-up, partial checkpoints for resume, a hard stop on a non-finite loss, and
+linear warm-up, partial checkpoints from which a resumed run equals the uninterrupted one bit for bit
+on CPU (same data order and random states; tests/test_train.py), a hard stop on a non-finite loss, and
 DistributedDataParallel when launched by torchrun (:mod:`ecgbench.distributed`).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,13 +93,78 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def _batches(loader: DataLoader):
-    epoch = 0
-    while True:  # an endless stream of epochs; the sampler reshuffles each epoch
-        if isinstance(loader.sampler, DistributedSampler):
-            loader.sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+class ShuffleSampler(RandomSampler):
+    """Torch's seeded shuffle, replayable: it remembers its generator's state at the start of
+    each epoch, so a resumed run replays the interrupted epoch's order from where it stopped."""
+
+    def __init__(self, data: Dataset, seed: int):
+        super().__init__(data, generator=torch.Generator().manual_seed(seed))
+        self.epoch_state = self.generator.get_state()
+        self.skip = 0  # indices of the next epoch already consumed before an interruption
+
+    def __iter__(self):
+        self.epoch_state = self.generator.get_state()
+        skip, self.skip = self.skip, 0
+        return itertools.islice(super().__iter__(), skip, None)
+
+    def position(self) -> dict:
+        return {"generator": self.epoch_state}
+
+    def replay(self, position: dict, skip: int) -> None:
+        self.generator.set_state(position["generator"])
+        self.skip = skip
+
+
+class ShardSampler(DistributedSampler):
+    """Each rank's share of a (seed, epoch) shuffle, replayable from ``skip`` indices in."""
+
+    skip = 0
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        return itertools.islice(super().__iter__(), skip, None)
+
+    def position(self) -> dict:
+        return {}  # the order is a function of (seed, epoch) alone
+
+    def replay(self, position: dict, skip: int) -> None:
+        self.skip = skip
+
+
+class BatchStream:
+    """An endless stream of epochs that knows its place: (epoch, batches taken in it).
+
+    The first epoch's iterator is made at once: making it draws the loader's base seed from
+    torch's RNG, a draw that a resumed run must make before restoring the saved RNG states.
+    """
+
+    def __init__(self, loader: DataLoader, epoch: int = 0, taken: int = 0):
+        self.loader, self.epoch, self.taken = loader, epoch, taken
+        self._iterator = self._start_epoch()
+
+    def _start_epoch(self):
+        if hasattr(self.loader.sampler, "set_epoch"):
+            self.loader.sampler.set_epoch(self.epoch)
+        return iter(self.loader)
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        while True:
+            try:
+                batch = next(self._iterator)
+            except StopIteration:  # the sampler reshuffles for the next epoch
+                self.epoch, self.taken = self.epoch + 1, 0
+                self._iterator = self._start_epoch()
+                continue
+            self.taken += 1
+            return batch
+
+    def position(self) -> dict:
+        return {"epoch": self.epoch, "taken": self.taken, "sampler": self.loader.sampler.position()}
+
+    @classmethod
+    def resume(cls, loader: DataLoader, position: dict) -> "BatchStream":
+        loader.sampler.replay(position["sampler"], position["taken"] * loader.batch_size)
+        return cls(loader, position["epoch"], position["taken"])
 
 
 def make_loader(data: Dataset, batch_size: int, seed: int, device: torch.device) -> DataLoader:
@@ -116,12 +184,28 @@ def make_loader(data: Dataset, batch_size: int, seed: int, device: torch.device)
     )
 
 
-def _sampler(data: Dataset, seed: int):
+def _sampler(data: Dataset, seed: int) -> ShuffleSampler | ShardSampler:
     """A seeded shuffle; under torchrun each rank takes its share of every global batch."""
     if distributed.is_distributed():
-        return DistributedSampler(data, num_replicas=distributed.world_size(), rank=distributed.rank(),
-                                  shuffle=True, seed=seed, drop_last=True)
-    return RandomSampler(data, generator=torch.Generator().manual_seed(seed))
+        return ShardSampler(data, num_replicas=distributed.world_size(), rank=distributed.rank(),
+                            shuffle=True, seed=seed, drop_last=True)
+    return ShuffleSampler(data, seed)
+
+
+def rng_states(device: torch.device) -> dict:
+    """Every random state a training step may draw from (methods use the global generators)."""
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def set_rng_states(states: dict, device: torch.device) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if device.type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"], device)
 
 
 def _lr_factor(step: int, warmup: int) -> float:
@@ -157,7 +241,13 @@ def pretrain(
     method.to(device).train()
     optimizer = method.configure_optimizer()
     stats = TrainStats()
-    start_step = _maybe_resume(method, optimizer, partial_path, stats)
+    partial = _load_partial(partial_path)
+    if partial:
+        method.load_state_dict(partial["model"])
+        optimizer.load_state_dict(partial["optimizer"])
+        stats.loss_curve = [tuple(x) for x in partial["loss_curve"]]
+        stats.resumed_from_step = int(partial["step"])
+    start_step = stats.resumed_from_step
     model = distributed.wrap(method, device)  # DDP when launched by torchrun, else the bare step
     eager = model
     if compile and device.type == "cuda":
@@ -166,16 +256,22 @@ def pretrain(
             stats.compiled = True
         else:
             stats.compile_error = f"{method.name} is marked not compilable; trained eagerly"
-    loader = make_loader(data, config.batch_size // world, seed + start_step, device)  # global batch / ranks
+    loader = make_loader(data, config.batch_size // world, seed, device)  # global batch / ranks
+    # A resumed run continues the same data order and random streams as if never interrupted.
+    batches = BatchStream.resume(loader, partial["data"]) if partial else BatchStream(loader)
+    window_losses, last_loss = [], float("nan")  # losses since the last loss-curve point
+    if partial:
+        set_rng_states(partial["rng"], device)
+        window_losses = [loss.to(device) for loss in partial["window_losses"]]
+        last_loss = partial["last_loss"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    clock, window_losses, last_loss, checked = time.perf_counter(), [], float("nan"), 0
+    clock, checked = time.perf_counter(), len(window_losses)
     curve_every = max(1, config.max_steps // 20)
     # On CUDA the loss is read back (a host-device sync) once per curve window, not every step;
     # a non-finite loss still stops the run before any checkpoint is written.
     sync_every = 1 if device.type != "cuda" else curve_every
-    batches = _batches(loader)
     for step in range(start_step, config.max_steps):
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         for group in optimizer.param_groups:
@@ -210,7 +306,8 @@ def pretrain(
             window_losses, checked = [], 0
         if checkpoint_due and step + 1 < config.max_steps:
             if distributed.is_main():  # one writer; the others wait so nobody reads it half-written
-                _save_partial(method, optimizer, step + 1, stats, partial_path)
+                _save_partial(partial_path, method, optimizer, step + 1, stats, batches, window_losses,
+                              last_loss, device)
             distributed.barrier()
     stats.steps = config.max_steps
     stats.seconds = time.perf_counter() - clock
@@ -237,27 +334,39 @@ def _check_finite(losses: list[torch.Tensor], name: str, step: int) -> float:
     return float(values[-1])
 
 
-def _save_partial(method: Method, optimizer, step: int, stats: TrainStats, path: Path) -> None:
+def _save_partial(path: Path, method: Method, optimizer, step: int, stats: TrainStats,
+                  batches: BatchStream, window_losses: list[torch.Tensor], last_loss: float,
+                  device: torch.device) -> None:
+    """Everything the next steps depend on, so that resuming equals never stopping: weights
+    (EMA targets included), optimiser moments, the data position and every random state. The
+    learning rate and EMA momentum are functions of the step; bf16 autocast needs no scaler."""
     state = {
         "model": method.state_dict(),
         "optimizer": optimizer.state_dict(),
         "step": step,
         "loss_curve": stats.loss_curve,
-        "torch_rng": torch.get_rng_state(),
+        "window_losses": [loss.detach().cpu() for loss in window_losses],
+        "last_loss": last_loss,
+        "data": batches.position(),
+        "rng": rng_states(device),
     }
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def _maybe_resume(method: Method, optimizer, path: Path, stats: TrainStats) -> int:
+def _load_partial(path: Path) -> dict | None:
+    """The partial checkpoint to resume from; one that cannot be resumed exactly (unreadable,
+    or from a version that did not save the data position) is set aside: training restarts."""
     if not path.exists():
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    method.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    stats.loss_curve = [tuple(x) for x in state["loss_curve"]]
-    stats.resumed_from_step = int(state["step"])
-    return stats.resumed_from_step
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        print(f"warning: {path}: unreadable partial checkpoint ({type(error).__name__}); training from step 0")
+        return None
+    if not isinstance(state, dict) or not {"data", "rng", "window_losses"} <= state.keys():
+        print(f"warning: {path}: partial checkpoint from an older version; training from step 0")
+        return None
+    return state
 
 
 def save_checkpoint(method: Method, path: Path, extra: dict) -> None:

@@ -38,15 +38,19 @@ Departure from plain ``wfdb``: the validation release's headers carry an ISO dat
 expects base time and date (``A00001 1 300 9000 2014-05-08 05:05:15``), which wfdb 4.3.1
 rejects for every record, so the two header lines are parsed here (record name, signal count,
 rate, length; file, format, gain, baseline) and ``val`` is read with :func:`scipy.io.loadmat`.
+A header's WFDB checksum is verified against the samples wherever it is recorded; the 200
+sample2017 headers all write 0 (none recorded), so for them the check cannot apply.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import os
 import re
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -55,9 +59,9 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Recordings
-from ecgbench.config import RunFailed, short_hash
-from ecgbench.datasets.download import sha256_of
-from ecgbench.store import atomic_write, prepare_cache_folder, write_json
+from ecgbench.config import RunFailed
+from ecgbench.datasets import prepared
+from ecgbench.store import atomic_write, prepare_cache_folder
 
 NAME = "cinc2017"
 SOURCE_VERSION = "1.0.0"
@@ -79,6 +83,7 @@ LEADS = ("I",)  # AliveCor: left- and right-hand electrodes, a lead I equivalent
 CLASSES = ("N", "A", "O", "~")  # normal, AF, other rhythm, too noisy
 LABEL_VERSIONS = ("v0", "v1", "v2", "v3", "folder")
 SPLIT_FRACTIONS = (0.70, 0.15)  # train, val; the rest is test
+SPLITS = ("dataset", "preset")  # the seeded split above; NERULA's preset train/validation split
 _RECORD_ID = re.compile(r"^A\d{5}$")
 _GET_IT = f"get it with `ecgbench data download {NAME}`"
 
@@ -134,31 +139,64 @@ def unpack(archive: Path, target: Path) -> Path:
 
 # ----- load ------------------------------------------------------------------------------------
 def load(root: str | Path, labels: str = "v3", allow_subset: bool = False, split_seed: int = 0,
-         cache_dir: str | Path | None = None, **unknown: Any) -> Recordings:
+         cache_dir: str | Path | None = None, split: str = "dataset", **unknown: Any) -> Recordings:
     """CinC 2017 from ``root`` (or ``root/cinc2017``), prepared once into a memmap cache.
 
     The cache ``<cache_dir or root>/cinc2017-prepared-<version>-<labels>-<hash>/`` is keyed by
-    the label file's and record list's digests and the split seed.
+    the label file's and every header's contents, every ``.mat``'s size and modification time
+    and the split seed, so an edited, overwritten, truncated or touched source file is read
+    again (:mod:`ecgbench.datasets.prepared`).
     """
     if unknown:
         raise Cinc2017Error(f"{NAME}: unknown option(s) {sorted(unknown)}; known: labels, "
-                            "allow_subset, split_seed, cache_dir")
+                            "allow_subset, split_seed, cache_dir, split")
+    if split not in SPLITS:
+        raise Cinc2017Error(f"{NAME}: split must be one of {', '.join(SPLITS)}, got {split!r}")
     labels, seed = _check_labels(labels), _integer(split_seed, "split_seed")
     records_dir = find_records(root)
     label_file = find_labels(records_dir, labels)
     meta = read_metadata(records_dir, label_file, labels, _flag(allow_subset), seed)
-    key = short_hash({"labels": sha256_of(label_file), "seed": seed,
-                      "records": hashlib.sha256("\n".join(meta["record_id"]).encode()).hexdigest()})
-    version = f"{VERSION}-{labels}-{key}"
-    folder = Path(cache_dir or root) / f"{NAME}-prepared-{version}"
-    if not (folder / "done.json").exists():
+    stems = [records_dir / name for name in meta["record_id"]]
+    key = prepared.build_key(
+        labels=prepared.digest_files([label_file], label_file.parent), seed=seed,
+        headers=prepared.digest_files([Path(f"{stem}.hea") for stem in stems], records_dir),
+        signals=prepared.stamps([Path(f"{stem}.mat") for stem in stems], records_dir),
+    )
+    folder = Path(cache_dir or root) / f"{NAME}-prepared-{VERSION}-{labels}-{key}"
+    if not prepared.is_prepared(folder):
         _prepare(folder, records_dir, meta, label_file)
-    signals = np.load(folder / "signals.npy", mmap_mode="r")
+    signals = prepared.load_signals(folder, Cinc2017Error)
     cached = pd.read_csv(folder / "meta.csv", dtype={"record_id": str, "label": str,
                                                       "split": str, "label_version": str},
                          keep_default_na=False)
-    return Recordings(name=NAME, version=version, signals=signals, meta=cached, fs=FS,
-                      lead_names=LEADS)
+    fingerprint = prepared.fingerprint(folder)
+    data = Recordings(name=NAME, version=f"{VERSION}-{labels}-{fingerprint}", signals=signals,
+                      meta=cached, fs=FS, lead_names=LEADS, fingerprint=fingerprint)
+    return preset_split(data, records_dir) if split == "preset" else data
+
+
+def preset_split(data: Recordings, records_dir: Path) -> Recordings:
+    """NERULA's "preset split of train and validation" (``split="preset"``; the default is the
+    dataset-level split): the challenge's validation set (``validation/RECORDS``, sample2017)
+    is the test split, and its records stay training records too, as they are in the release
+    (the validation set is a subset of the training set), so their scores are not held out; a
+    warning says so. The probes' validation split: the dataset split's val records outside it."""
+    listed = records_dir.parent / RECORD_FOLDERS[1] / "RECORDS"
+    if records_dir.name != RECORD_FOLDERS[0] or not listed.is_file():
+        raise Cinc2017Error(f"{listed}: missing; split=preset needs {RECORD_FOLDERS[0]}/ and the "
+                            f"challenge's {RECORD_FOLDERS[1]}/ folder beside it")
+    preset = np.flatnonzero(data.meta["record_id"].isin(record_list(listed.parent)).to_numpy())
+    if not len(preset):
+        raise Cinc2017Error(f"{listed}: none of its records is in {records_dir}")
+    val = data.meta["split"].to_numpy() == "val"
+    val[preset] = False
+    meta = data.meta.assign(split=np.where(val, "val", "train"))
+    warnings.warn(f"{NAME} split=preset: its {len(preset)} test records (the challenge's validation set) "
+                  "are training records too, as in NERULA's preset split; their scores are not held out",
+                  stacklevel=2)
+    return dataclasses.replace(
+        data, version=f"{data.version}-preset", signals=np.concatenate([data.signals, data.signals[preset]]),
+        meta=pd.concat([meta, meta.iloc[preset].assign(split="test")], ignore_index=True))
 
 
 def _check_labels(labels: Any) -> str:
@@ -315,7 +353,11 @@ def read_header(path: Path) -> dict[str, Any]:
                             f"expected {path.stem} / {path.stem}.mat")
     if gain <= 0:
         raise Cinc2017Error(f"{path}: gain {gain_text!r} is not positive")
-    return {"fs": fs, "n_samples": length, "gain": gain, "baseline": baseline}
+    try:
+        checksum = int(signal[6])
+    except (IndexError, ValueError):
+        checksum = 0
+    return {"fs": fs, "n_samples": length, "gain": gain, "baseline": baseline, "checksum": checksum}
 
 
 def read_record(stem: Path) -> np.ndarray:
@@ -345,6 +387,11 @@ def read_record(stem: Path) -> np.ndarray:
         raise Cinc2017Error(f"{mat}: {int((~np.isfinite(values)).sum())} NaN or infinite "
                             f"samples (first at {int(np.flatnonzero(~np.isfinite(values))[0])}); "
                             "missing values are not allowed")
+    total = int(values.sum())  # int16 samples: the float64 sum is exact
+    if header["checksum"] and (total - header["checksum"]) % 65536:  # 0: none recorded
+        raise Cinc2017Error(f"{mat}: samples do not match the checksum in {stem.name}.hea "
+                            f"({total % 65536} vs {header['checksum']}); the record or its "
+                            "header is damaged")
     return ((values - header["baseline"]) / header["gain"]).astype(np.float32)
 
 
@@ -366,8 +413,8 @@ def _prepare(folder: Path, records_dir: Path, meta: pd.DataFrame, label_file: Pa
     meta = meta.assign(n_samples=lengths, seconds=np.round(lengths / FS, 3))
     atomic_write(folder / "signals.npy", write_signals)
     atomic_write(folder / "meta.csv", lambda path: meta.to_csv(path, index=False))
-    write_json(folder / "done.json", {"name": NAME, "version": VERSION, "records": len(meta),
-                                      "source": str(records_dir), "labels": str(label_file)})
+    prepared.finish(folder, {"name": NAME, "version": VERSION, "records": len(meta),
+                             "source": str(records_dir), "labels": str(label_file)})
 
 
 def _progress(items: list) -> Any:

@@ -73,8 +73,9 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import STANDARD_LEADS, Recordings
-from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, prepare_cache_folder, write_json
+from ecgbench.config import RunFailed
+from ecgbench.datasets import prepared
+from ecgbench.store import atomic_write, prepare_cache_folder
 
 NAME = "cinc2021"
 SOURCE_VERSION = "1.0.3"
@@ -204,6 +205,7 @@ class Header:
     units: tuple[str, ...]
     sig_name: tuple[str, ...]
     comments: tuple[str, ...]
+    checksum: tuple[int | None, ...] = ()  # WFDB 16-bit sum of each signal's samples
 
 
 def _header_text(path: Path) -> str:
@@ -228,6 +230,7 @@ def read_header(path: Path) -> Header:
         adc_gain=tuple(float(g) for g in record.adc_gain),
         baseline=tuple(int(b) for b in record.baseline), units=tuple(record.units),
         sig_name=tuple(record.sig_name), comments=tuple(record.comments),
+        checksum=tuple(record.checksum or ()),
     )
 
 
@@ -254,15 +257,16 @@ def parse_header_text(text: str, path: Path) -> Header:
     if len(signals) != n_sig:
         raise CincError(f"{path}: header declares {n_sig} signals but has {len(signals)} "
                         "signal lines")
-    columns = list(zip(*signals)) if signals else [()] * 5
+    columns = list(zip(*signals)) if signals else [()] * 6
     return Header(
         record_name=name[:-4] if name.endswith((".mat", ".hea")) else name, n_sig=n_sig,
         fs=fs, sig_len=sig_len, file_name=columns[0], adc_gain=columns[1],
         baseline=columns[2], units=columns[3], sig_name=columns[4], comments=comments,
+        checksum=columns[5],
     )
 
 
-def _signal_line(line: str) -> tuple[str, float, int, str, str]:
+def _signal_line(line: str) -> tuple[str, float, int, str, str, int]:
     fields = line.split(maxsplit=8)
     match = _GAIN.match(fields[2])
     if not match or len(fields) < 9:
@@ -270,7 +274,7 @@ def _signal_line(line: str) -> tuple[str, float, int, str, str]:
     gain = float(match.group(1))
     adc_zero = int(fields[4])
     baseline = int(match.group(2)) if match.group(2) is not None else adc_zero
-    return fields[0], gain, baseline, match.group(3) or "mV", fields[8].strip()
+    return fields[0], gain, baseline, match.group(3) or "mV", fields[8].strip(), int(fields[6])
 
 
 def demographics(header: Header, path: Path) -> tuple[float, int, str]:
@@ -429,10 +433,22 @@ def read_signal(path: Path, header: Header) -> np.ndarray:
         lead = header.sig_name[int(np.flatnonzero(~np.isfinite(signal).all(axis=1))[0])]
         raise CincError(f"{mat}: {int((~np.isfinite(signal)).sum())} NaN/infinite samples "
                         f"(first in lead {lead}); missing values are not allowed")
+    _check_checksums(signal, header, mat, path)
     gain = np.array(header.adc_gain)[:, None]
     scale = np.array([1e-3 if u.lower() == "uv" else 1.0 for u in header.units])[:, None]
     signal = (signal - np.array(header.baseline)[:, None]) / gain * scale
     return signal[_lead_order(header, path)]
+
+
+def _check_checksums(signal: np.ndarray, header: Header, mat: Path, path: Path) -> None:
+    """Each signal's samples against its header line's 16-bit checksum (mod 2**16, as wfdb
+    compares them): a damaged .mat, or lead lines that do not match the data, fail here."""
+    totals = signal.sum(axis=1)  # integer samples: the float64 sums are exact
+    for name, total, expected in zip(header.sig_name, totals, header.checksum):
+        if expected is not None and (int(total) - expected) % 65536:
+            raise CincError(f"{mat}: samples of lead {name} do not match the checksum in "
+                            f"{path.name} ({int(total) % 65536} vs {expected}); the record or "
+                            "its header is damaged or its lead lines are out of order")
 
 
 def fixed_length(signal: np.ndarray, fs_in: int, fs: int, seconds: int) -> tuple[np.ndarray, int]:
@@ -454,8 +470,9 @@ def load(root: str | Path, fs: int = FS, seconds: int = SECONDS, sources: Any = 
 
     ``sources`` limits the records to some source folders (names or comma-separated).
     Prepared arrays go to ``<cache_dir or root>/cinc2021-prepared-<version>-<hash>/``; the hash
-    covers every header's bytes, every signal file's size and the options, so a changed source
-    never reuses a stale cache.
+    covers every header's bytes, every signal file's size and modification time and the
+    options, so an edited, overwritten, truncated or touched source file is read again
+    (:mod:`ecgbench.datasets.prepared`).
     """
     return load_release(RELEASE, root, fs, seconds, sources, split_seed, cache_dir, **unknown)
 
@@ -471,16 +488,19 @@ def load_release(release: Release, root: str | Path, fs: int = FS, seconds: int 
     keep = _sources_option(release, sources)
     folder = find_source(release, root)
     options = {"fs": fs, "seconds": seconds, "sources": sorted(keep), "split_seed": split_seed}
-    key = short_hash({"options": options, "files": _fingerprint(folder)})
-    prepared = Path(cache_dir or root) / f"{release.name}-prepared-{release.version}-{key}"
-    if not (prepared / "done.json").exists():
-        _prepare(release, prepared, folder, keep, fs, seconds, split_seed)
-    signals = np.load(prepared / "signals.npy", mmap_mode="r")
-    meta = pd.read_csv(prepared / "meta.csv", keep_default_na=False, na_values={"age": ["", "NaN"]},
+    headers = sorted(folder.rglob("*.hea"))
+    key = prepared.build_key(options=options, headers=prepared.digest_files(headers, folder),
+                             signals=prepared.stamps([p.with_suffix(".mat") for p in headers], folder))
+    cache = Path(cache_dir or root) / f"{release.name}-prepared-{release.version}-{key}"
+    if not prepared.is_prepared(cache):
+        _prepare(release, cache, folder, keep, fs, seconds, split_seed)
+    signals = prepared.load_signals(cache, CincError)
+    meta = pd.read_csv(cache / "meta.csv", keep_default_na=False, na_values={"age": ["", "NaN"]},
                        dtype={"record_id": str, "source": str, "source_record_id": str,
                               "dx": str, "split": str, "filename": str})
-    return Recordings(name=release.name, version=f"{release.version}-{key}", signals=signals,
-                      meta=meta, fs=fs, lead_names=STANDARD_LEADS)
+    fingerprint = prepared.fingerprint(cache)
+    return Recordings(name=release.name, version=f"{release.version}-{fingerprint}", signals=signals,
+                      meta=meta, fs=fs, lead_names=STANDARD_LEADS, fingerprint=fingerprint)
 
 
 def _integer(release: Release, name: str, value: Any, minimum: int) -> int:
@@ -505,32 +525,21 @@ def _sources_option(release: Release, sources: Any) -> tuple[str, ...]:
     return tuple(s for s in release.sources if s in names)
 
 
-def _fingerprint(folder: Path) -> str:
-    """sha256 over every header's path and bytes and every .mat's size (cheap: no signal reads)."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.hea")):
-        mat = path.with_suffix(".mat")
-        size = mat.stat().st_size if mat.is_file() else -1
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _prepare(release: Release, prepared: Path, folder: Path, sources: tuple[str, ...], fs: int,
+def _prepare(release: Release, cache: Path, folder: Path, sources: tuple[str, ...], fs: int,
              seconds: int, split_seed: int) -> None:
     """signals.npy, meta.csv, then done.json, each written to a temp name and renamed; a failed
     preparation leaves no signals behind."""
     meta, headers = read_metadata(release, folder, sources, split_seed)
-    prepare_cache_folder(prepared, CincError)
-    tmp = prepared / f"signals.tmp-{os.getpid()}.npy"
+    prepare_cache_folder(cache, CincError)
+    tmp = cache / f"signals.tmp-{os.getpid()}.npy"
     try:
         kept = _write_signals(tmp, folder, meta, headers, fs, seconds)
-        os.replace(tmp, prepared / "signals.npy")
+        os.replace(tmp, cache / "signals.npy")
     finally:
         tmp.unlink(missing_ok=True)
     meta["n_samples"] = kept
-    atomic_write(prepared / "meta.csv", lambda path: meta.to_csv(path, index=False))
-    write_json(prepared / "done.json", {
+    atomic_write(cache / "meta.csv", lambda path: meta.to_csv(path, index=False))
+    prepared.finish(cache, {
         "name": release.name, "version": release.version, "fs": fs, "seconds": seconds,
         "records": len(meta), "source": str(folder), "split_seed": split_seed,
         "sources": meta["source"].value_counts().sort_index().to_dict(),

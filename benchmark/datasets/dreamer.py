@@ -50,8 +50,9 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Recordings
-from ecgbench.config import RunFailed, short_hash
-from ecgbench.store import atomic_write, prepare_cache_folder, write_json, write_npy
+from ecgbench.config import RunFailed
+from ecgbench.datasets import prepared
+from ecgbench.store import atomic_write, prepare_cache_folder, write_npy
 
 NAME = "dreamer"
 SOURCE_VERSION = "1"  # the single public release (Zenodo 546113)
@@ -302,16 +303,16 @@ def load(root: str | Path, normalize: str = "baseline", split_seed: int = SPLIT_
         raise DreamerError(f"{NAME}: normalize must be one of {NORMALIZE}, got {normalize!r}")
     seed = _seed(split_seed)
     path = find_file(root)
-    stat = path.stat()
-    key = short_hash({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "normalize": normalize})
+    key = prepared.build_key(source=prepared.stamp(path), normalize=normalize)
     folder = Path(cache_dir or (root if Path(root).is_dir() else path.parent)) / f"{NAME}-prepared-{VERSION}-{key}"
-    if not (folder / "done.json").exists():
+    if not prepared.is_prepared(folder):
         _prepare(folder, path, normalize)
-    signals = np.load(folder / "signals.npy", mmap_mode="r")
+    signals = prepared.load_signals(folder, DreamerError)
     meta = pd.read_csv(folder / "meta.csv", dtype={"age": str, "gender": str})
     meta["split"] = assign_split(meta["subject"].to_numpy(), seed)
-    return Recordings(name=NAME, version=f"{VERSION}-{key}-s{seed}", signals=signals, meta=meta,
-                      fs=FS, lead_names=CHANNELS)
+    fingerprint = prepared.fingerprint(folder, split_seed=seed)
+    return Recordings(name=NAME, version=f"{VERSION}-{fingerprint}", signals=signals, meta=meta,
+                      fs=FS, lead_names=CHANNELS, fingerprint=fingerprint)
 
 
 def _seed(value: Any) -> int:
@@ -338,8 +339,8 @@ def _prepare(folder: Path, path: Path, normalize: str) -> None:
     prepare_cache_folder(folder, DreamerError)
     write_npy(folder / "signals.npy", signals)
     atomic_write(folder / "meta.csv", lambda tmp: meta.to_csv(tmp, index=False))
-    write_json(folder / "done.json", {"name": NAME, "version": VERSION, "source": str(path),
-                                      "normalize": normalize, "records": len(meta)})
+    prepared.finish(folder, {"name": NAME, "version": VERSION, "source": str(path),
+                             "normalize": normalize, "records": len(meta)})
 
 
 # ----- summary ---------------------------------------------------------------------------------

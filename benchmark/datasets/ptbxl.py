@@ -10,8 +10,9 @@ the prepared arrays. Metadata columns:
 
 * ``record_id`` (ecg_id), ``patient_id``, ``fold`` (strat_fold 1-10) and ``split``: folds 1-8
   train, 9 val, 10 test, the official split, patient-wise by construction;
-* ``age`` in years (float; the 300 placeholder for ages above 89 becomes NaN), ``sex`` (0 male,
-  1 female, as in the file);
+* ``age`` in years (float; an empty cell and the 300 placeholder for ages above 89 become NaN;
+  any other value that is not a number >= 0 is refused), ``sex`` (0 male, 1 female, as in the
+  file);
 * ``NORM MI STTC CD HYP`` (0/1) and ``n_superclasses``: the ``diagnostic_class`` of every
   ``scp_codes`` entry whose statement has ``diagnostic == 1``, at any likelihood, as in the
   PTB-XL benchmark (Strodthoff N, Wagner P, Schaeffter T, Samek W. Deep learning for ECG
@@ -20,13 +21,14 @@ the prepared arrays. Metadata columns:
 * ``scp_codes`` (the original dict literal) and ``filename`` (the record path that was read).
 
 Signals are float32 ``(N, 12, 1000)`` at 100 Hz or ``(N, 12, 5000)`` at 500 Hz in the order of
-:data:`ecgbench.api.STANDARD_LEADS` (the headers' ``AVR`` etc. are renamed ``aVR``).
+:data:`ecgbench.api.STANDARD_LEADS` (the headers' ``AVR`` etc. are renamed ``aVR``): each column
+is placed by the lead name its header line gives, and every record's samples are checked against
+its header's WFDB checksums, so a header whose lead lines do not match the data is refused.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 import warnings
 from collections.abc import Callable
@@ -37,9 +39,9 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import STANDARD_LEADS, Recordings
-from ecgbench.config import RunFailed, short_hash
-from ecgbench.datasets.download import sha256_of
-from ecgbench.store import atomic_write, prepare_cache_folder, write_json
+from ecgbench.config import RunFailed
+from ecgbench.datasets import prepared
+from ecgbench.store import atomic_write, prepare_cache_folder
 
 NAME = "ptbxl"
 SOURCE_VERSION = "1.0.3"
@@ -98,7 +100,9 @@ def load(root: str | Path, fs: int = 100, allow_subset: bool = False,
     Every database row must have its record files unless ``allow_subset`` (then only rows
     whose files exist are loaded). Prepared arrays are cached in
     ``<cache_dir or root>/ptbxl-prepared-<version>-<fs>-<hash>/``; the hash covers the two csv
-    files and the list of records read, so a changed source never reuses a stale cache.
+    files' and every header's contents and every ``.dat``'s size and modification time, so an
+    edited, overwritten, truncated or touched source file is read again, never served from a
+    stale cache (:mod:`ecgbench.datasets.prepared`).
     """
     if unknown:
         raise PtbxlError(f"{NAME}: unknown option(s) {sorted(unknown)}; "
@@ -109,12 +113,13 @@ def load(root: str | Path, fs: int = 100, allow_subset: bool = False,
     meta = _select_present(meta, source, _flag(allow_subset))
     key = _cache_key(source, meta, fs)
     folder = Path(cache_dir or root) / f"ptbxl-prepared-{VERSION}-{fs}-{key}"
-    if not (folder / "done.json").exists():
+    if not prepared.is_prepared(folder):
         _prepare(folder, source, meta, fs)
-    signals = np.load(folder / "signals.npy", mmap_mode="r")
+    signals = prepared.load_signals(folder, PtbxlError)
     cached = pd.read_csv(folder / "meta.csv", dtype={"split": str, "scp_codes": str})
-    return Recordings(name=NAME, version=f"{VERSION}-{fs}-{key}", signals=signals, meta=cached,
-                      fs=fs, lead_names=STANDARD_LEADS)
+    fingerprint = prepared.fingerprint(folder)
+    return Recordings(name=NAME, version=f"{VERSION}-{fs}-{fingerprint}", signals=signals,
+                      meta=cached, fs=fs, lead_names=STANDARD_LEADS, fingerprint=fingerprint)
 
 
 def _check_fs(fs: Any) -> int:
@@ -149,7 +154,7 @@ def find_source(root: str | Path) -> Path:
 # ----- metadata --------------------------------------------------------------------------------
 def read_metadata(source: Path, fs: int) -> pd.DataFrame:
     """One row per database record with ids, fold, split, age, sex and superclass columns."""
-    table = _read_csv(source / DATABASE)
+    table = _read_csv(source / DATABASE, dtype={"age": str})  # ages quoted as written
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise PtbxlError(f"{source / DATABASE}: missing required columns {missing}")
@@ -160,7 +165,7 @@ def read_metadata(source: Path, fs: int) -> pd.DataFrame:
         "fold": _folds(table, source / DATABASE),
     })
     meta["split"] = np.select([meta["fold"] <= 8, meta["fold"] == 9], ["train", "val"], "test")
-    meta["age"] = _ages(table)
+    meta["age"] = _ages(table, source / DATABASE)
     meta["sex"] = _sexes(table, source / DATABASE)
     codes = _parse_codes(table, source / DATABASE)
     for name in SUPERCLASSES:
@@ -223,8 +228,14 @@ def _folds(table: pd.DataFrame, path: Path) -> np.ndarray:
     return folds
 
 
-def _ages(table: pd.DataFrame) -> np.ndarray:
+def _ages(table: pd.DataFrame, path: Path) -> np.ndarray:
     age = pd.to_numeric(table["age"], errors="coerce").to_numpy(dtype=float, copy=True)
+    bad = (table["age"].notna().to_numpy() & ~np.isfinite(age)) | (age < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise PtbxlError(f"{path}: age {_cell(table['age'].iloc[row])} in data row {row + 1} is "
+                         f"not a number of years >= 0 (empty for unknown, {AGE_PLACEHOLDER} for "
+                         "over 89)")
     age[age >= AGE_PLACEHOLDER] = np.nan
     return age
 
@@ -281,13 +292,12 @@ def _missing_file(stem: Path) -> Path | None:
 
 
 def _cache_key(source: Path, meta: pd.DataFrame, fs: int) -> str:
-    fingerprint = {
-        "fs": fs,
-        "database": sha256_of(source / DATABASE),
-        "statements": sha256_of(source / STATEMENTS),
-        "records": hashlib.sha256("\n".join(meta["filename"]).encode()).hexdigest(),
-    }
-    return short_hash(fingerprint)
+    stems = [source / name for name in meta["filename"]]
+    return prepared.build_key(
+        fs=fs, csv=prepared.digest_files([source / DATABASE, source / STATEMENTS], source),
+        headers=prepared.digest_files([Path(f"{stem}.hea") for stem in stems], source),
+        signals=prepared.stamps([Path(f"{stem}.dat") for stem in stems], source),
+    )
 
 
 # ----- signals ---------------------------------------------------------------------------------
@@ -301,9 +311,8 @@ def _prepare(folder: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     atomic_write(folder / "meta.csv", lambda path: meta.to_csv(path, index=False))
-    write_json(folder / "done.json", {"name": NAME, "version": VERSION, "fs": fs,
-                                      "records": len(meta), "source": str(source),
-                                      "patients": int(meta["patient_id"].nunique())})
+    prepared.finish(folder, {"name": NAME, "version": VERSION, "fs": fs, "records": len(meta),
+                             "source": str(source), "patients": int(meta["patient_id"].nunique())})
 
 
 def _write_signals(path: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:
@@ -328,16 +337,20 @@ def read_record(stem: Path, fs: int) -> np.ndarray:
     wfdb = _import_wfdb()
     dat = f"{stem}.dat"
     try:
-        signal, fields = wfdb.rdsamp(str(stem))
+        record = wfdb.rdrecord(str(stem), physical=False)
+        checksums = record.calc_checksum()
+        signal = record.dac(return_res=64)  # mV as wfdb.rdsamp gives them, -32768 -> NaN
     except Exception as error:  # wfdb raises ValueError, IndexError... on damaged files
         raise PtbxlError(f"{dat}: unreadable by wfdb ({type(error).__name__}: "
                          f"{_one_line(error)}); the file may be truncated or damaged") from None
+    fields = {"fs": record.fs, "sig_name": record.sig_name}
     if int(round(fields["fs"])) != fs:
         raise PtbxlError(f"{stem}.hea: sampling rate {fields['fs']} Hz, but the record is "
                          f"under {RATES[fs][0]}/ ({fs} Hz)")
     if signal.shape[0] != fs * SECONDS:
         raise PtbxlError(f"{dat}: {signal.shape[0]} samples ({signal.shape[0] / fs:g} s), "
                          f"expected {fs * SECONDS} ({SECONDS} s at {fs} Hz)")
+    _check_checksums(checksums, record.checksum, record.sig_name, stem)
     order = _lead_order(fields["sig_name"], stem)
     if np.isnan(signal).any():
         lead = fields["sig_name"][int(np.flatnonzero(np.isnan(signal).any(axis=0))[0])]
@@ -352,6 +365,17 @@ def _import_wfdb() -> Any:
         warnings.filterwarnings("ignore", module=r"wfdb(\.|$)")
         import wfdb
     return wfdb
+
+
+def _check_checksums(actual: list[int], declared: list[int] | None, names: list[str],
+                     stem: Path) -> None:
+    """The header's 16-bit checksum of each signal against the samples read (mod 2**16, as
+    wfdb compares them): a damaged .dat, or lead lines that do not match the data, fail here."""
+    for name, got, expected in zip(names, actual, declared or [None] * len(names), strict=True):
+        if expected is not None and (got - expected) % 65536:
+            raise PtbxlError(f"{stem}.dat: samples of lead {name} do not match the checksum in "
+                             f"{stem.name}.hea ({got} vs {expected}); the record or its header "
+                             "is damaged or its lead lines are out of order")
 
 
 def _lead_order(names: list[str], stem: Path) -> list[int]:

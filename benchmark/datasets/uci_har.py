@@ -45,9 +45,10 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Recordings
-from ecgbench.config import RunFailed, short_hash
+from ecgbench.config import RunFailed
 from ecgbench.datasets.download import sha256_of
-from ecgbench.store import atomic_write, prepare_cache_folder, write_json, write_npy
+from ecgbench.datasets import prepared
+from ecgbench.store import atomic_write, prepare_cache_folder, write_npy
 
 NAME = "uci_har"
 SOURCE_VERSION = "1.0"
@@ -167,13 +168,14 @@ def load(root: str | Path, split_seed: int = SPLIT_SEED, cache_dir: str | Path |
     source = find_source(root)
     key = _cache_key(source)
     folder = Path(cache_dir or root) / f"{NAME}-prepared-{VERSION}-{key}"
-    if not (folder / "done.json").exists():
+    if not prepared.is_prepared(folder):
         _prepare(folder, source)
-    signals = np.load(folder / "signals.npy", mmap_mode="r")
+    signals = prepared.load_signals(folder, UciHarError)
     meta = pd.read_csv(folder / "meta.csv", dtype={"subset": str, "activity_name": str})
     meta["split"] = assign_split(meta, seed)
-    return Recordings(name=NAME, version=f"{VERSION}-{key}-s{seed}", signals=signals, meta=meta,
-                      fs=FS, lead_names=CHANNELS)
+    fingerprint = prepared.fingerprint(folder, split_seed=seed)
+    return Recordings(name=NAME, version=f"{VERSION}-{fingerprint}", signals=signals, meta=meta,
+                      fs=FS, lead_names=CHANNELS, fingerprint=fingerprint)
 
 
 def _seed(value: Any) -> int:
@@ -317,20 +319,10 @@ def read_signals(source: Path, meta: pd.DataFrame) -> np.ndarray:
 
 def _cache_key(source: Path) -> str:
     small = [source / LABELS] + [source / s / f"{w}_{s}.txt" for s in SUBSETS for w in ("y", "subject")]
-    fingerprint = {
-        "labels": {str(p.relative_to(source)): sha256_of(p) for p in small if p.is_file()},
-        "signals": {str(p.relative_to(source)): _stamp(p)
-                    for s in SUBSETS for p in (_signal_path(source, s, c) for c in CHANNELS)},
-    }
-    return short_hash(fingerprint)
-
-
-def _stamp(path: Path) -> list[int] | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None  # reported by name when the signals are read
-    return [stat.st_size, stat.st_mtime_ns]
+    return prepared.build_key(
+        labels={str(p.relative_to(source)): sha256_of(p) for p in small if p.is_file()},
+        signals=prepared.stamps([_signal_path(source, s, c) for s in SUBSETS for c in CHANNELS], source),
+    )
 
 
 def _prepare(folder: Path, source: Path) -> None:
@@ -340,8 +332,8 @@ def _prepare(folder: Path, source: Path) -> None:
     prepare_cache_folder(folder, UciHarError)
     write_npy(folder / "signals.npy", signals)
     atomic_write(folder / "meta.csv", lambda path: meta.to_csv(path, index=False))
-    write_json(folder / "done.json", {"name": NAME, "version": VERSION, "source": str(source),
-                                      "records": len(meta), "subjects": int(meta["subject"].nunique())})
+    prepared.finish(folder, {"name": NAME, "version": VERSION, "source": str(source),
+                             "records": len(meta), "subjects": int(meta["subject"].nunique())})
 
 
 # ----- summary ---------------------------------------------------------------------------------

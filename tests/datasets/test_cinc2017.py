@@ -316,6 +316,61 @@ def test_changed_labels_get_a_new_cache(tmp_path):
     assert second.meta["label"].tolist() == [first.meta["label"][0], "O", first.meta["label"][2]]
 
 
+# ----- what the cache was built from, and what the data are --------------------------------------
+def test_fingerprint_names_the_content(v3, early):
+    assert len(v3.fingerprint) == 12 and v3.version == f"{cinc2017.VERSION}-v3-{v3.fingerprint}"
+    assert early.fingerprint != v3.fingerprint  # other labels, same signals
+
+
+def test_an_overwritten_mat_is_read_again(tmp_path):
+    folder = make_release(tmp_path)
+    first = cinc2017.load(tmp_path, cache_dir=tmp_path / "cache")
+    shutil.copy(folder / "A00013.mat", folder / "A00001.mat")  # both 9000 samples
+    second = cinc2017.load(tmp_path, cache_dir=tmp_path / "cache")
+    assert second.fingerprint != first.fingerprint
+    np.testing.assert_array_equal(second.signals[0], first.signals[2])
+
+
+def test_a_mat_truncated_after_a_load_is_found(tmp_path):
+    folder = make_release(tmp_path)
+    cinc2017.load(tmp_path, cache_dir=tmp_path / "cache")
+    path = folder / "A00004.mat"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(RunFailed, match="A00004.mat: unreadable .mat"):
+        cinc2017.load(tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_a_touched_mat_rebuilds_to_the_same_data(tmp_path):
+    import os
+
+    folder = make_release(tmp_path)
+    first = cinc2017.load(tmp_path, cache_dir=tmp_path / "cache")
+    path = folder / "A00004.mat"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    again = cinc2017.load(tmp_path, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("cinc2017-prepared-*"))) == 2
+    assert again.fingerprint == first.fingerprint
+
+
+def _set_checksum(header: Path, value: int) -> None:
+    record, signal = header.read_text().splitlines(keepends=True)
+    fields = signal.split(" ")
+    assert fields[6] == "0"  # the release records none
+    fields[6] = str(value)
+    header.write_text(record + " ".join(fields))
+
+
+def test_a_recorded_checksum_is_verified(tmp_path):
+    folder = make_release(tmp_path)
+    total = int(scipy.io.loadmat(folder / "A00001.mat")["val"].astype(np.int64).sum())
+    _set_checksum(folder / "A00001.hea", total % 65536)
+    _set_checksum(folder / "A00004.hea", 1234)
+    message = load_error(tmp_path)
+    assert str(folder / "A00004.mat") in message and "do not match the checksum in A00004.hea" in message
+    shutil.copy(SAMPLE / "A00004.hea", folder)  # none recorded again; A00001's matches
+    assert len(cinc2017.load(tmp_path, cache_dir=tmp_path / "cache")) == 3
+
+
 # ----- download ----------------------------------------------------------------------------------
 def zip_of_release(records=RECORDS) -> bytes:
     buffer = io.BytesIO()

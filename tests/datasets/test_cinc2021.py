@@ -206,9 +206,14 @@ def _write(folder: Path, name: str, val: np.ndarray, fs: int) -> None:
     _mkdir(folder)
     scipy.io.savemat(str(folder / f"{name}.mat"), {"val": val}, format="4")
     lines = [f"{name} 12 {fs} {val.shape[1]} 05-May-2020 09:49:17"]
-    lines += [f"{name}.mat 16+24 1000/mV 16 0 {v[0]} 0 0 {lead}" for v, lead in zip(val, STANDARD_LEADS)]
+    lines += [f"{name}.mat 16+24 1000/mV 16 0 {v[0]} {_checksum(v)} 0 {lead}" for v, lead in zip(val, STANDARD_LEADS)]
     lines += ["#Age: 60", "#Sex: Female", "#Dx: 426783006", "#Rx: Unknown", "#Hx: Unknown"]
     (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
+
+
+def _checksum(samples: np.ndarray) -> int:
+    """WFDB's 16-bit checksum of one signal, as the challenge's headers record it."""
+    return int(samples.astype(np.int64).sum()) % 65536
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -246,7 +251,23 @@ BAD = {
                             for s in (".hea", ".mat")],
                  r"georgia/HR06000\.hea: a ptb-xl record filed under georgia/"),
     "duplicate": (lambda t: _copy(t / "again", ["E07500"]), r"record E07500 appears twice"),
+    "checksum": (lambda t: _resave(t / "E07500.mat", lambda val: val[4].__setitem__(2000, val[4, 2000] + 3)),
+                 r"E07500\.mat: samples of lead aVL do not match the checksum in E07500\.hea"),
+    "lead lines swapped": (lambda t: _swap_lines(t / "E07500.hea", 1, 2),
+                           r"E07500\.mat: samples of lead II do not match the checksum"),
 }
+
+
+def _resave(mat: Path, change) -> None:
+    val = scipy.io.loadmat(str(mat))["val"]
+    change(val)
+    scipy.io.savemat(str(mat), {"val": val}, format="4")
+
+
+def _swap_lines(header: Path, first: int, second: int) -> None:
+    lines = header.read_text().splitlines(keepends=True)
+    lines[first], lines[second] = lines[second], lines[first]
+    header.write_text("".join(lines))
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -270,6 +291,47 @@ def test_absent_dataset_and_bad_options_are_one_line(tmp_path):
         cinc2021.load(SAMPLES, fs="fast")
     with pytest.raises(RunFailed, match="cannot create the cache folder"):
         cinc2021.load(SAMPLES, cache_dir="/proc/no-such-place")
+
+
+# ----- what the cache was built from, and what the data are ------------------------------------
+def test_fingerprint_names_the_content(samples, raw):
+    assert len(samples.fingerprint) == 12 and samples.version == f"{cinc2021.VERSION}-{samples.fingerprint}"
+    assert raw.fingerprint != samples.fingerprint
+
+
+def test_a_same_size_mat_changed_after_a_load_is_found(tmp_path):
+    tree = _copy(tmp_path / "tree", ["E07500", "E07501"])
+    cinc2021.load(tree, cache_dir=tmp_path / "cache")
+    assert (tree / "E07500.mat").stat().st_size == (tree / "E07501.mat").stat().st_size
+    shutil.copy(tree / "E07501.mat", tree / "E07500.mat")
+    with pytest.raises(CincError, match=r"E07500\.mat: samples of lead I do not match the checksum"):
+        cinc2021.load(tree, cache_dir=tmp_path / "cache")
+
+
+def test_a_touched_mat_rebuilds_to_the_same_data(tmp_path):
+    import os
+
+    tree = _copy(tmp_path / "tree", ["E07500", "HR06000"])
+    first = cinc2021.load(tree, cache_dir=tmp_path / "cache")
+    mat = tree / "HR06000.mat"
+    os.utime(mat, ns=(mat.stat().st_atime_ns, mat.stat().st_mtime_ns + 10**9))
+    again = cinc2021.load(tree, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2 and again.fingerprint == first.fingerprint
+
+
+def test_a_record_stored_in_another_lead_order_is_put_in_standard_order(tmp_path, samples):
+    tree = _copy(tmp_path / "tree", ["E07500"])
+    reference = cinc2021.load(tree, cache_dir=tmp_path / "cache")
+    _resave(tree / "E07500.mat", lambda val: val.__setitem__([0, 6], val[[6, 0]]))  # I <-> V1
+    _swap_lines(tree / "E07500.hea", 1, 7)  # and so the header's lines: a valid record
+    reordered = cinc2021.load(tree, cache_dir=tmp_path / "cache")
+    assert reordered.fingerprint == reference.fingerprint
+    np.testing.assert_array_equal(np.asarray(reordered.signals), np.asarray(reference.signals))
+
+
+def test_every_real_record_matches_its_header_checksums(samples, raw):
+    """The 65 real records all pass the loader's check (the fixtures above show it can fail)."""
+    assert len(samples) + len(raw) == 65
 
 
 # ----- download --------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ def hr(cache):
     return ptbxl.load(SHARED_PTBXL, fs=500, allow_subset=True, cache_dir=cache)
 
 
+def cache_folder(cache: Path, fs: int = 100) -> Path:
+    [folder] = cache.glob(f"ptbxl-prepared-{ptbxl.VERSION}-{fs}-*")
+    return folder
+
+
 def by_id(recordings, ecg_id: int) -> pd.Series:
     return recordings.meta.set_index("record_id").loc[ecg_id]
 
@@ -142,7 +147,7 @@ def test_second_load_reads_the_cache(cache, lr, monkeypatch):
     again = ptbxl.load(SHARED_PTBXL, fs=100, allow_subset=True, cache_dir=cache)
     assert again.version == lr.version
     pd.testing.assert_frame_equal(again.meta, lr.meta)
-    folder = cache / f"ptbxl-prepared-{lr.version}"
+    folder = cache_folder(cache, fs=100)
     assert sorted(p.name for p in folder.iterdir()) == ["done.json", "meta.csv", "signals.npy"]
 
 
@@ -198,6 +203,17 @@ def edit_database(root: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
+
+
+def write_samples(stem: Path, samples: np.ndarray) -> None:
+    """Format-16 samples ``(T, 12)`` into ``stem.dat``, with the header's checksums to match."""
+    samples.astype("<i2").tofile(f"{stem}.dat")
+    lines = Path(f"{stem}.hea").read_text().splitlines(keepends=True)
+    for lead in range(12):
+        fields = lines[1 + lead].split(" ")
+        fields[6] = str(int(samples[:, lead].astype(np.int64).sum()) % 65536)
+        lines[1 + lead] = " ".join(fields)
+    Path(f"{stem}.hea").write_text("".join(lines))
 
 
 def test_fixture_release_loads(tmp_path):
@@ -271,10 +287,10 @@ def test_truncated_dat(tmp_path, size):
 
 def test_nan_samples(tmp_path):
     root = make_release(tmp_path / "r")
-    dat = root / "records100/00000/00001_lr.dat"
-    samples = np.fromfile(dat, "<i2")
-    samples[500 * 12 + 3] = -32768  # format 16's missing-value code, which wfdb reads as NaN
-    samples.tofile(dat)
+    stem = root / "records100/00000/00001_lr"
+    samples = np.fromfile(f"{stem}.dat", "<i2").reshape(-1, 12)
+    samples[500, 3] = -32768  # format 16's missing-value code, which wfdb reads as NaN
+    write_samples(stem, samples)
     message = load_error(root, tmp_path)
     assert "00001_lr.dat: 1 NaN samples (first in lead AVR)" in message
 
@@ -321,6 +337,8 @@ def test_garbage_header(tmp_path):
      "strat_fold 11 in data row 1"),
     ("1,15709.0,", "1,,", "patient_id empty in data row 1"),
     ("1,15709.0,56.0,1,", "1,15709.0,56.0,2,", "sex '2' in data row 1"),
+    ("1,15709.0,56.0,", "1,15709.0,abc,", "age 'abc' in data row 1 is not a number of years"),
+    ("1,15709.0,56.0,", "1,15709.0,-4,", "age '-4' in data row 1"),
 ])
 def test_bad_database_values(tmp_path, old, new, problem):
     root = make_release(tmp_path / "r")
@@ -339,10 +357,109 @@ def test_unwritable_cache_folder_is_one_line(tmp_path):
 def test_stale_temp_of_a_killed_preparation_is_removed(tmp_path):
     root = make_release(tmp_path / "r")
     first = ptbxl.load(root, cache_dir=tmp_path / "cache")
-    folder = tmp_path / "cache" / f"ptbxl-prepared-{first.version}"
+    folder = cache_folder(tmp_path / "cache")
     (folder / "done.json").unlink()
     stale = folder / "signals.tmp-999999999.npy"  # above any Linux pid_max: never alive
     stale.write_bytes(b"half")
     again = ptbxl.load(root, cache_dir=tmp_path / "cache")
     assert not stale.exists() and (folder / "done.json").exists()
     np.testing.assert_array_equal(np.asarray(again.signals), np.asarray(first.signals))
+
+
+# ----- what the cache was built from, and what the data are ------------------------------------
+def test_fingerprint_names_the_content(lr, hr):
+    assert len(lr.fingerprint) == 12 and lr.version == f"{ptbxl.VERSION}-100-{lr.fingerprint}"
+    assert hr.fingerprint != lr.fingerprint
+
+
+def test_a_copied_tree_is_read_again_but_keeps_its_fingerprint(tmp_path):
+    root = make_release(tmp_path / "r")
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    copy = shutil.copytree(root, tmp_path / "copy", copy_function=shutil.copy)  # new mtimes
+    again = ptbxl.load(copy, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("ptbxl-prepared-*"))) == 2
+    assert (again.fingerprint, again.version) == (first.fingerprint, first.version)
+
+
+def test_an_overwritten_record_is_read_again(tmp_path):
+    """Record 1 replaced by record 2 (header and signals, both consistent): new data, new key."""
+    root = make_release(tmp_path / "r")
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    folder = root / "records100/00000"
+    shutil.copy(folder / "00002_lr.dat", folder / "00001_lr.dat")
+    (folder / "00001_lr.hea").write_text((folder / "00002_lr.hea").read_text().replace("00002_lr", "00001_lr"))
+    second = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    assert second.fingerprint != first.fingerprint and second.version != first.version
+    np.testing.assert_array_equal(second.signals[0], first.signals[1])
+
+
+@pytest.mark.parametrize("damage", ["overwrite", "truncate"])
+def test_a_damaged_dat_after_a_load_is_found_not_served_from_the_cache(tmp_path, damage):
+    root = make_release(tmp_path / "r")
+    ptbxl.load(root, cache_dir=tmp_path / "cache")
+    dat = root / "records100/00000/00001_lr.dat"
+    if damage == "overwrite":  # same size, other samples: only the checksums can tell
+        shutil.copy(root / "records100/00000/00002_lr.dat", dat)
+    else:
+        with open(dat, "r+b") as handle:
+            handle.truncate(10_000)
+    with pytest.raises(RunFailed) as caught:
+        ptbxl.load(root, cache_dir=tmp_path / "cache")
+    assert "00001_lr.dat" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_touching_a_source_file_rebuilds_to_the_same_data(tmp_path):
+    import os
+
+    root = make_release(tmp_path / "r")
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    dat = root / "records100/00000/00003_lr.dat"
+    os.utime(dat, ns=(dat.stat().st_atime_ns, dat.stat().st_mtime_ns + 10**9))
+    again = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("ptbxl-prepared-*"))) == 2
+    assert again.fingerprint == first.fingerprint
+
+
+def test_a_sample_changed_in_place_fails_its_checksum(tmp_path):
+    root = make_release(tmp_path / "r")
+    dat = root / "records100/00000/00002_lr.dat"
+    samples = np.fromfile(dat, "<i2")
+    samples[100 * 12 + 1] += 7  # lead II at sample 100
+    samples.tofile(dat)
+    message = load_error(root, tmp_path)
+    assert "00002_lr.dat: samples of lead II do not match the checksum in 00002_lr.hea" in message
+
+
+def _swap_lines(hea: Path, first: int, second: int) -> None:
+    lines = hea.read_text().splitlines(keepends=True)
+    lines[first], lines[second] = lines[second], lines[first]
+    hea.write_text("".join(lines))
+
+
+def test_lead_lines_out_of_order_with_the_data_are_refused(tmp_path):
+    """The header lists V1 where the data hold lead I and vice versa: the checksums disagree."""
+    root = make_release(tmp_path / "r")
+    _swap_lines(root / "records100/00000/00003_lr.hea", 1, 7)  # signal lines 0 (I) and 6 (V1)
+    message = load_error(root, tmp_path)
+    assert "00003_lr.dat: samples of lead V1 do not match the checksum" in message
+
+
+def test_a_record_stored_in_another_lead_order_is_put_in_standard_order(tmp_path):
+    root = make_release(tmp_path / "r")
+    reference = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    stem = root / "records100/00000/00003_lr"
+    samples = np.fromfile(f"{stem}.dat", "<i2").reshape(-1, 12)
+    samples[:, [0, 6]] = samples[:, [6, 0]]  # data and header lines both swapped: a valid record
+    samples.tofile(f"{stem}.dat")
+    _swap_lines(Path(f"{stem}.hea"), 1, 7)
+    reordered = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(reordered.signals), np.asarray(reference.signals))
+
+
+def test_every_real_record_matches_its_header_checksums():
+    """The 400 real records (both rates) all pass the check the loader makes."""
+    stems = sorted(SHARED_PTBXL.glob("records*/*/*.hea"))
+    assert len(stems) == 400
+    for hea in stems:
+        fs = 100 if hea.parent.parent.name == "records100" else 500
+        ptbxl.read_record(hea.with_suffix(""), fs)

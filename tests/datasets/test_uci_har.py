@@ -153,6 +153,8 @@ def test_prepared_cache_is_reused_then_invalidated(tmp_path, monkeypatch):
     first = uci_har.load(tmp_path)
     monkeypatch.setattr(uci_har, "read_signals", lambda *a: pytest.fail("cache not reused"))
     assert uci_har.load(tmp_path).version == first.version
+    reseeded = uci_har.load(tmp_path, split_seed=1)  # the same prepared data, split otherwise
+    assert reseeded.fingerprint != first.fingerprint and reseeded.version.endswith(reseeded.fingerprint)
     monkeypatch.undo()
     path = folder / "test" / "Inertial Signals" / "body_acc_x_test.txt"
     path.write_text(release_text(np.zeros((4, 128), dtype=np.float32)))
