@@ -3,7 +3,9 @@
 Defaults live in typed code (each method's ``Config`` dataclass holds its paper's values);
 a preset selects a scale; ``--set key=value`` overrides last. The resolved config is frozen,
 saved with every result and hashed into the run id, so a changed field gives a new key and
-stale and fresh numbers never mix.
+stale and fresh numbers never mix. A field's range lives beside it, as its metadata
+(``field(default=..., metadata=positive())``, see :func:`rule`), and is checked whenever
+overrides are applied, so a bad value is one line before any work.
 
 ``--set`` keys:
 
@@ -18,13 +20,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ecgbench.registry import did_you_mean
+from ecgbench.registry import did_you_mean as spelling_hint
 
 PRESETS = ("smoke", "cpu", "paper")
 
@@ -38,17 +42,72 @@ class RunFailed(RuntimeError):
     the message is one line naming the method or file and the problem."""
 
 
+# ----- rules: what a setting may hold, declared beside the field as its metadata ----------
+def rule(check: Callable[[Any], bool], valid: str) -> dict[str, Any]:
+    """Field metadata: ``check(value)`` must hold; ``valid`` says what would (for the error)."""
+    return {"check": check, "valid": valid}
+
+
+def at_least(low: float, kind: str = "a number") -> dict[str, Any]:
+    return rule(lambda v: v >= low, f"{kind} >= {low}")
+
+
+def positive(kind: str = "a number") -> dict[str, Any]:
+    return rule(lambda v: v > 0, f"{kind} > 0")
+
+
+def one_of(*choices: str) -> dict[str, Any]:
+    return rule(lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+def fractions() -> dict[str, Any]:
+    return rule(lambda v: len(v) > 0 and all(0 < x <= 1 for x in v) and len(set(v)) == len(v),
+                "distinct fractions in (0, 1], e.g. 0.1,1")
+
+
+def _field_rule(cls: type, name: str) -> dict[str, Any] | None:
+    """The rule of field ``name``, from the nearest class in the MRO that declares one (a
+    subclass that only changes a default re-declares the field without its metadata)."""
+    for klass in cls.__mro__:
+        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if declared is not None and "check" in declared.metadata:
+            return declared.metadata
+    return None
+
+
+def check_fields(obj: Any, owner: str) -> None:
+    """Raise a one-line ConfigError for the first field of dataclass ``obj`` that breaks its rule
+    (or is a NaN / infinite number), then run the config's own ``validate()`` if it has one."""
+    for item in dataclasses.fields(obj):
+        value = getattr(obj, item.name)
+        numbers = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ConfigError(f"{owner}.{item.name}={value!r}: must be a finite number")
+        found = _field_rule(type(obj), item.name)
+        try:
+            ok = found is None or found["check"](value)
+        except TypeError:  # e.g. a string compared with a number
+            ok = False
+        if not ok:
+            raise ConfigError(f"{owner}.{item.name}={value!r}: must be {found['valid']}")
+    if callable(getattr(obj, "validate", None)):
+        obj.validate()
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """How embeddings are probed and scored (not part of the pretraining run id)."""
 
-    bootstrap: int = 1000  # patient-level bootstrap resamples for the main metric's CI
-    probe_grid: str = "full"  # "full" or "small" hyper-parameter grids, chosen on validation
-    embed_batch_size: int = 256
+    # patient-level bootstrap resamples for the main metric's CI
+    bootstrap: int = field(default=1000, metadata=at_least(1, "an integer"))
+    # "full" or "small" hyper-parameter grids, chosen on validation
+    probe_grid: str = field(default="full", metadata=one_of("full", "small"))
+    embed_batch_size: int = field(default=256, metadata=at_least(1, "an integer"))
     # analysis extras (ecgbench.analysis); off in the smoke preset so CI stays fast
     clustering: bool = False  # Davies-Bouldin / silhouette / Calinski-Harabasz of test embeddings
     embedding_plot: bool = False  # t-SNE PNG per method and task (results dir + MLflow artifact)
-    label_fractions: tuple = (1.0,)  # fractions of training patients whose labels the probe sees
+    # fractions of training patients whose labels the probe sees
+    label_fractions: tuple = field(default=(1.0,), metadata=fractions())
 
 
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
@@ -130,15 +189,30 @@ def _guess_scalar(raw: str) -> int | float | str:
 
 
 def apply_overrides(obj: Any, overrides: dict[str, Any], owner: str) -> Any:
-    """A copy of dataclass ``obj`` with ``overrides`` applied (strings are coerced)."""
+    """A copy of dataclass ``obj`` with ``overrides`` applied (strings are coerced), checked
+    against every field's rule."""
     fields = {f.name: f for f in dataclasses.fields(obj)}
     changes = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise ConfigError(f"{owner} has no setting {key!r}.{did_you_mean(key, list(fields))}")
+            raise ConfigError(f"--set {owner}.{key}: {owner} has no setting {key!r}."
+                              f"{did_you_mean(key, list(fields))}")
         default = getattr(obj, key)
         changes[key] = coerce(value, default, f"{owner}.{key}") if isinstance(value, str) else value
-    return dataclasses.replace(obj, **changes)
+    changed = dataclasses.replace(obj, **changes)
+    check_fields(changed, owner)
+    return changed
+
+
+def _initials(name: str) -> str:
+    return "".join(word[0] for word in name.split("_") if word)
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """The registry's " Did you mean ...?" hint, but abbreviations win over spelling neighbours
+    (``learning_rate`` -> ``lr``, ``wd`` -> ``weight_decay``)."""
+    short = [c for c in choices if "_" in name and c == _initials(name) or "_" in c and _initials(c) == name]
+    return f" Did you mean {', '.join(repr(c) for c in short[:3])}?" if short else spelling_hint(name, choices)
 
 
 def split_overrides(

@@ -23,33 +23,37 @@ and target networks never take part in evaluation.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ecgbench.api import InputSpec
+from ecgbench.api import InputSpec, Recordings
+from ecgbench.config import at_least, one_of, positive, rule
 
 
 @dataclass
 class MethodConfig:
     """Fields every method has. Subclasses add their own and change defaults to the paper's."""
 
-    # Input the encoder consumes (the harness adapts records to it).
-    leads: tuple[str, ...] = ("II",)
-    fs: int = 256
-    n_samples: int = 2560
+    # Input the encoder consumes (the harness adapts records to it). Metadata: the range a
+    # ``--set`` value must fall in (ecgbench.config.check_fields; subclasses inherit it).
+    leads: tuple[str, ...] = field(default=("II",), metadata=rule(lambda v: len(v) > 0, "at least one lead"))
+    fs: int = field(default=256, metadata=positive("a sampling rate in Hz"))
+    n_samples: int = field(default=2560, metadata=positive("a number of samples"))
     # Optimisation.
-    optimizer: str = "adam"  # adam | adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = 256
-    max_steps: int = 10_000
-    warmup_steps: int = 0
-    grad_clip: float = 3.0  # max gradient norm; 0 disables clipping
+    optimizer: str = field(default="adam", metadata=one_of("adam", "adamw", "sgd"))
+    lr: float = field(default=1e-3, metadata=positive("a learning rate"))
+    weight_decay: float = field(default=0.0, metadata=at_least(0))
+    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=rule(
+        lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1), e.g. 0.9,0.999"))
+    batch_size: int = field(default=256, metadata=positive("an integer"))
+    max_steps: int = field(default=10_000, metadata=at_least(0, "an integer"))
+    warmup_steps: int = field(default=0, metadata=at_least(0, "an integer"))
+    grad_clip: float = field(default=3.0, metadata=at_least(0))  # max gradient norm; 0 disables clipping
 
 
 # Schedule-level overrides that apply to every method; a method's own ``presets`` refine them.
@@ -72,6 +76,11 @@ class Method(nn.Module):
     # A frozen-encoder variant names the method whose pretrained run (same seed and preset) it
     # starts from; the runner trains or loads that run first and calls ``init_from_base``.
     base_method: ClassVar[str | None] = None
+    # Per-record inputs beside the signal (e.g. clinical parameters): ``derived_input`` names
+    # them; ``derive_inputs`` gives one row per record of a dataset (computed once, cached by
+    # the method's own module) and the runner hands every window its record's row, in training
+    # batches under that key and to ``embed`` as the keyword of that name.
+    derived_input: ClassVar[str | None] = None
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -93,6 +102,16 @@ class Method(nn.Module):
     @classmethod
     def config_fields(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls.Config)]
+
+    @classmethod
+    def search_space(cls, config: MethodConfig) -> dict[str, tuple]:
+        """What ``ecgbench tune`` searches, around ``config`` (the preset's): Config field ->
+        ``("loguniform" | "uniform", low, high)``, ``("int", low, high)`` (inclusive) or
+        ``("choice", values)``. The default, for methods that declare none: learning rate and
+        batch size."""
+        return {"lr": ("loguniform", config.lr / 10, config.lr * 10),
+                "batch_size": ("choice", tuple(sorted({max(2, config.batch_size // 2), config.batch_size,
+                                                       config.batch_size * 2})))}
 
     @property
     def input_spec(self) -> InputSpec:
@@ -132,6 +151,11 @@ class Method(nn.Module):
         if self.base_method:
             raise NotImplementedError(f"{self.name} has a base method but no init_from_base")
 
+    def derive_inputs(self, data: Recordings, cache_dir: Path) -> np.ndarray:
+        """(N, k) float32: the ``derived_input`` of every record of ``data``, for the method's
+        ``input_spec``; ``cache_dir`` is where it may keep them between runs."""
+        raise NotImplementedError(f"{self.name} declares no derived input")
+
     def artifacts(self, batch: dict[str, Tensor], out_dir: Path) -> list[Path]:
         """Optional: write figures about one fixed batch (e.g. attention maps) into ``out_dir``.
 
@@ -162,3 +186,22 @@ class Method(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         """(B, leads, T) -> (B, D) pooled features from the frozen encoder."""
         return self.encoder(x)
+
+
+class WithDerivedInput:
+    """Training windows (:class:`ecgbench.train.WindowDataset`) whose items and batches also
+    carry a method's derived input: ``table[record_index]`` under ``key``."""
+
+    def __init__(self, windows, key: str, table: np.ndarray):
+        self.windows, self.key, self.table = windows, key, np.asarray(table, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        item = self.windows[i]
+        return {**item, self.key: torch.from_numpy(self.table[int(item["record_index"])])}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
+        batch = self.windows.__getitems__(indices)
+        return {**batch, self.key: torch.from_numpy(self.table[batch["record_index"].numpy()])}

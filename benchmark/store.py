@@ -11,31 +11,87 @@ Layout under the results directory (``--results-dir``, default ``./results``)::
     mlflow.db, mlartifacts/                                 default MLflow store (a view)
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a
-killed run never leaves a half-written file that a later run would trust.
+killed run never leaves a half-written file that a later run would trust; files get the mode
+the umask allows, and a full disk is one line naming the file. A damaged or foreign file is
+never fatal: readers of results skip it and stages recompute it, with a warning naming it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ecgbench.config import RunFailed
+
+# Fields every result record has (tables, leaderboard and check group by them); a JSON file
+# under runs/ without them is foreign or damaged and is skipped with a warning.
+RESULT_FIELDS = ("method", "task", "task_key", "task_kind", "main_metric", "probe", "protocol",
+                 "preset", "seed", "metrics")
+RUN_FIELDS = ("run_id", "run_config", "train")
+# Errors of the disk itself while ``write`` fills the temp file (others are the writer's own).
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken for a full disk
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: setting it again later would race with other threads
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp's temp files are 0600
+
+
+class StoreError(RunFailed):
+    """A results or cache file that cannot be written; one line naming the file."""
+
+
+def warn(message: str) -> None:
+    print(f"ecgbench: warning: {message}", file=sys.stderr)
+
+
+def _write_error(path: Path, error: OSError) -> StoreError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = f"free space under {path.parent} and rerun the same command (finished results are kept)"
+    else:
+        advice = f"make {path.parent} writable or pass another --results-dir"
+    return StoreError(f"{path}: cannot write ({error.strerror or error}); {advice}")
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` then rename ``tmp`` onto ``path`` (same folder, so rename is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the pid in the name lets remove_stale_temps clear what a killed process left behind
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}.", suffix=".tmp")
-    os.close(handle)
+    """Call ``write(tmp)`` then rename ``tmp`` onto ``path`` (same folder, so rename is atomic).
+
+    The file gets the mode the umask allows, like any file ``open`` creates. A full or
+    read-only disk raises a :class:`StoreError` naming ``path``.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the pid in the name lets remove_stale_temps clear what a killed process left behind
+        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}.",
+                                            suffix=".tmp")
+        os.close(handle)
+    except OSError as error:
+        raise _write_error(path, error) from None
     tmp = Path(tmp_name)
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        try:
+            write(tmp)
+        except OSError as error:
+            if error.errno in _DISK_ERRORS:
+                raise _write_error(path, error) from None
+            raise
+        except RuntimeError:  # torch.save reports a full disk without an errno
+            if shutil.disk_usage(path.parent).free < NEARLY_FULL:
+                raise _write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
+            raise
+        try:
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
+        except OSError as error:
+            raise _write_error(path, error) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -110,6 +166,52 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text)") from None
+
+
+def read_record(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object with the ``required`` fields, else ValueError naming ``path``."""
+    try:
+        record = read_json(path)
+    except OSError as error:
+        raise ValueError(f"{path}: unreadable ({error.strerror or error})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: holds a JSON {type(record).__name__}, not an object")
+    missing = [name for name in required if name not in record]
+    if missing:
+        raise ValueError(f"{path}: lacks {', '.join(missing)}")
+    return record
+
+
+def cached_record(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """A cached stage output, or None when it is missing or damaged (a warning names the file
+    and says it is recomputed)."""
+    if not path.exists():
+        return None
+    try:
+        return read_record(path, required)
+    except ValueError as error:
+        warn(f"{error}; recomputing it")
+        return None
+
+
+def cached_array(path: Path, shape: tuple[int, ...] | None = None) -> Any:
+    """A cached ``.npy`` (embeddings), or None when it is missing, truncated or not ``shape``
+    (a warning names the file and says it is recomputed)."""
+    import numpy as np
+
+    if not path.exists():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        warn(f"{path}: unreadable array ({str(error).splitlines()[0][:80]}); recomputing it")
+        return None
+    if shape is not None and tuple(array.shape) != tuple(shape):
+        warn(f"{path}: shape {tuple(array.shape)}, expected {tuple(shape)}; recomputing it")
+        return None
+    return array
 
 
 class ResultStore:
@@ -164,10 +266,16 @@ class ResultStore:
 
     # ----- reading -----------------------------------------------------------------------
     def results(self) -> Iterator[dict[str, Any]]:
-        """Every stored result record (not run records), in a stable order."""
-        for path in sorted((self.root / "runs").glob("*/*/*.json")):
-            yield read_json(path)
+        """Every stored result record (not run records), in a stable order; a damaged or
+        foreign JSON file is skipped with a warning naming it."""
+        yield from self._records("*/*/*.json", RESULT_FIELDS, "result")
 
     def runs(self) -> Iterator[dict[str, Any]]:
-        for path in sorted((self.root / "runs").glob("*/run.json")):
-            yield read_json(path)
+        yield from self._records("*/run.json", RUN_FIELDS, "run")
+
+    def _records(self, pattern: str, required: tuple[str, ...], kind: str) -> Iterator[dict[str, Any]]:
+        for path in sorted((self.root / "runs").glob(pattern)):
+            try:
+                yield read_record(path, required)
+            except ValueError as error:
+                warn(f"{error}; skipped as a {kind} record (delete it; 'ecgbench run' recomputes it)")

@@ -72,3 +72,51 @@ def test_tuple_overrides_keep_element_types():
 
     changed = apply_overrides(Example(), {"leads": "I,II", "blocks": "1,2", "sizes": "(3, 4)"}, "x")
     assert changed.leads == ("I", "II") and changed.blocks == (1, 2) and changed.sizes == (3, 4)
+
+
+def test_rules_in_field_metadata_are_checked_and_inherited():
+    from dataclasses import dataclass, field
+
+    from ecgbench.config import at_least, check_fields, one_of
+
+    @dataclass(frozen=True)
+    class Base:
+        steps: int = field(default=1, metadata=at_least(1, "an integer"))
+        mode: str = field(default="a", metadata=one_of("a", "b"))
+
+    @dataclass(frozen=True)
+    class Child(Base):
+        steps: int = 5  # a new default re-declares the field without its metadata
+
+        def validate(self):
+            if self.steps == 7:
+                raise ConfigError("child.steps=7: unlucky")
+
+    assert apply_overrides(Child(), {"steps": "3"}, "child").steps == 3
+    with pytest.raises(ConfigError, match=r"^child.steps=0: must be an integer >= 1$"):
+        apply_overrides(Child(), {"steps": "0"}, "child")
+    with pytest.raises(ConfigError, match="must be one of a, b"):
+        apply_overrides(Child(), {"mode": "c"}, "child")
+    with pytest.raises(ConfigError, match="unlucky"):
+        apply_overrides(Child(), {"steps": "7"}, "child")
+    with pytest.raises(ConfigError, match="finite"):
+        check_fields(Child(steps=float("nan")), "child")
+
+
+def test_every_method_preset_passes_its_rules():
+    from ecgbench.registry import METHODS
+
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        for preset in ("smoke", "cpu", "paper"):
+            apply_overrides(cls.Config(), cls.preset_overrides(preset), name)
+
+
+def test_did_you_mean_prefers_abbreviations():
+    from ecgbench.config import did_you_mean
+
+    fields = ["lr", "scale_range", "weight_decay", "temperature"]
+    assert did_you_mean("learning_rate", fields) == " Did you mean 'lr'?"
+    assert did_you_mean("wd", fields) == " Did you mean 'weight_decay'?"
+    assert "'temperature'" in did_you_mean("temprature", fields)
+    assert did_you_mean("zzz", fields) == ""

@@ -1,9 +1,8 @@
-import json
 
 import numpy as np
 import pytest
 
-from ecgbench.store import ResultStore, atomic_write, read_json, write_json, write_npy
+from ecgbench.store import RESULT_FIELDS, ResultStore, atomic_write, read_json, write_json, write_npy
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
@@ -35,8 +34,10 @@ def test_corrupt_json_names_the_file(tmp_path):
 
 def test_results_iterates_result_files_only(tmp_path):
     store = ResultStore(tmp_path)
-    write_json(store.run_record("m-1"), {"run": 1})
-    write_json(store.result_path("m-1", "t@v1", "frozen-probe-lr-x"), {"result": 1})
-    assert list(store.results()) == [{"result": 1}]
-    assert list(store.runs()) == [{"run": 1}]
+    run = {"run_id": "m-1", "run_config": {}, "train": {}}
+    result = {**dict.fromkeys(RESULT_FIELDS, "x"), "metrics": {}}
+    write_json(store.run_record("m-1"), run)
+    write_json(store.result_path("m-1", "t@v1", "frozen-probe-lr-x"), result)
+    assert list(store.results()) == [result]
+    assert list(store.runs()) == [run]
     assert store.default_tracking_uri.startswith("sqlite:///")
