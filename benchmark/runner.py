@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecgbench import distributed
+from ecgbench import distributed, protocols
 from ecgbench.api import NotApplicable, Task
 from ecgbench.config import RunConfig
 from ecgbench.plan import Plan, RunRequest, resolve
@@ -29,18 +29,12 @@ class Runner(RunContext):
     def run(self) -> list[dict[str, Any]]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        record.start_tracking(self)
         results: list[dict[str, Any]] = []
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        status = "FAILED"
-        try:
-            with Progress(*columns, console=self.console, transient=False) as progress:
-                self.progress = progress
-                for method, seed in self.jobs():
-                    results.extend(self.run_method_seed(method, seed))
-            status = "FINISHED"
-        finally:
-            record.finish_tracking(self, status)
+        with record.tracking(self), Progress(*columns, console=self.console, transient=False) as progress:
+            self.progress = progress
+            for method, seed in self.jobs():
+                results.extend(self.run_method_seed(method, seed))
         return results
 
     def jobs(self) -> list[tuple[str, int]]:
@@ -69,21 +63,21 @@ class Runner(RunContext):
         if not distributed.is_main():  # under torchrun the other ranks only help pretrain
             return []
         results = []
-        probes = self.request.probes
-        bar = self.progress.add_task(f"probe {config.run_id}", total=len(tasks) * len(probes))
+        pairs = protocols.evaluations(self.request.protocols, self.request.probes)  # (protocol, probe)
+        bar = self.progress.add_task(f"probe {config.run_id}", total=len(tasks) * len(pairs))
         for task in tasks:
             try:
                 embeddings, adaptation = self.embeddings(method, config, task)
             except NotApplicable as reason:
                 results.extend(evaluate.not_applicable(self, config, task, reason))
-                self.progress.advance(bar, len(probes))
+                self.progress.advance(bar, len(pairs))
                 continue
             evaluate.analyse(self, config, task, embeddings)
-            for probe in probes:
-                self.progress.update(bar, description=f"probe {config.run_id} {task.name} {probe}")
+            for protocol, probe in pairs:
+                self.progress.update(bar, description=f"{protocol} {config.run_id} {task.name} {probe}")
                 for fraction in self.plan.eval_settings.label_fractions:
                     results.append(evaluate.evaluate(self, config, method, task, probe, embeddings,
-                                                     adaptation, fraction))
+                                                     adaptation, fraction, protocol))
                 self.progress.advance(bar)
         self.progress.remove_task(bar)
         return results

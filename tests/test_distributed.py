@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from netutil import free_port
 from torch import nn
 
 from ecgbench.losses import nt_xent
@@ -74,17 +75,10 @@ def _train(rank: int, world: int, port: int, out: str) -> None:
         torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
-    mp.spawn(_train, args=(1, _free_port(), str(tmp_path)), nprocs=1, join=True)
-    mp.spawn(_train, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_train, args=(1, free_port(), str(tmp_path)), nprocs=1, join=True)
+    mp.spawn(_train, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     one, two = torch.load(tmp_path / "world1.pt"), torch.load(tmp_path / "world2.pt")
     assert len(one["curve"]) == len(two["curve"]) == 5
     for (step_1, loss_1), (step_2, loss_2) in zip(one["curve"], two["curve"]):

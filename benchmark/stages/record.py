@@ -5,7 +5,9 @@ makes every ``log_*`` a no-op."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,48 +17,39 @@ from ecgbench.stages.context import RunContext
 from ecgbench.store import ResultStore, atomic_write
 
 
-def start_tracking(ctx: RunContext) -> None:
+@contextlib.contextmanager
+def tracking(ctx: RunContext) -> Iterator[None]:
+    """The invocation's MLflow run around the grid: FINISHED, FAILED on an error, KILLED on
+    SIGINT or SIGTERM (see :mod:`ecgbench.tracking`)."""
     if not ctx.request.track or not distributed.is_main():
+        yield
         return
     from ecgbench.tracking import Tracker
 
-    uri = ctx.request.tracking_uri or ctx.store.default_tracking_uri
-    ctx.store.root.mkdir(parents=True, exist_ok=True)
-    ctx.tracker = Tracker(uri, artifact_root=ctx.store.root / "mlartifacts")
+    ctx.tracker = Tracker.for_results(ctx.store.root, ctx.request.tracking_uri)
     request = dataclasses.asdict(ctx.request)
     request["results_dir"], request["data_root"] = str(request["results_dir"]), str(request["data_root"])
-    ctx.tracker.start(
+    with ctx.tracker.invocation(
         f"ecgbench-run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
         {"request": request, "eval": dataclasses.asdict(ctx.plan.eval_settings),
          "method_configs": {k: dataclasses.asdict(v) for k, v in ctx.plan.method_configs.items()}},
-    )
-
-
-def finish_tracking(ctx: RunContext, status: str) -> None:
-    if ctx.tracker:
-        ctx.tracker.finish(status)
+    ):
+        yield
 
 
 def log_pretraining(ctx: RunContext, run_id: str, run_record: dict[str, Any]) -> None:
     if not ctx.tracker:
         return
-    ctx.tracker.log_child(
-        run_id, "pretrain", params=run_record["run_config"],
-        metrics={k: v for k, v in run_record["train"].items() if isinstance(v, (int, float))},
-        curve=[tuple(x) for x in run_record["train"].get("loss_curve", [])],
-        artifacts=[ctx.store.run_dir(run_id) / a for a in run_record.get("artifacts", [])],
-    )
+    ctx.tracker.log_pretrain(run_record, ctx.store.run_dir(run_id))
 
 
 def log_result(ctx: RunContext, key: str, params: dict[str, Any], result: dict[str, Any], path: Path) -> None:
     if not ctx.tracker:
         return
-    ctx.tracker.log_child(
-        key, "result", params={**params, "probe_params": result["probe_params"]},
-        metrics={**{k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))},
-                 "ci_low": result["ci"]["low"], "ci_high": result["ci"]["high"]},
-        artifacts=[path],
-    )
+    from ecgbench.tracking import result_metrics
+
+    ctx.tracker.log_child(key, "result", params={**params, "probe_params": result["probe_params"]},
+                          metrics=result_metrics(result), artifacts=[path])
 
 
 def log_not_applicable(ctx: RunContext, key: str, status: str, params: dict[str, Any]) -> None:
