@@ -19,10 +19,12 @@ def embed_windows(
     batch_size: int = 256,
     on_batch: Callable[[int], None] | None = None,
     valid: np.ndarray | None = None,
+    derived: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """(N, W, leads, T) windows -> (N, D) record embeddings, the mean over each record's valid
     windows (``valid``: (N, W) bool, default all; padding windows of short records are never
-    embedded)."""
+    embedded). ``derived``: the method's per-record derived input, (N, k) under its name;
+    every window gets its record's row as that keyword of ``embed``."""
     method.to(device).eval()
     n_records, n_windows = windows.shape[:2]
     valid = np.ones((n_records, n_windows), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
@@ -34,8 +36,9 @@ def embed_windows(
     for start in range(0, len(record), batch_size):
         rows = slice(start, start + batch_size)
         batch = torch.from_numpy(np.ascontiguousarray(windows[record[rows], slot[rows]])).to(device)
+        extra = {k: torch.from_numpy(np.asarray(v[record[rows]])).to(device) for k, v in (derived or {}).items()}
         with autocast:
-            features = method.embed(batch)  # (B, D)
+            features = method.embed(batch, **extra)  # (B, D)
         parts.append(features.float().cpu().numpy())
         if on_batch:
             on_batch(len(batch))

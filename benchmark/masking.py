@@ -13,17 +13,30 @@ import torch
 from torch import Tensor
 
 
-def n_masked(n_tokens: int, ratio: float) -> int:
-    """How many of ``n_tokens`` a ``ratio`` masks: round(ratio * n), at least one token kept."""
+COUNTS = ("round", "keep-floor")
+
+
+def n_masked(n_tokens: int, ratio: float, count: str = "round") -> int:
+    """How many of ``n_tokens`` a ``ratio`` masks, at least one token kept.
+
+    ``count="round"``: round(ratio * n). ``count="keep-floor"``: the reference MAE code's
+    count (``len_keep = int(n * (1 - ratio))``, which ST-MEM's code keeps): the kept count is
+    truncated, so a half token is masked (30 patches at 0.75: 23 masked, round() gives 22).
+    """
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
-    return min(int(round(ratio * n_tokens)), n_tokens - 1)
+    if count not in COUNTS:
+        raise ValueError(f"mask count must be one of {COUNTS}, got {count!r}")
+    masked = int(round(ratio * n_tokens)) if count == "round" else n_tokens - int(n_tokens * (1 - ratio))
+    return min(masked, n_tokens - 1)
 
 
 def random_token_mask(batch: int, n_tokens: int, ratio: float,
                       generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
-    """A different uniformly random mask for every sample, with exactly ``n_masked`` tokens.
+                      device: torch.device | str | None = None,
+                      count: str = "round") -> tuple[Tensor, Tensor]:
+    """A different uniformly random mask for every sample, with exactly ``n_masked`` tokens
+    (``count``: how the ratio becomes a number, see :func:`n_masked`).
 
     As in MAE (He et al. 2022): rank i.i.d. uniform noise per sample and mask the tokens with
     the largest noise. Returns ``(keep_idx (B, K), mask (B, N))``, K = N - n_masked.
@@ -31,7 +44,7 @@ def random_token_mask(batch: int, n_tokens: int, ratio: float,
     device = torch.device(device) if device is not None else torch.device("cpu")
     noise_device = generator.device if generator is not None else device
     noise = torch.rand(batch, n_tokens, generator=generator, device=noise_device).to(device)
-    n_keep = n_tokens - n_masked(n_tokens, ratio)
+    n_keep = n_tokens - n_masked(n_tokens, ratio, count)
     keep_idx = noise.argsort(dim=1)[:, :n_keep].sort(dim=1).values  # (B, K) ascending
     mask = torch.ones(batch, n_tokens, dtype=torch.bool, device=device)
     mask.scatter_(1, keep_idx, False)
@@ -99,6 +112,18 @@ def multi_block_mask(n_tokens: int, n_blocks: int, block_ratio_range: tuple[floa
     return mask.to(device) if device is not None else mask
 
 
+def mask_indices(mask: Tensor, device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """(visible, masked) positions (ascending) of a CPU ``mask`` (N,) bool, on ``device``.
+
+    On CUDA the copies go through pinned memory with ``non_blocking``: a copy from pageable
+    memory waits for every queued kernel, which would stall the host once per training step.
+    """
+    visible, masked = (torch.nonzero(m).flatten() for m in (~mask, mask))
+    if torch.device(device).type != "cuda":
+        return visible.to(device), masked.to(device)
+    return visible.pin_memory().to(device, non_blocking=True), masked.pin_memory().to(device, non_blocking=True)
+
+
 # ----- Complementary patch masks (NERULA): contiguous patches of a raw signal ---------------------
 def random_composition(total: Tensor, parts: Tensor, max_parts: int,
                        generator: torch.Generator | None = None) -> Tensor:
@@ -163,11 +188,35 @@ def complementary_patch_mask(batch: int, n_samples: int, ratio: float = 0.5,
 
 
 def resize_mask(mask: Tensor, length: int) -> Tensor:
-    """A (B, T) bool mask at another resolution, (B, length), by nearest-neighbour sampling (as
-    masked convolutions downsample their masks). Sampling the same positions for every mask
-    keeps complements complementary: resize_mask(~m) == ~resize_mask(m)."""
-    if mask.shape[-1] == length:
+    """A (B, T) bool mask at another resolution, (B, length), as NERULA's latent masking needs
+    it at every layer: position i covers the samples adaptive average pooling gives it
+    (floor(i T / L) to ceil((i + 1) T / L)) and is True where most of them are; an exact half
+    goes to its centre sample.
+
+    Two guarantees, both exact (integer counts, sign-symmetric rounding): complements stay
+    complementary, resize_mask(~m) == ~resize_mask(m); and at ``length`` >= 2 a row holding
+    both values keeps both (a row that would come out all False gets its most-covered
+    position, one that would come out all True loses its least-covered one), so neither of two
+    complementary views is ever entirely hidden at any layer.
+    """
+    n = mask.shape[-1]
+    if n == length:
         return mask
-    resized = torch.nn.functional.interpolate(mask[:, None].float(), size=int(length),
-                                              mode="nearest")
-    return resized[:, 0] > 0.5
+    i = torch.arange(int(length), device=mask.device)
+    start, end = (i * n) // length, -((-(i + 1) * n) // length)  # adaptive pooling's spans
+    centre = mask[:, ((2 * i + 1) * n) // (2 * length)]  # (B, L)
+    counts = torch.cat([torch.zeros_like(mask[:, :1], dtype=torch.int32),
+                        mask.to(torch.int32).cumsum(dim=1, dtype=torch.int32)], dim=1)
+    excess = 2 * (counts[:, end] - counts[:, start]) - (end - start)  # True minus False samples
+    out = (excess > 0) | ((excess == 0) & centre)
+    if length >= 2:
+        mixed = mask.any(dim=1) & ~mask.all(dim=1)
+        none, every = mixed & ~out.any(dim=1), mixed & out.all(dim=1)
+        for rows, pick, value in ((none, torch.argmax, True), (every, torch.argmin, False)):
+            if rows.any():
+                # excess per sample of span, nudged by +-1/(4T) towards the centre sample: never
+                # 0, and exactly negated for ~mask, so both fix-ups choose the same position.
+                score = excess[rows].double() / (end - start).double()
+                score = score + (centre[rows].double() * 2 - 1) / (4 * n)
+                out[torch.nonzero(rows).flatten(), pick(score, dim=1)] = value
+    return out

@@ -6,7 +6,8 @@ code). What the presentation fixes: a transformer with channel tokens (one per l
 tokens (one per time step or patch across leads) joined by cross-attention; NT-Xent over a
 projection head; view strategies ``dual-view-seqaug`` (sequential random augmentations, full
 length), ``dual-view-interleave`` (even vs odd time steps) and ``dual-view-split`` (two
-non-overlapping 5 s segments); random lead masking on the last two; a 5-epoch warm start; 12
+non-overlapping 5 s segments); per-sample normalisation in all three (first, for seqaug; of
+each view, for the other two, before lead masking); random lead masking on the last two; a 5-epoch warm start; 12
 leads, 10 s. Its reported numbers are in results/reported/dual-view.yaml. Everything else below
 is our assumption, listed under Departures.
 
@@ -21,12 +22,18 @@ GELU MLP per stream. The representation is the concatenation of the mean channel
 mean time token after a final LayerNorm each (``2 d``). A projection MLP (Linear -> ReLU ->
 Linear) feeds NT-Xent (:func:`ecgbench.losses.nt_xent`); it is dropped after pretraining.
 
-Views. ``seqaug``: the full 10 s window, twice through the same sequential pipeline (Gaussian
+Normalisation (:func:`standardize_per_sample`): every view (the whole window, for seqaug) is
+z-scored with one mean and one standard deviation over all its leads and samples, so views
+differ in shape, not in gain or offset, and the leads keep their relative amplitudes. The
+encoder applies it to the deterministic views it embeds, so evaluation sees it too.
+
+Views. ``seqaug``: the normalised 10 s window, twice through the same sequential pipeline (Gaussian
 noise, amplitude scaling, baseline wander, time warping, random resized crop; each with
 probability 0.5). ``interleave``: samples 0, 2, 4, ... vs 1, 3, 5, ... (two 10 s views at half
 the rate). ``split``: the first vs the second 5 s. The last two then mask each lead of each view
 with probability ``lead_mask_p`` (at least one lead kept). A view has ``T_v`` = 1,000 samples
-(seqaug) or 500 (interleave, split). Evaluation: the encoder embeds the same deterministic views
+(seqaug) or 500 (interleave, split); interleave and split views are normalised before the
+lead masking. Evaluation: the encoder embeds the same deterministic views
 of a window (the window itself; its even and odd samples; its two halves) and averages them, so
 the probe sees the kind of input the encoder was trained on.
 
@@ -44,6 +51,7 @@ Departures:
 - Time tokens are 0.5 s patches (50 samples) across leads, not single time steps: 1,000 time tokens per view would not fit the CPU presets.
 - Sizes (width 256, depth 4, 8 heads, MLP x4, dropout 0.1), AdamW lr 5e-4, weight decay 0.05, batch 256, temperature 0.5 (this harness's SimCLR value) and ~100 epochs (6,800 steps) are our choices.
 - The seqaug pipeline and its probabilities, and lead-mask probability 0.25, are our choices.
+- "Normalize per sample" read as one z-score per view over all leads and samples (the presentation names no axes; per-lead z-scores would erase relative lead amplitudes).
 - "5-epoch warm start" read as a linear learning-rate warm-up over 5 epochs, expressed in steps (above).
 - Evaluation embeds a window's deterministic views and averages them (above), instead of feeding a longer or denser window than training used.
 - ``dual-view`` is an alias of ``dual-view-seqaug`` (the strategy the presentation lists first).
@@ -67,6 +75,14 @@ from ecgbench.methods.simclr import projection_mlp
 from ecgbench.store import atomic_write
 
 STRATEGIES = ("seqaug", "interleave", "split")
+
+
+def standardize_per_sample(x: Tensor, eps: float = 1e-6) -> Tensor:
+    """(B, leads, T) -> each sample minus its mean, over its standard deviation, both taken
+    over all its leads and samples (a flat sample stays zero)."""
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    std = x.std(dim=(-2, -1), keepdim=True)
+    return (x - mean) / (std + eps)
 
 
 class DualViewBlock(nn.Module):
@@ -139,13 +155,15 @@ class DualViewEncoder(nn.Module):
         nn.init.trunc_normal_(self.lead_embed, std=0.02)
 
     def views(self, x: Tensor) -> list[Tensor]:
-        """The deterministic views of a window (B, leads, n_samples)."""
+        """The deterministic views of a window (B, leads, n_samples), each normalised per sample."""
         if self.strategy == "interleave":
-            return [x[..., 0::2], x[..., 1::2]]
-        if self.strategy == "split":
+            views = [x[..., 0::2], x[..., 1::2]]
+        elif self.strategy == "split":
             half = self.n_samples // 2
-            return [x[..., :half], x[..., half:]]
-        return [x]
+            views = [x[..., :half], x[..., half:]]
+        else:
+            views = [x]
+        return [standardize_per_sample(v) for v in views]
 
     def encode(self, view: Tensor, return_attention: bool = False
                ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -173,7 +191,7 @@ class DualViewSeqAug(Method):
     """Dual-view transformer, views by sequential random augmentations of the full window."""
 
     name = "dual-view-seqaug"
-    version = 1
+    version = 2  # 2: per-sample normalisation
     paper = "Dual-view transformer for ECG SSL, seed project presentation (no public paper)"
     strategy = "seqaug"
 
@@ -225,9 +243,11 @@ class DualViewSeqAug(Method):
         ])
 
     def make_views(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Two views of each window (B, leads, n_samples) for the contrastive loss."""
+        """Two views of each window (B, leads, n_samples) for the contrastive loss: normalised,
+        then augmented twice (seqaug) or lead-masked (interleave, split)."""
         if self.strategy == "seqaug":
-            return self.augment(x), self.augment(x)
+            (window,) = self.encoder.views(x)
+            return self.augment(window), self.augment(window)
         first, second = self.encoder.views(x)
         mask = partial(augment.lead_mask, p=self.config.lead_mask_p)
         return mask(first), mask(second)

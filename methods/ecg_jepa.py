@@ -21,14 +21,18 @@ the target representations of the masked patches; the loss is the smooth-L1 dist
 representation is the context encoder's output averaged over all tokens. AdamW, lr 2.5e-5 at
 batch 128, weight decay 0.05.
 
-``ecg-jepa-hybrid`` (the seed project's report on encoder-embedding enhancements): the same
-pretraining; the evaluated representation is the ECG-JEPA features concatenated with clinical
-ECG parameters of the window (heart rate, PR, QRS duration, QT, QTc (Bazett), frontal QRS
-axis) from neurokit2's delineation (``ecg_peaks`` and the DWT ``ecg_delineate``) on lead II,
-the axis from the net QRS deflections of leads I and aVF (= II - I / 2). A parameter that
-cannot be measured (no beats found, delineation error, or outside a plausible range) is
-filled with a typical adult value (75 bpm, 160, 95, 400, 410 ms, 45 degrees), and a last
-column counts the filled parameters, so the probe can tell measured from filled.
+``ecg-jepa-hybrid`` (the seed project's report on encoder-embedding enhancements: "a dual-input
+SSL framework that jointly processes raw multi-lead ECG signals and precomputed clinical
+parameters"): the ECG-JEPA encoder takes a second input, the record's clinical parameters
+(heart rate, PR, QRS, QT, QTc, frontal QRS axis and how many had to be filled; measured once
+per record with neurokit2 and cached on disk by :mod:`ecgbench.clinical`). They are scaled by
+fixed adult reference values, embedded by an MLP (7 -> D -> D) and added to every patch token
+of the context and the target encoder, so the JEPA objective is learnt on both inputs. It
+starts from the ``ecg-jepa`` run of the same seed and preset (encoder, target and predictor;
+the report fine-tuned a pretrained ECG-JEPA) with the MLP's last layer at zero, so step 0 is
+exactly ECG-JEPA, and continues the JEPA pretraining with the clinical input for
+``max_steps``. The representation is the fused encoder's token mean concatenated with the
+scaled clinical columns (the report's "hybrid input representation").
 
 Departures:
 - Positions are added once at the input (ViT); the authors' code re-adds them before every block.
@@ -37,27 +41,27 @@ Departures:
 - Learning-rate warm-up and cosine decay are the harness's; the harness default clip 3.0 is switched off (none in the code).
 - qkv projections carry biases (torch's transformer layer); the code has none (2,304 parameters a layer).
 - One mask per batch as in the code (the paper leaves it open); ratios use round(), the code int().
-- ecg-jepa-hybrid pretrains its own ECG-JEPA run (same objective and seed as ecg-jepa) instead of reusing ecg-jepa's checkpoint.
+- ecg-jepa-hybrid: the report does not say how the two inputs meet; we add an MLP embedding of the scaled parameters to every patch token (reference scales and 2,000 further steps are our choices).
+- ecg-jepa-hybrid: parameters are measured per record (its windows joined) on lead II (and I for the axis), not per window.
 - Presets smoke/cpu use a larger lr (1e-3 / 1e-4) for their few hundred steps.
 """
 
 from __future__ import annotations
 
-import os
-
 import copy
-import logging
-import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ecgbench.api import Recordings
+from ecgbench.clinical import FIELDS, N_COLUMNS, TYPICAL_VALUES, clinical_features, record_features
 from ecgbench.ema import ema_update, linear_tau
 from ecgbench.encoders import TransformerEncoder1d, sinusoidal_positions
-from ecgbench.masking import multi_block_mask, random_time_mask
+from ecgbench.masking import mask_indices, multi_block_mask, random_time_mask
 from ecgbench.method import Method, MethodConfig
 from ecgbench.vit import LeadTimeViT
 
@@ -164,6 +168,10 @@ class EcgJepa(Method):
     def context_encoder(self) -> LeadTimeViT:
         return self.encoder
 
+    def tokens(self, encoder: LeadTimeViT, batch: dict[str, Tensor]) -> Tensor:
+        """The patch tokens (B, L, N, D) of a batch for the context or target encoder."""
+        return encoder.tokens(batch["signal"])
+
     def sample_mask(self, device: torch.device) -> Tensor:
         """(N,) bool over the time patches, True = masked (the same for every lead and sample)."""
         c, n = self.config, self.context_encoder.n_patches
@@ -174,17 +182,16 @@ class EcgJepa(Method):
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         x = batch["signal"]  # (B, 8, 2500)
         mask = self.sample_mask(torch.device("cpu"))  # drawn on the CPU: its indices need no GPU sync
-        visible, masked = (torch.nonzero(m).flatten().to(x.device) for m in (~mask, mask))
-        mask = mask.to(x.device)
+        visible, masked = mask_indices(mask, x.device)  # no host sync on CUDA
         with torch.no_grad():
-            target = self.target_encoder.encode(self.target_encoder.tokens(x))  # (B, L, N, D)
+            target = self.target_encoder.encode(self.tokens(self.target_encoder, batch))  # (B, L, N, D)
             target = F.layer_norm(target.float(), target.shape[-1:])[:, :, masked]
         encoder = self.context_encoder
-        context = encoder.encode(encoder.tokens(x)[:, :, visible], time_index=visible)
+        context = encoder.encode(self.tokens(encoder, batch)[:, :, visible], time_index=visible)
         prediction = self.predictor(context, visible, masked)  # (B, L, M, D)
         loss = F.smooth_l1_loss(prediction.float(), target, beta=self.config.smooth_l1_beta)
-        return {"loss": loss, "mask_ratio": mask.float().mean(),
-                "tau": torch.tensor(self.tau, device=x.device)}
+        return {"loss": loss, "mask_ratio": mask.float().mean(),  # logged values stay on the CPU:
+                "tau": torch.tensor(self.tau)}  # a scalar copied to CUDA syncs every step
 
     @torch.no_grad()
     def on_train_step_end(self, step: int, max_steps: int) -> None:
@@ -204,116 +211,89 @@ class EcgJepaMultiBlock(EcgJepa):
         masking: str = "multi-block"
 
 
-# ----- Hybrid representation: ECG-JEPA features + clinical ECG parameters ------------------------
-CLINICAL_FIELDS: tuple[str, ...] = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms",
-                                    "qrs_axis_deg")
-TYPICAL_VALUES: tuple[float, ...] = (75.0, 160.0, 95.0, 400.0, 410.0, 45.0)
-PLAUSIBLE: tuple[tuple[float, float], ...] = ((20, 300), (60, 400), (40, 250), (200, 700),
-                                              (200, 700), (-180, 180))
+# ----- Hybrid: a dual-input ECG-JEPA (raw leads + clinical parameters) -----------------------
+# Typical adult value and spread of each clinical column (heart rate bpm, PR, QRS, QT, QTc ms,
+# axis degrees), and the filled-count column over its maximum: inputs near unit scale.
+CLINICAL_CENTRE: tuple[float, ...] = (*TYPICAL_VALUES, 0.0)
+CLINICAL_SCALE: tuple[float, ...] = (20.0, 40.0, 25.0, 50.0, 40.0, 60.0, float(len(FIELDS)))
 
 
-def _median_ms(stop: np.ndarray, start: np.ndarray, fs: float) -> float:
-    d = (np.asarray(stop, float) - np.asarray(start, float)) / fs * 1000.0
-    d = d[np.isfinite(d) & (d > 0)]
-    return float(np.median(d)) if len(d) else float("nan")
+class ClinicalFusion(nn.Module):
+    """The ECG-JEPA ViT with a second input: the scaled clinical parameters, embedded by an MLP
+    and added to every patch token. ``tokens(x, clinical)`` and ``encode`` serve the JEPA
+    objective; ``forward(x, clinical)`` -> (B, D + 7): the token mean, then the scaled columns."""
 
-
-def _net_qrs(signal: np.ndarray, onsets: np.ndarray, offsets: np.ndarray) -> float:
-    """Median over beats of the net QRS deflection (largest positive + largest negative swing
-    from the QRS onset level)."""
-    values = []
-    for on, off in zip(onsets, offsets):
-        if np.isfinite(on) and np.isfinite(off) and off > on:
-            segment = signal[int(on): int(off) + 1] - signal[int(on)]
-            values.append(segment.max() + segment.min())
-    return float(np.median(values)) if values else float("nan")
-
-
-def clinical_parameters(window: np.ndarray, fs: float, leads: tuple[str, ...]) -> np.ndarray:
-    """(leads, T) -> (6,) heart rate, PR, QRS, QT, QTc, QRS axis; NaN where not measurable."""
-    import neurokit2 as nk
-
-    out = np.full(len(CLINICAL_FIELDS), np.nan)
-    if "II" not in leads:
-        return out
-    lead_ii = window[leads.index("II")].astype(float)
-    with warnings.catch_warnings():  # neurokit2 warns on short or noisy windows
-        warnings.simplefilter("ignore")
-        try:
-            clean = nk.ecg_clean(lead_ii, sampling_rate=int(fs))
-            _, info = nk.ecg_peaks(clean, sampling_rate=int(fs))
-            peaks = np.asarray(info["ECG_R_Peaks"], dtype=float)
-            if len(peaks) < 2:
-                return out
-            rr = float(np.median(np.diff(peaks))) / fs  # seconds
-            out[0] = 60.0 / rr
-            if not PLAUSIBLE[0][0] <= out[0] <= PLAUSIBLE[0][1]:
-                return np.full(len(CLINICAL_FIELDS), np.nan)  # no rhythm: skip the delineation
-            _, waves = nk.ecg_delineate(clean, peaks.astype(int), sampling_rate=int(fs),
-                                        method="dwt")
-        except Exception as error:  # noqa: BLE001 - any delineation failure is a missing value
-            logging.getLogger(__name__).debug("delineation failed: %s", error)
-            return out
-    p_on, r_on, r_off, t_off = (np.asarray(waves.get(k, []), dtype=float) for k in
-                                ("ECG_P_Onsets", "ECG_R_Onsets", "ECG_R_Offsets", "ECG_T_Offsets"))
-    n = min(len(p_on), len(r_on), len(r_off), len(t_off))
-    p_on, r_on, r_off, t_off = p_on[:n], r_on[:n], r_off[:n], t_off[:n]
-    out[1] = _median_ms(r_on, p_on, fs)
-    out[2] = _median_ms(r_off, r_on, fs)
-    out[3] = _median_ms(t_off, r_on, fs)
-    out[4] = out[3] / np.sqrt(rr)  # Bazett, RR in seconds
-    if "I" in leads:
-        lead_i = window[leads.index("I")].astype(float)
-        net_i = _net_qrs(lead_i, r_on, r_off)
-        net_avf = _net_qrs(lead_ii - lead_i / 2.0, r_on, r_off)
-        if np.isfinite(net_i) and np.isfinite(net_avf) and (net_i or net_avf):
-            out[5] = float(np.degrees(np.arctan2(net_avf, net_i)))
-    for i, (low, high) in enumerate(PLAUSIBLE):
-        if not low <= out[i] <= high:
-            out[i] = np.nan
-    return out
-
-
-def clinical_features(windows: np.ndarray, fs: float, leads: tuple[str, ...]) -> np.ndarray:
-    """(B, leads, T) -> (B, 7): the six parameters with missing ones filled by typical values,
-    then the number filled."""
-    if len(windows) >= 16 and (os.cpu_count() or 1) > 1:  # delineation is CPU-bound: use every core
-        from joblib import Parallel, delayed
-
-        rows = Parallel(n_jobs=-1)(delayed(clinical_parameters)(w, fs, leads) for w in windows)
-    else:
-        rows = [clinical_parameters(w, fs, leads) for w in windows]
-    values = np.stack(rows)  # (B, 6)
-    missing = np.isnan(values)
-    filled = np.where(missing, np.asarray(TYPICAL_VALUES)[None, :], values)
-    return np.concatenate([filled, missing.sum(axis=1, keepdims=True)], axis=1)
-
-
-class ClinicalHybrid(nn.Module):
-    """ECG-JEPA features (D) concatenated with 7 clinical columns: (B, leads, T) -> (B, D + 7)."""
-
-    def __init__(self, backbone: LeadTimeViT, fs: float, leads: tuple[str, ...]):
+    def __init__(self, vit: LeadTimeViT):
         super().__init__()
-        self.backbone = backbone
-        self.fs, self.leads = float(fs), tuple(leads)
-        self.embedding_dim = backbone.embedding_dim + len(CLINICAL_FIELDS) + 1
+        self.vit = vit
+        dim, n = vit.embedding_dim, N_COLUMNS
+        self.register_buffer("centre", torch.tensor(CLINICAL_CENTRE), persistent=False)
+        self.register_buffer("scale", torch.tensor(CLINICAL_SCALE), persistent=False)
+        self.clinical_embed = nn.Sequential(nn.Linear(n, dim), nn.GELU(), nn.Linear(dim, dim))
+        nn.init.zeros_(self.clinical_embed[-1].weight)  # step 0 is the ECG-JEPA it starts from
+        nn.init.zeros_(self.clinical_embed[-1].bias)
+        self.n_patches = vit.n_patches
+        self.embedding_dim = dim + n
 
-    def forward(self, x: Tensor) -> Tensor:
-        features = self.backbone(x)  # (B, D)
-        clinical = clinical_features(x.detach().float().cpu().numpy(), self.fs, self.leads)
-        return torch.cat([features, torch.as_tensor(clinical).to(features)], dim=-1)
+    def scaled(self, clinical: Tensor) -> Tensor:
+        return (clinical.float() - self.centre) / self.scale  # (B, 7)
+
+    def tokens(self, x: Tensor, clinical: Tensor) -> Tensor:
+        shift = self.clinical_embed(self.scaled(clinical))  # (B, D)
+        return self.vit.tokens(x) + shift[:, None, None, :].to(x.dtype)
+
+    def encode(self, tokens: Tensor, time_index: Tensor | None = None) -> Tensor:
+        return self.vit.encode(tokens, time_index=time_index)
+
+    def forward(self, x: Tensor, clinical: Tensor) -> Tensor:
+        pooled = self.encode(self.tokens(x, clinical)).mean(dim=(1, 2))  # (B, D)
+        return torch.cat([pooled, self.scaled(clinical).to(pooled.dtype)], dim=-1)
 
 
 class EcgJepaHybrid(EcgJepa):
-    """ECG-JEPA features + clinical ECG parameters (HR, PR, QRS, QT/QTc, axis) via neurokit2."""
+    """ECG-JEPA with a second input, clinical ECG parameters, pretrained on both from ECG-JEPA."""
 
     name = "ecg-jepa-hybrid"
+    version = 2  # 2: dual-input pretraining from ecg-jepa's run (was: features appended afterwards)
     paper = ("ecgbench seed report, encoder-embedding enhancements (hybrid input on ECG-JEPA, "
              "Kim, arXiv:2410.08559, 2024)")
+    base_method = "ecg-jepa"
+    derived_input = "clinical"
+
+    @dataclass
+    class Config(EcgJepa.Config):
+        max_steps: int = 2000  # further steps from ecg-jepa's run, with the clinical input
 
     def _build_encoder(self, vit: LeadTimeViT) -> nn.Module:
-        return ClinicalHybrid(vit, self.config.fs, tuple(self.config.leads))
+        return ClinicalFusion(vit)
 
-    @property
-    def context_encoder(self) -> LeadTimeViT:
-        return self.encoder.backbone
+    def tokens(self, encoder: ClinicalFusion, batch: dict[str, Tensor]) -> Tensor:
+        if "clinical" not in batch:
+            raise KeyError(f"{self.name} trains on two inputs: the batch has no 'clinical' "
+                           "(the runner adds it from ecgbench.clinical.record_features)")
+        return encoder.tokens(batch["signal"], batch["clinical"])
+
+    def derive_inputs(self, data: Recordings, cache_dir: Path) -> np.ndarray:
+        return record_features(data, self.input_spec, cache_dir)
+
+    def init_from_base(self, base: Method) -> None:
+        """Start from the ECG-JEPA run: its context and target encoders and its predictor."""
+        try:
+            self.encoder.vit.load_state_dict(base.encoder.state_dict())
+            self.target_encoder.vit.load_state_dict(base.target_encoder.state_dict())
+            self.predictor.load_state_dict(base.predictor.state_dict())
+        except RuntimeError as error:
+            raise ValueError(
+                f"{self.name}: the {base.name} run does not fit this variant's config (set the "
+                f"same sizes for both): {str(error).splitlines()[0]}") from None
+
+    @torch.no_grad()
+    def embed(self, x: Tensor, clinical: Tensor | None = None) -> Tensor:
+        """(B, leads, T) and the windows' records' clinical features (B, 7) -> (B, D + 7). The
+        runner passes the cached per-record features; without them they are measured on the
+        windows themselves (slow: neurokit2 per window)."""
+        if clinical is None:
+            windows = list(x.detach().float().cpu().numpy())
+            clinical = torch.from_numpy(clinical_features(windows, self.config.fs,
+                                                          tuple(self.config.leads)))
+        return self.encoder(x, clinical.to(x.device))

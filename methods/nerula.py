@@ -14,9 +14,14 @@ non-contrastive pathway is BYOL's: an online encoder, projector and predictor pr
 projection an EMA target network gives the other view, and the loss is the negative cosine
 similarity between them, over both directions. The encoder masks its latents too: m, resized
 to each layer's length, zeroes the hidden positions after every layer, and attention never
-looks at hidden keys. The generative pathway decodes each view's last-layer latents back to
-the whole signal, scored with the Huber loss. L = 1 * L_nc + 10 * L_recon; Adam, lr 1e-4. The
-representation is the encoder's mean over time (of the unmasked signal at evaluation), 128-d.
+looks at hidden keys; no view is ever entirely hidden at any layer
+(:func:`ecgbench.masking.resize_mask` keeps a visible position for each of two complementary
+masks). The final latent is a masked vector of 128 positions (Sec. 4.2.2, :class:`FinalLatent`):
+the last layer's latents resampled to 128 positions and multiplied by the mask at that length,
+so the two views' final latents are non-zero at complementary positions. The generative
+pathway decodes each view's final latent back to the whole signal, scored with the Huber loss.
+L = 1 * L_nc + 10 * L_recon; Adam, lr 1e-4. The representation is the mean of the final latent
+over its visible positions (all of them, unmasked, at evaluation), 128-d.
 
 Ablation ladder (the paper's Table 2), one registered method per row, each adding one thing:
 ``nerula-ladder-byol`` (BYOL with its augmentations and a 1-D ResNet, lead II),
@@ -37,6 +42,8 @@ Departures:
 - L_nc is the negative cosine averaged over the two directions; the BYOL rung keeps BYOL's 2 - 2 cos summed over them, an affine map of it (same optimum, same Adam steps up to epsilon).
 - The encoder follows the LLA code (arch (2, 2, 8), windows 19 then 3 global layers, 1x1 conv 96 -> 128, resize to 1,152 steps, batch-norm "layer norms"); leads are input channels (one lead here), not the LLA lead axis.
 - No gradient clipping (none stated); the harness default is 3.0.
+- The final 128-position latent is the last layer (5 positions at the paper preset) resampled linearly to 128, then masked: the paper gives the length, not how it arises.
+- Masks are resized per layer by majority over each position's span (ties: its centre sample), keeping a visible position for each view; the paper says "interpolate" only.
 """
 
 from __future__ import annotations
@@ -52,12 +59,13 @@ from ecgbench.encoders import (
     LOCAL_LEAD_PRESETS,
     RESNET1D_PRESETS,
     LocalLeadConfig,
+    LocalLeadEncoder,
     ResNet1dConfig,
     local_lead_from_config,
     resnet1d_from_config,
 )
 from ecgbench.losses import huber_reconstruction, negative_cosine
-from ecgbench.masking import complementary_patch_mask
+from ecgbench.masking import complementary_patch_mask, resize_mask
 from ecgbench.method import Method, MethodConfig
 from ecgbench.methods.byol import BYOL
 
@@ -177,22 +185,54 @@ class NerulaLadderMasking(_MaskedViews):
         return resnet1d_from_config(self.config, in_leads=len(self.config.leads))
 
 
+class FinalLatent(nn.Module):
+    """NERULA's final masked latent (Sec. 4.2.2): the encoder's last-layer latents (B, D, L)
+    resampled linearly to ``length`` positions (128) and multiplied by the view's keep mask at
+    that length, so two complementary views give vectors non-zero at complementary positions.
+
+    ``sequence(x, keep)``: (B, D, length) final latents and their (B, length) keep mask;
+    ``forward(x, keep=None)``: their mean over the visible positions, the encoder contract.
+    """
+
+    def __init__(self, backbone: LocalLeadEncoder, length: int):
+        super().__init__()
+        if length < 2:
+            raise ValueError(f"NERULA: final_len must be at least 2 (one position per view), got {length}")
+        self.backbone = backbone
+        self.length = int(length)
+        self.embedding_dim = backbone.embedding_dim
+
+    def sequence(self, x: Tensor, keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if keep is None:
+            keep = torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool, device=x.device)
+        latents, _ = self.backbone.sequence(x, keep)  # (B, D, L_last)
+        final_keep = resize_mask(keep, self.length)  # (B, length)
+        final = F.interpolate(latents, size=self.length, mode="linear", align_corners=False)
+        return final * final_keep[:, None].to(final.dtype), final_keep
+
+    pool = staticmethod(LocalLeadEncoder.pool)
+
+    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        return self.pool(*self.sequence(x, keep))
+
+
 class NerulaLadderLatent(_MaskedViews):
     """NERULA ladder, + latent masking: masked views through the LocalLead attention encoder."""
 
     name = "nerula-ladder-latent"
-    version = 1
+    version = 2  # 2: the 128-position final latent; no view ever entirely hidden
     paper = PAPER
     latent_masking = True
 
     @dataclass
     class Config(MaskedViewsConfig, LocalLeadConfig):
-        pass
+        final_len: int = 128  # positions of the final masked latent (Sec. 4.2.2)
 
     presets = _presets(LOCAL_LEAD_PRESETS)
 
     def build_encoder(self) -> nn.Module:
-        return local_lead_from_config(self.config, in_leads=len(self.config.leads))
+        backbone = local_lead_from_config(self.config, in_leads=len(self.config.leads))
+        return FinalLatent(backbone, int(self.config.final_len))
 
 
 class SignalDecoder(nn.Module):
@@ -222,7 +262,7 @@ class Nerula(NerulaLadderLatent):
     """NERULA: complementary masked views aligned non-contrastively + Huber reconstruction."""
 
     name = "nerula"
-    version = 1
+    version = 2  # 2: the 128-position final latent; no view ever entirely hidden
     paper = PAPER
 
     @dataclass
@@ -245,8 +285,8 @@ class Nerula(NerulaLadderLatent):
 
     def reconstruct(self, x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
         """One view through the online encoder: its pooled features (B, D) and the decoder's
-        reconstruction of the whole signal (B, leads, T) from its last-layer latents."""
-        latents, keep_out = self.encoder.sequence(x, keep)  # (B, D, L), (B, L)
+        reconstruction of the whole signal (B, leads, T) from its final latent."""
+        latents, keep_out = self.encoder.sequence(x, keep)  # (B, D, 128), (B, 128)
         return self.encoder.pool(latents, keep_out), self.decoder(latents, x.shape[-1])
 
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -21,6 +21,7 @@ and the L2 penalty ``L2 * sum(w**2) / 2`` over kernels only (``tf.nn.l2_loss``, 
 excluded) follow the released code (``main.py``, ``utils.py``, ``model.py``).
 
 Departures:
+- Leaky ReLU (slope 0.2) in the conv blocks, as the released code (``tf.nn.leaky_relu``): seed 004 describes ReLU; seed 000 names no activation.
 - No learning-rate decay: the code decays by 0.9 every 10k steps (staircase); the harness owns the schedule.
 - Steps, not epochs: the paper trains 100 epochs over SWELL+AMIGOS+DREAMER+WESAD; ``max_steps`` stands in.
 - Scaling factor 0.9 (the paper's); the released ``main.py`` sets ``scale_param = 1.1``.
@@ -102,6 +103,15 @@ class TransformCNN(Method):
         "cpu": {"fs": 128, "n_samples": 1280, "channels": (8, 16, 32), "kernels": (16, 8, 4),
                 "head_hidden": 64, "batch_size": 32},
     }
+
+    @classmethod
+    def search_space(cls, config: Config) -> dict[str, tuple]:
+        """Seed 004's Ray Tune space on this Config: Adam lr around 2e-3, 32 or 64 windows per
+        batch, warm-up over 5-8 of 100 epochs (as 5-8 % of ``max_steps``). Its scheduler (none or
+        cosine with warm restarts), cycles and decay 0.95-0.97 have no field here: the trainer
+        has no decay schedule (see Departures)."""
+        return {"lr": ("loguniform", 1e-3, 4e-3), "batch_size": ("choice", (32, 64)),
+                "warmup_steps": ("int", round(0.05 * config.max_steps), round(0.08 * config.max_steps))}
 
     def __init__(self, config: Config):
         super().__init__(config)

@@ -121,6 +121,18 @@ def _ti_mae(**overrides):
     return TiMAE(config)
 
 
+def test_mask_counts_round_or_truncate_the_kept_tokens_as_asked():
+    assert n_masked(30, 0.75) == 22  # round(22.5): Python rounds half to even
+    assert n_masked(30, 0.75, count="keep-floor") == 23  # MAE/ST-MEM code: int(7.5) = 7 kept
+    assert n_masked(100, 0.75, count="keep-floor") == n_masked(100, 0.75) == 75
+    assert n_masked(3, 0.99, count="keep-floor") == 2  # one token always kept
+    keep_idx, mask = random_token_mask(6, 30, 0.75, torch.Generator().manual_seed(0),
+                                       count="keep-floor")
+    assert keep_idx.shape == (6, 7) and (mask.sum(1) == 23).all()
+    with pytest.raises(ValueError, match="mask count"):
+        n_masked(30, 0.75, count="ceil")
+
+
 def test_ti_mae_encoder_sees_only_visible_tokens():
     method = _ti_mae().train()
     seen = []
@@ -279,6 +291,24 @@ def test_resize_mask_keeps_complements_complementary():
         small = resize_mask(mask, length)
         assert small.shape == (8, length)
         assert torch.equal(resize_mask(~mask, length), ~small)
-        # Nearest-neighbour: every resized position copies one input position.
-        index = (torch.arange(length) * 5000 // length)
-        assert torch.equal(small, mask[:, index])
+        # Majority over each position's span (adaptive pooling's), ties to the centre sample.
+        i = torch.arange(length)
+        start, end = i * 5000 // length, -(-(i + 1) * 5000 // length)
+        centre = (2 * i + 1) * 5000 // (2 * length)
+        for row in range(8):
+            share = torch.tensor([mask[row, a:b].float().mean().item() for a, b in zip(start, end)])
+            expected = (share > 0.5) | ((share == 0.5) & mask[row, centre])
+            if expected.any() and not expected.all():  # else the fix-up below applies
+                assert torch.equal(small[row], expected)
+
+
+def test_resize_mask_never_hides_a_view_entirely():
+    # True holds 4 of 6 samples in each half: a plain majority at length 2 would give this view
+    # both positions and its complement none.
+    mask = torch.zeros(1, 12, dtype=torch.bool)
+    mask[0, [0, 1, 2, 3, 6, 7, 8, 9]] = True
+    two = resize_mask(mask, 2)
+    assert two.sum().item() == 1 and torch.equal(resize_mask(~mask, 2), ~two)
+    whole = torch.ones(3, 50, dtype=torch.bool)  # a mask with nothing hidden stays whole
+    assert resize_mask(whole, 7).all() and not resize_mask(~whole, 7).any()
+    assert resize_mask(mask, 1).shape == (1, 1)  # one position cannot serve two views

@@ -8,7 +8,8 @@ import numpy as np
 from ecgbench.api import Task
 from ecgbench.config import RunConfig, short_hash
 from ecgbench.stages.context import RunContext
-from ecgbench.store import read_json, write_json, write_npy
+from ecgbench.stages.pretrain import derived_inputs
+from ecgbench.store import cached_array, cached_record, write_json, write_npy
 
 
 def embeddings(ctx: RunContext, method, config: RunConfig, task: Task) -> tuple[np.ndarray, dict]:
@@ -20,17 +21,20 @@ def embeddings(ctx: RunContext, method, config: RunConfig, task: Task) -> tuple[
     path = ctx.store.embeddings(config.run_id, f"{data.name}-{data.version}-{short_hash(spec, 8)}"
                                 + ("-each" if each else ""))
     adaptation = {"dataset": f"{data.name}@{data.version}", "source_fs": data.fs}
-    if path.exists():
-        meta = read_json(path.with_suffix(".json"))
-        return np.load(path), meta["adaptation"]
+    note = cached_record(path.with_suffix(".json"), ("adaptation", "shape"))
+    cached = cached_array(path, tuple(note["shape"])) if note else None
+    if cached is not None:  # a missing, truncated or mis-shaped cache is recomputed
+        return cached, note["adaptation"]
     adapted = ctx.adapt(data, spec, each)
     adaptation.update(adapted.description)
     bar = ctx.progress.add_task(f"embed {config.run_id} on {data.name}", total=int(adapted.valid.sum()))
     from ecgbench.embed import embed_windows
 
+    copies = len(data.lead_names) if each else 1  # adapt_each_channel: C rows per record
+    derived = {k: np.repeat(v, copies, axis=0) for k, v in derived_inputs(ctx, method, data).items()}
     features = embed_windows(
         method, adapted.windows, ctx.device, ctx.plan.eval_settings.embed_batch_size,
-        on_batch=lambda n: ctx.progress.advance(bar, n), valid=adapted.valid,
+        on_batch=lambda n: ctx.progress.advance(bar, n), valid=adapted.valid, derived=derived,
     )
     if each:
         features = features.reshape(len(data), -1)  # (N * C, D) -> (N, C * D)

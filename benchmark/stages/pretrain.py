@@ -13,11 +13,12 @@ import numpy as np
 
 from ecgbench import distributed
 from ecgbench.api import Task
-from ecgbench.config import RunConfig, derive_seed
+from ecgbench.config import RunConfig, RunFailed, derive_seed
+from ecgbench.method import WithDerivedInput
 from ecgbench.registry import METHODS
 from ecgbench.stages import record
 from ecgbench.stages.context import RunContext
-from ecgbench.store import read_json, write_json
+from ecgbench.store import RUN_FIELDS, cached_record, warn, write_json
 
 ARTIFACT_BATCH = 8  # training windows handed to a method's ``artifacts`` hook
 
@@ -74,27 +75,43 @@ def pretrained(ctx: RunContext, config: RunConfig, task: Task | None = None):
     """
     import torch
 
-    from ecgbench.train import load_checkpoint
-
     cls = METHODS.get(config.method)
     run_id = config.run_id
-    torch.manual_seed(derive_seed(config.seed, "init"))
-    method = cls(ctx.plan.method_configs[config.method])
-    if cls.uses_labels:
-        method.setup_task(task.kind, n_outputs(task))
+
+    def build():
+        torch.manual_seed(derive_seed(config.seed, "init"))
+        built = cls(ctx.plan.method_configs[config.method])
+        if cls.uses_labels:
+            built.setup_task(task.kind, n_outputs(task))
+        return built
+
+    method = build()
     checkpoint = ctx.store.checkpoint(run_id)
     # Rank 0 holds the run's lock and decides for every rank whether to train or reuse.
     lock = ctx.store.lock(run_id) if distributed.is_main() else contextlib.nullcontext()
     with lock:
-        cached = distributed.agree(checkpoint.exists() and ctx.store.run_record(run_id).exists())
+        run_record = cached_record(ctx.store.run_record(run_id), RUN_FIELDS) if checkpoint.exists() else None
+        cached = distributed.agree(run_record is not None and _loaded(method, checkpoint))
         if cached:
-            load_checkpoint(method, checkpoint)
             ctx.console.log(f"reusing pretrained [bold]{run_id}[/]")
-            run_record = read_json(ctx.store.run_record(run_id))
         else:
+            if checkpoint.exists():  # a damaged cache may have half-loaded: start from the seeded init
+                method = build()
             run_record = _pretrain_and_save(ctx, method, config, task)
     record.log_pretraining(ctx, run_id, run_record)
     return method
+
+
+def _loaded(method, checkpoint: Path) -> bool:
+    """Load the checkpoint into ``method``; a damaged one is retrained, with a warning."""
+    from ecgbench.train import load_checkpoint
+
+    try:
+        load_checkpoint(method, checkpoint)
+    except RunFailed as error:
+        warn(f"{error}; retraining it")
+        return False
+    return True
 
 
 def _pretrain_and_save(ctx: RunContext, method, config: RunConfig, task: Task | None) -> dict[str, Any]:
@@ -145,7 +162,8 @@ def training_windows(ctx: RunContext, method, task: Task | None = None):
     from ecgbench.train import WindowDataset
 
     data = ctx.dataset(task.dataset if task else ctx.request.pretrain_dataset)
-    adapted = ctx.adapt(data, method.input_spec)
+    each = each_channel(data, method.input_spec)
+    adapted = ctx.adapt(data, method.input_spec, each)
     # pretraining never sees validation or test patients, nor records of evaluated datasets
     rows = data.indices("train") if task else ctx.pretraining.indices
     labels = None
@@ -153,18 +171,40 @@ def training_windows(ctx: RunContext, method, task: Task | None = None):
         y, usable = task.labels(data.meta)
         rows = rows[usable[rows]]
         labels = training_labels(task, y[rows])
+    channels = len(data.lead_names) if each else 1  # adapt_each_channel: row i * C + c is channel c of i
+    if each:
+        rows = (rows[:, None] * channels + np.arange(channels)).reshape(-1)
+        labels = None if labels is None else np.repeat(labels, channels, axis=0)
     w = adapted.windows.shape[1]  # windows (N, W, leads, T), gathered once below
     position = np.repeat(np.arange(len(rows)), w)  # record-major, as the windows lie
     window = np.tile(np.arange(w), len(rows))
     keep = adapted.valid[rows].reshape(-1)  # padding windows of short records never train
     position, window = position[keep], window[keep]
     records = rows[position]
-    return WindowDataset(
+    windows = WindowDataset(
         adapted.windows.reshape(-1, *adapted.windows.shape[2:])[records * w + window],
-        data.meta["patient_id"].to_numpy()[records],
-        records,
+        data.meta["patient_id"].to_numpy()[records // channels],
+        records // channels,
         labels=None if labels is None else labels[position],
     )
+    for key, table in derived_inputs(ctx, method, data).items():
+        windows = WithDerivedInput(windows, key, table)
+    return windows
+
+
+def derived_inputs(ctx: RunContext, method, data) -> dict[str, np.ndarray]:
+    """The method's per-record derived input for ``data`` ({} for most methods), computed once
+    per dataset version and input spec and cached under the store's cache/derived."""
+    if not method.derived_input:
+        return {}
+    return {method.derived_input: method.derive_inputs(data, ctx.store.root / "cache" / "derived")}
+
+
+def each_channel(data, spec) -> bool:
+    """A single-lead encoder on a corpus of several channels, none of them its lead (DREAMER's
+    two ECG channels): every channel trains as a record of its own, as tasks with
+    ``channels="each"`` embed them."""
+    return len(spec.leads) == 1 and len(data.lead_names) > 1 and spec.leads[0] not in data.lead_names
 
 
 def _artifacts(ctx: RunContext, method, config: RunConfig, dataset) -> list[str]:
@@ -200,5 +240,5 @@ def _run_record(ctx: RunContext, method, config: RunConfig, stats) -> dict[str, 
 
 def pretrain_seconds(ctx: RunContext, run_id: str) -> float:
     """Pretraining time from run.json (0 for controls that are not trained)."""
-    path = ctx.store.run_record(run_id)
-    return round(float(read_json(path).get("train", {}).get("seconds", 0.0)), 3) if path.exists() else 0.0
+    found = cached_record(ctx.store.run_record(run_id)) or {}
+    return round(float(found.get("train", {}).get("seconds", 0.0)), 3)

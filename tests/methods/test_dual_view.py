@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from ecgbench.methods.dual_view import DualViewEncoder
+from ecgbench.methods.dual_view import DualViewEncoder, standardize_per_sample
 from ecgbench.registry import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,7 +36,8 @@ def test_interleave_views_are_even_and_odd_samples_with_lead_masking():
     method = build("dual-view-interleave")
     x = window()
     first, second = method.encoder.views(x)
-    assert torch.equal(first, x[..., 0::2]) and torch.equal(second, x[..., 1::2])
+    assert torch.equal(first, standardize_per_sample(x[..., 0::2]))
+    assert torch.equal(second, standardize_per_sample(x[..., 1::2]))
     torch.manual_seed(0)
     v1, v2 = method.make_views(x)
     assert v1.shape == v2.shape == (4, 12, 500)
@@ -49,8 +50,38 @@ def test_split_views_are_the_two_halves():
     method = build("dual-view-split")
     x = window()
     first, second = method.encoder.views(x)
-    assert torch.equal(first, x[..., :500]) and torch.equal(second, x[..., 500:])
-    assert torch.equal(torch.cat([first, second], -1), x)  # non-overlapping, covering the window
+    assert torch.equal(first, standardize_per_sample(x[..., :500]))
+    assert torch.equal(second, standardize_per_sample(x[..., 500:]))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_view_is_normalised_per_sample_at_the_paper_shapes(name):
+    """Seed 001 lists per-sample normalisation in all three strategies: at 12 x 1,000 each
+    view has mean 0 and std 1 over its leads and samples, whatever the window's gain and offset
+    (different for every sample), and the leads keep their relative amplitudes."""
+    method = build(name)
+    assert (len(method.config.leads), method.config.n_samples) == (12, 1000)
+    x = window(8)
+    x[:, 0] *= 3.0  # lead I three times as large as the others
+    gain, offset = torch.rand(8, 1, 1) * 9 + 0.5, torch.randn(8, 1, 1) * 5
+    torch.manual_seed(0)
+    views = method.make_views(x * gain + offset)
+    if name == "dual-view-seqaug":  # the normalised window is what the augmentations start from
+        views = method.encoder.views(x * gain + offset)
+        assert torch.allclose(views[0], standardize_per_sample(x), atol=1e-4)
+    for view in views:
+        kept = view.abs().sum(-1) > 0  # (B, leads): lead masking zeroes whole leads afterwards
+        both = kept[:, 0] & kept[:, 1]
+        ratio = view[:, 0].std(-1) / view[:, 1].std(-1)
+        assert both.any() and torch.allclose(ratio[both], torch.tensor(3.0), rtol=0.2)
+        if name != "dual-view-seqaug":  # unmasked views: exactly z-scored
+            unmasked = method.encoder.views(x * gain + offset)
+            for v in unmasked:
+                assert torch.allclose(v.flatten(1).mean(1), torch.zeros(8), atol=1e-5)
+                assert torch.allclose(v.flatten(1).std(1), torch.ones(8), atol=1e-4)
+    method.eval()
+    with torch.no_grad():  # evaluation normalises too: gain and offset do not reach the features
+        assert torch.allclose(method.embed(x), method.embed(x * gain + offset), atol=1e-4)
 
 
 def test_lead_masking_rate_and_at_least_one_lead_kept():
@@ -97,17 +128,18 @@ def test_cross_attention_maps_are_row_stochastic_over_the_other_stream():
 
 def test_time_tokens_see_leads_only_through_cross_attention_when_patches_are_lead_blind():
     """Zero the time embedding's weights: time tokens then carry no signal of their own, and
-    their output still changes with the input, through cross-attention to the channel tokens."""
+    their output still changes with the input, through cross-attention to the channel tokens.
+    (The second input differs in shape, not only in gain: views are normalised per sample.)"""
     encoder = DualViewEncoder(12, 1000, "seqaug", 50, dim=16, depth=1, heads=2).eval()
     torch.nn.init.zeros_(encoder.time_embed.weight)
     x = window(2)
     with torch.no_grad():
         a = encoder.encode(x)[0][:, 16:]  # the time stream's pooled half
-        b = encoder.encode(x * 2.0)[0][:, 16:]
+        b = encoder.encode(x.flip(-1))[0][:, 16:]
         block = encoder.blocks[0]
         torch.nn.init.zeros_(block.cross_attn["time"].out_proj.weight)  # cut time <- channel
         c = encoder.encode(x)[0][:, 16:]
-        d = encoder.encode(x * 2.0)[0][:, 16:]
+        d = encoder.encode(x.flip(-1))[0][:, 16:]
     assert not torch.allclose(a, b)
     assert torch.allclose(c, d, atol=1e-6)
 

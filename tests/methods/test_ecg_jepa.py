@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
 import torch
 
 from ecgbench.encoders import count_parameters
-from ecgbench.methods.ecg_jepa import (
-    CLINICAL_FIELDS,
-    JEPA_LEADS,
-    TYPICAL_VALUES,
-    EcgJepa,
-    EcgJepaHybrid,
-    EcgJepaMultiBlock,
-    clinical_features,
-    clinical_parameters,
-)
+from ecgbench.clinical import clinical_features
+from ecgbench.methods.ecg_jepa import JEPA_LEADS, EcgJepa, EcgJepaHybrid, EcgJepaMultiBlock
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -93,47 +84,105 @@ def test_predictor_predicts_only_the_masked_patches_of_every_lead():
     assert method.predictor(context, visible, masked).shape == (3, 8, 30, method.config.embed_dim)
 
 
-# ----- Hybrid: clinical parameters ---------------------------------------------------------------
+# ----- Hybrid: a dual-input ECG-JEPA ---------------------------------------------------------------
 def _simulated_window(heart_rate: int = 70) -> np.ndarray:
     import neurokit2 as nk
     lead_ii = nk.ecg_simulate(duration=10, sampling_rate=250, heart_rate=heart_rate,
                               random_state=0)
     window = np.zeros((8, 2500))
     window[1] = lead_ii
-    window[0] = 0.5 * lead_ii  # lead I: aVF = II - I / 2 = 0.75 II
+    window[0] = 0.5 * lead_ii  # lead I
     return window
 
 
-def test_clinical_parameters_of_a_simulated_ecg():
-    values = dict(zip(CLINICAL_FIELDS, clinical_parameters(_simulated_window(70), 250, JEPA_LEADS)))
-    assert values["heart_rate_bpm"] == pytest.approx(70, abs=3)
-    assert 100 <= values["pr_ms"] <= 250 and 60 <= values["qrs_ms"] <= 200
-    assert 300 <= values["qt_ms"] <= 500
-    rr = 60 / values["heart_rate_bpm"]
-    assert values["qtc_ms"] == pytest.approx(values["qt_ms"] / math.sqrt(rr))
-    # net QRS in I is 0.5 n and in aVF 0.75 n: the axis is atan2(0.75, 0.5) for positive n
-    assert values["qrs_axis_deg"] == pytest.approx(math.degrees(math.atan2(0.75, 0.5)), abs=0.01)
+def _base_and_hybrid():
+    base = smoke(EcgJepa)
+    with torch.no_grad():
+        for p in base.parameters():
+            p.add_(0.05)  # distinct from any fresh initialisation
+    hybrid = smoke(EcgJepaHybrid)
+    hybrid.init_from_base(base)
+    return base, hybrid
 
 
-def test_failed_delineation_is_filled_and_counted_never_raised():
-    windows = np.stack([np.zeros((8, 2500)), _simulated_window(70)])
-    features = clinical_features(windows, 250, JEPA_LEADS)
-    assert features.shape == (2, len(CLINICAL_FIELDS) + 1) and np.isfinite(features).all()
-    assert features[0, :-1].tolist() == list(TYPICAL_VALUES) and features[0, -1] == 6
-    assert features[1, -1] == 0
-    no_lead_ii = clinical_parameters(np.zeros((2, 2500)), 250, ("I", "V1"))
-    assert np.isnan(no_lead_ii).all()
+def test_hybrid_starts_from_ecg_jepa_and_step_0_is_exactly_ecg_jepa():
+    assert EcgJepaHybrid.base_method == "ecg-jepa" and EcgJepaHybrid.derived_input == "clinical"
+    base, hybrid = _base_and_hybrid()
+    for mine, theirs in ((hybrid.encoder.vit, base.encoder), (hybrid.target_encoder.vit, base.target_encoder),
+                         (hybrid.predictor, base.predictor)):
+        assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
+    x = torch.randn(3, 8, 2500)
+    clinical = torch.from_numpy(clinical_features([np.zeros((8, 2500))] * 3, 250, JEPA_LEADS))
+    torch.manual_seed(5)
+    ours = hybrid.train().training_step({"signal": x, "clinical": clinical})["loss"]
+    torch.manual_seed(5)
+    theirs = base.train().training_step({"signal": x})["loss"]
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)  # zero-initialised fusion
+    other = smoke(EcgJepa, embed_dim=16, heads=2)
+    with pytest.raises(ValueError, match="does not fit"):
+        smoke(EcgJepaHybrid).init_from_base(other)
 
 
-def test_hybrid_representation_concatenates_encoder_and_clinical_features():
-    method = smoke(EcgJepaHybrid).eval()
+def test_hybrid_pretraining_consumes_the_clinical_parameters():
+    """Both inputs reach the JEPA loss: the clinical MLP gets gradients, and once it is
+    non-zero the loss and the embedding change with the clinical input alone."""
+    _, hybrid = _base_and_hybrid()
+    x = torch.randn(4, 8, 2500)
+    clinical = torch.tensor([[70, 160, 95, 400, 410, 45, 0]] * 4, dtype=torch.float32)
+    torch.manual_seed(1)
+    loss = hybrid.train().training_step({"signal": x, "clinical": clinical})["loss"]
+    loss.backward()
+    last = hybrid.encoder.clinical_embed[-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in hybrid.target_encoder.parameters())
+    with torch.no_grad():
+        torch.nn.init.normal_(last.weight, std=0.5)
+    fast = clinical.clone()
+    fast[:, 0] = 150.0  # another heart rate, same signal
+    losses = []
+    for c in (clinical, fast):
+        torch.manual_seed(1)
+        losses.append(hybrid.training_step({"signal": x, "clinical": c})["loss"].item())
+    assert losses[0] != pytest.approx(losses[1], rel=1e-6)
+    hybrid.eval()
+    a, b = hybrid.embed(x, clinical), hybrid.embed(x, fast)
+    d = hybrid.config.embed_dim
+    assert a.shape == (4, d + 7) and hybrid.embedding_dim == d + 7
+    assert not torch.allclose(a[:, :d], b[:, :d])  # the encoder itself sees the parameters
+    assert a[0, d] == pytest.approx(-0.25) and b[0, d] == pytest.approx(3.75)  # (hr - 75) / 20
+    with pytest.raises(KeyError, match="clinical"):
+        hybrid.training_step({"signal": x})
+
+
+def test_hybrid_embed_without_the_cached_input_measures_the_windows():
+    _, hybrid = _base_and_hybrid()
     x = torch.tensor(_simulated_window(70)[None], dtype=torch.float32)
-    z = method.embed(x)
-    d = method.config.embed_dim
-    assert method.embedding_dim == d + 7 and z.shape == (1, d + 7)
-    assert torch.allclose(z[:, :d], method.encoder.backbone(x))
-    assert z[0, d] == pytest.approx(70, abs=3)  # heart rate
-    # the pretraining is ECG-JEPA's, on the backbone alone
-    assert method.context_encoder is method.encoder.backbone
-    out = method.train().training_step({"signal": torch.randn(2, 8, 2500)})
-    assert torch.isfinite(out["loss"])
+    measured = torch.from_numpy(clinical_features(list(x.numpy()), 250, JEPA_LEADS))
+    assert torch.allclose(hybrid.eval().embed(x), hybrid.embed(x, measured))
+
+
+def test_hybrid_training_and_embedding_windows_get_their_records_clinical_row():
+    """The runner's plumbing for a derived input: training batches carry table[record_index]
+    (WithDerivedInput over the pretraining windows) and embed_windows hands every window its
+    record's row, so a record's windows all see that record's parameters."""
+    from ecgbench.embed import embed_windows
+    from ecgbench.method import WithDerivedInput
+    from ecgbench.train import WindowDataset
+
+    table = np.stack([np.arange(7) + 10.0 * r for r in range(3)]).astype(np.float32)  # 3 records
+    windows = np.random.default_rng(0).standard_normal((3, 2, 8, 2500)).astype(np.float32)
+    dataset = WithDerivedInput(WindowDataset(windows.reshape(6, 8, 2500), np.repeat([5, 6, 7], 2),
+                                             np.repeat([0, 1, 2], 2)), "clinical", table)
+    batch = dataset.__getitems__([5, 0, 3])
+    assert torch.equal(batch["clinical"], torch.from_numpy(table[[2, 0, 1]]))
+    assert torch.equal(dataset[4]["clinical"], torch.from_numpy(table[2])) and len(dataset) == 6
+    _, hybrid = _base_and_hybrid()
+    with torch.no_grad():
+        torch.nn.init.normal_(hybrid.encoder.clinical_embed[-1].weight, std=0.5)
+    valid = np.array([[True, True], [True, False], [True, True]])
+    out = embed_windows(hybrid, windows, torch.device("cpu"), batch_size=4, valid=valid,
+                        derived={"clinical": table})
+    x = torch.from_numpy(windows)
+    expected = [torch.stack([hybrid.embed(x[r, w][None], torch.from_numpy(table[r:r + 1]))[0]
+                             for w in range(2) if valid[r, w]]).mean(0) for r in range(3)]
+    assert np.allclose(out, torch.stack(expected).numpy(), atol=1e-5)

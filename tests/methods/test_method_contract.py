@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import io
 import math
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,18 +45,48 @@ def build(name: str, seed: int = 0, with_base: bool = True) -> Method:
     return method
 
 
-def random_batch(method: Method, seed: int = 0, device: str = "cpu") -> dict[str, torch.Tensor]:
+def random_signal(method: Method, seed: int = 0) -> torch.Tensor:
     spec = method.input_spec
     g = torch.Generator().manual_seed(seed)
-    signal = torch.randn(BATCH, len(spec.leads), spec.n_samples, generator=g)  # (B, leads, T)
+    return torch.randn(BATCH, len(spec.leads), spec.n_samples, generator=g)  # (B, leads, T)
+
+
+def random_batch(method: Method, seed: int = 0, device: str = "cpu") -> dict[str, torch.Tensor]:
     batch = {
-        "signal": signal.to(device),
+        "signal": random_signal(method, seed).to(device),
         "patient_id": torch.arange(BATCH, device=device) // 2,
         "record_index": torch.arange(BATCH, device=device),
     }
     if method.uses_labels:
         batch["label"] = torch.arange(BATCH, device=device) % N_CLASSES  # (B,) int64, multiclass
+    if method.derived_input:  # as the runner adds it: each window gets its record's row
+        table = derived_table(method.name, seed)
+        batch[method.derived_input] = torch.from_numpy(table)[batch["record_index"].cpu()].to(device)
     return batch
+
+
+def derived(method: Method, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword ``embed`` takes the derived input as (none for most methods)."""
+    return {method.derived_input: batch[method.derived_input]} if method.derived_input else {}
+
+
+@functools.cache
+def derived_table(name: str, seed: int) -> np.ndarray:
+    """``derive_inputs`` on recordings made of the seed's random windows, one record each
+    (once per method and seed: extractors such as neurokit2's delineation are slow)."""
+    import pandas as pd
+
+    from ecgbench.api import Recordings
+
+    method = build(name, with_base=False)
+    spec = method.input_spec
+    meta = pd.DataFrame({"record_id": [f"r{i}" for i in range(BATCH)], "patient_id": range(BATCH),
+                         "split": "train"})
+    data = Recordings("contract", "1", random_signal(method, seed).numpy(), meta, spec.fs, tuple(spec.leads))
+    with tempfile.TemporaryDirectory() as cache:
+        table = method.derive_inputs(data, Path(cache))
+    assert table.shape[0] == BATCH and table.dtype == np.float32
+    return table
 
 
 def encoder_grads(method: Method) -> list[torch.Tensor]:
@@ -116,8 +150,8 @@ def test_loss_falls_on_one_fixed_batch(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_embed_shape(name):
     method = build(name).eval()
-    x = random_batch(method)["signal"]
-    features = method.embed(x)
+    batch = random_batch(method)
+    features = method.embed(batch["signal"], **derived(method, batch))
     assert features.shape == (BATCH, method.embedding_dim)
     assert torch.isfinite(features).all() and not features.requires_grad
 
@@ -135,8 +169,9 @@ def test_state_dict_round_trip_gives_identical_embeddings(name):
     buffer.seek(0)
     restored = build(name, seed=1, with_base=False)
     restored.load_state_dict(torch.load(buffer, weights_only=True))
-    x = random_batch(trained, seed=3)["signal"]
-    assert torch.equal(trained.eval().embed(x), restored.eval().embed(x))
+    batch = random_batch(trained, seed=3)
+    x, extra = batch["signal"], derived(trained, batch)
+    assert torch.equal(trained.eval().embed(x, **extra), restored.eval().embed(x, **extra))
 
 
 def test_byol_target_is_an_ema_without_gradients():
@@ -206,7 +241,7 @@ def test_training_step_and_embed_on_cuda(name):
     if method.needs_training:
         outputs["loss"].backward()
         method.on_train_step_end(0, 10)
-    assert method.eval().embed(batch["signal"]).shape == (BATCH, method.embedding_dim)
+    assert method.eval().embed(batch["signal"], **derived(method, batch)).shape == (BATCH, method.embedding_dim)
 
 
 def test_template_is_a_working_method():

@@ -35,13 +35,32 @@ def test_paper_preset_is_the_papers_setting_with_a_vit_b_encoder():
 
 
 def test_every_lead_loses_the_same_number_of_patches_at_different_places():
+    """At the paper's token grid (the smoke preset keeps it: 30 patches of 75 samples, ratio
+    0.75) the authors' code keeps int(30 * 0.25) = 7 patches a lead: 23 masked."""
     method = smoke(StMem).train()
+    c = method.config
+    assert (c.n_samples, c.patch_size, c.mask_ratio) == (2250, 75, 0.75) == (
+        StMem.Config().n_samples, StMem.Config().patch_size, StMem.Config().mask_ratio)
     x = method.encoder.preprocess(torch.randn(4, 12, 2250))
     prediction, mask = method.reconstruct(x)
     assert prediction.shape == (4 * 12, 30, 75) and mask.shape == (4 * 12, 30)
-    assert (mask.sum(dim=1) == 22).all()  # round(0.75 * 30) per lead
+    assert (mask.sum(dim=1) == 23).all()  # 30 - int(30 * 0.25) per lead, as the reference code
     per_lead = mask.reshape(4, 12, 30)
     assert not all(torch.equal(per_lead[0, 0], per_lead[0, lead]) for lead in range(1, 12))
+
+
+def test_vqvae_decoder_is_the_reports_with_its_43_1m_parameters():
+    """The report prints Linear 512->768, LayerNorm, ReLU, Dropout 0.1, Linear 768->1536, ReLU,
+    Linear 1536->27000: 43,075,704 parameters in the decoder alone (43.1M)."""
+    with torch.device("meta"):
+        method = StMemVqvae(StMemVqvae.Config())
+    layers = [type(m).__name__ for m in method.decoder]
+    assert layers == ["Linear", "LayerNorm", "ReLU", "Dropout", "Linear", "ReLU", "Linear"]
+    shapes = [(m.in_features, m.out_features) for m in method.decoder if isinstance(m, torch.nn.Linear)]
+    assert shapes == [(512, 768), (768, 1536), (1536, 27000)]
+    assert method.decoder[3].p == 0.1
+    n = count_parameters(method.decoder)
+    assert abs(n - 43.1e6) / 43.1e6 < 0.01, f"{n:,}"
 
 
 def test_normalised_patch_targets():
