@@ -122,12 +122,41 @@ class BasicBlock1d(nn.Module):
         return self.relu(y + self.shortcut(x))
 
 
-class ResNet1d(nn.Module):
-    """A standard 1-D ResNet (He et al. 2016, BasicBlock), global average pooling at the end.
+class Bottleneck1d(nn.Module):
+    """ResNet-50's block in 1-D: 1x1 reduce -> k-wide conv (carries the stride) -> 1x1 expand
+    to 4x the stage width, batch norm after each; identity or 1x1-conv shortcut; ReLU after the
+    sum (He et al. 2016, the torchvision v1.5 placement of the stride)."""
 
-    Stem: conv k=15 stride 2 + BN + ReLU + max-pool 3/2. Four stages of ``blocks`` BasicBlocks
-    with widths (64, 128, 256, 512) x ``width``; stages 2-4 halve the time axis. With the
-    defaults this is a 1-D ResNet-18; ``embedding_dim`` is the last stage's width.
+    expansion = 4
+
+    def __init__(self, c_in: int, width: int, stride: int, kernel: int):
+        super().__init__()
+        c_out = width * self.expansion
+        self.branch = nn.Sequential(
+            nn.Conv1d(c_in, width, 1, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
+            nn.Conv1d(width, width, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm1d(width), nn.ReLU(inplace=True),
+            nn.Conv1d(width, c_out, 1, bias=False), nn.BatchNorm1d(c_out),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out)
+            )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.branch(x) + self.shortcut(x))
+
+
+class ResNet1d(nn.Module):
+    """A standard 1-D ResNet (He et al. 2016), global average pooling at the end.
+
+    Stem: conv k=15 stride 2 + BN + ReLU + max-pool 3/2. Four stages of ``blocks`` blocks with
+    widths (64, 128, 256, 512) x ``width``; stages 2-4 halve the time axis. With the defaults
+    this is a 1-D ResNet-18 (BasicBlocks); ``bottleneck=True`` with blocks (3, 4, 6, 3) is a
+    1-D ResNet-50 (:class:`Bottleneck1d`, stage outputs 4x wider). ``embedding_dim`` is the
+    last stage's output width.
     """
 
     def __init__(
@@ -137,6 +166,7 @@ class ResNet1d(nn.Module):
         blocks: tuple[int, ...] = (2, 2, 2, 2),
         kernel_size: int = 7,
         stem_kernel: int = 15,
+        bottleneck: bool = False,
     ):
         super().__init__()
         widths = [max(4, int(round(w * width))) for w in (64, 128, 256, 512)][: len(blocks)]
@@ -147,12 +177,14 @@ class ResNet1d(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool1d(3, stride=2, padding=1),
         )
+        block, expansion = (Bottleneck1d, Bottleneck1d.expansion) if bottleneck else (BasicBlock1d, 1)
         stages, c_in = [], widths[0]
-        for i, (c_out, n) in enumerate(zip(widths, blocks)):
-            layers = [BasicBlock1d(c_in if j == 0 else c_out, c_out, 2 if (i > 0 and j == 0) else 1,
-                                   kernel_size) for j in range(int(n))]
+        for i, (c_width, n) in enumerate(zip(widths, blocks)):
+            layers = []
+            for j in range(int(n)):
+                layers.append(block(c_in, c_width, 2 if (i > 0 and j == 0) else 1, kernel_size))
+                c_in = c_width * expansion
             stages.append(nn.Sequential(*layers))
-            c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.embedding_dim = int(c_in)
         self._init_weights()

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ecgbench.api import STANDARD_LEADS
 from ecgbench.config import PRESETS
 from ecgbench.reported import COLLAPSED, PROBES, Column, Table, Value, load_reported
 
@@ -100,6 +101,16 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
 
 # ----- layouts -------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class RowRun:
+    """How ecgbench runs one row of a source's table: the registered method that stands for it
+    (when it is not the YAML row's own), or why the row is the source's number only."""
+
+    method: str | None = None
+    reading: str = ""  # the reading taken where the source is silent about this row
+    reported_only: str = ""  # non-empty: nothing of ours reproduces the row, and why
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     tables: tuple[str, ...]  # reported table ids, rendered in this order
@@ -107,6 +118,24 @@ class Layout:
     tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per metric, over the defaults
     column_tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per "table.column" id
     settings: tuple[str, ...] = ()  # --set assignments the run needs (before the user's own)
+    # The protocol of the source. ``pretrain``: the corpus every self-supervised row pretrains on
+    # (None: the dataset its tasks evaluate); ``pretrain_source``: where the source says so, or
+    # the assumption we made; ``tasks``: the source's task variant per YAML task; ``rows``: per
+    # YAML row method; ``readings``: what we read where the source is silent.
+    pretrain: str | None = None
+    pretrain_source: str = ""
+    tasks: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, RowRun] = field(default_factory=dict)
+    readings: tuple[str, ...] = ()
+    protocol: str = PROTOCOL  # the evaluation protocol the source used (ecgbench.protocols)
+
+    def row_run(self, method: str) -> RowRun:
+        """The row's protocol, its method filled in."""
+        run = self.rows.get(method, RowRun())
+        return RowRun(run.method or method, run.reading, run.reported_only)
+
+    def task(self, task: str) -> str:
+        return self.tasks.get(task, task)
 
     def tolerance(self, table: Table, column: Column) -> Tolerance | None:
         if f"{table.id}.{column.id}" in self.column_tolerances:
@@ -122,24 +151,78 @@ class Layout:
         return [tables[table_id] for table_id in self.tables]
 
 
+# NERULA (seed 002) ran every method on lead II of PhysioNet/CinC 2020 (Section 5.1), Adam at
+# 1e-4 (Section 5.2); its competitors' lead-II variants are in methods/nerula_comparisons.py.
+NERULA = dict(
+    pretrain="cinc2020",
+    pretrain_source="seed 002 (NERULA) Section 5.1: PhysioNet/CinC 2020, lead II only",
+    tasks={"cinc2017-af": "cinc2017-af3"},
+    readings=("NERULA's input rate and window are not stated: 500 Hz x 10 s (the LocalLead code's rate, "
+              "methods/nerula.py)",),
+)
+NERULA_CINC2017 = dict(NERULA, readings=(
+    *NERULA["readings"],
+    "three CinC 2017 classes read as N, A, O with the noisy recordings left out (tasks/cinc2017.py says why)",
+    "CinC 2017 split: our dataset-level split; NERULA's preset train/validation split puts its 300 validation "
+    "records in training too (data.cinc2017.split=preset reproduces it, with a warning)",
+))
+NERULA_ROWS = {
+    "byol": RowRun("nerula-ladder-byol", "BYOL on a 1-D ResNet, lead II: Table 2's first rung, the same numbers"),
+    "simclr": RowRun("simclr-lead2", "SimCLR on lead II at NERULA's input; lead masking off (one lead)"),
+    "clocs": RowRun("clocs-cmsc", "CLOCS's CMSC version, the one NERULA names (Section 5.2)"),
+    "ti-mae": RowRun("ti-mae", "Ti-MAE on lead II at 100 Hz x 10 s (NERULA gives no rate for it)"),
+    "supervised-resnet": RowRun("supervised-resnet50", "the 1D ResNet-50 of Table 3's caption"),
+}
+SEED_003 = ("seed 003 (embedding-enhancements report): ST-MEM and ECG-JEPA pretrain on Shaoxing "
+            "(Chapman + Ningbo), 45,152 records, 12 leads, 500 Hz, 10 s")
+
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
-        Layout("nerula-table1", ("nerula-table1",), "NERULA Table 1: SSL methods on a ResNet encoder, CinC 2017, F1"),
-        Layout("nerula-ladder", ("nerula-table2",), "NERULA Table 2: the ablation ladder from BYOL to NERULA, CinC 2017"),
-        Layout("nerula-table3", ("nerula-table3",), "NERULA Table 3: CinC 2017, linear evaluation"),
-        Layout("nerula-table4", ("nerula-table4",), "NERULA Table 4: PTB-XL sex classification"),
-        Layout("nerula-table5", ("nerula-table5",), "NERULA Table 5: PTB-XL age regression"),
-        Layout("nerula-table6", ("nerula-table6",), "NERULA Table 6: UCI HAR activity recognition"),
-        Layout("dualview-table1", ("dual-view-table",), "Dual-view transformer report: PTB-XL single-label superclass"),
+        Layout("nerula-table1", ("nerula-table1",), "NERULA Table 1: SSL methods on a ResNet encoder, CinC 2017, F1",
+               rows={"byol": NERULA_ROWS["byol"],
+                     "clocs": RowRun("nerula-resnet-clocs", "Table 1: ResNet encoder, non-contrastive loss, "
+                                     "CLOCS's adjacent non-overlapping segments as the positive pair")},
+               **NERULA_CINC2017),
+        Layout("nerula-ladder", ("nerula-table2",), "NERULA Table 2: the ablation ladder from BYOL to NERULA, CinC 2017",
+               **NERULA_CINC2017),
+        Layout("nerula-table3", ("nerula-table3",), "NERULA Table 3: CinC 2017, linear evaluation",
+               rows=NERULA_ROWS, **NERULA_CINC2017),
+        Layout("nerula-table4", ("nerula-table4",), "NERULA Table 4: PTB-XL sex classification",
+               rows=NERULA_ROWS, **NERULA),
+        Layout("nerula-table5", ("nerula-table5",), "NERULA Table 5: PTB-XL age regression",
+               rows=NERULA_ROWS, **NERULA),
+        Layout("nerula-table6", ("nerula-table6",), "NERULA Table 6: UCI HAR activity recognition",
+               rows=NERULA_ROWS, **NERULA),
+        Layout("dualview-table1", ("dual-view-table",), "Dual-view transformer report: PTB-XL single-label superclass",
+               pretrain="ptbxl", pretrain_source="seed 001 (dual-view report): PTB-XL, 12 leads (\"evaluated ... on "
+               "PTB-XL\"; its training split, folds 1-8)",
+               readings=("sampling rate and window not stated: 100 Hz x 10 s, the full PTB-XL record "
+                         "(\"keep full signal length\")", "\"linear probing\" read as the lr probe")),
         Layout("embeddings-classification", ("embedding-ecg-jepa", "embedding-st-mem-probes"),
-               "Embedding-enhancements report: ECG-JEPA and ST-MEM variants, PTB-XL superclasses"),
+               "Embedding-enhancements report: ECG-JEPA and ST-MEM variants, PTB-XL superclasses",
+               pretrain="chapman", pretrain_source=SEED_003,
+               readings=("ECG-JEPA's probe not stated: every probe, the best on validation shown",
+                         "\"5 superclasses\" read as the multilabel task")),
         Layout("embeddings-clustering", ("embedding-st-mem-clustering",),
                "Embedding-enhancements report: clustering quality of ST-MEM embeddings",
-               settings=("eval.clustering=true",)),
-        Layout("residual-table1", ("residual-table",), "Residual-connections report: DREAMER arousal / valence"),
+               settings=("eval.clustering=true",), pretrain="chapman", pretrain_source=SEED_003,
+               readings=("clustering labels not stated: the runner's clustering of the test embeddings",)),
+        Layout("residual-table1", ("residual-table",), "Residual-connections report: DREAMER arousal / valence",
+               pretrain="dreamer", pretrain_source="assumed: seed 000 names no dataset; its tables are DREAMER "
+               "arousal/valence, and seed 004 (the same transformation-recognition network) pretrains on DREAMER",
+               protocol="head",
+               readings=("scored with seed 004's head on the frozen encoder (two dense layers of 64 sigmoid "
+                         "units, dropout, L2): protocol head", "DREAMER's 256 Hz and 2,560-sample windows: seed 004's")),
         Layout("ptbxl-anchors", ("ptbxl-benchmark-superdiagnostic", "ecg-fm-benchmark-ptbxl-superdiagnostic"),
-               "Context anchors: PTB-XL superdiagnostic macro AUROC (supervised benchmark, FM linear probes)"),
+               "Context anchors: PTB-XL superdiagnostic macro AUROC (supervised benchmark, FM linear probes)",
+               pretrain="chapman",
+               pretrain_source="the FM benchmark probes the authors' public checkpoints (both include Chapman-"
+               "Shaoxing); ours pretrain on Chapman-Shaoxing as seed 003",
+               rows={"supervised-resnet1d-wang": RowRun(reported_only="end-to-end supervised benchmark model, "
+                                                        "a context anchor: no frozen-encoder method stands for it"),
+                     "supervised-xresnet1d101": RowRun(reported_only="end-to-end supervised benchmark model, "
+                                                       "a context anchor: no frozen-encoder method stands for it")}),
     )
 }
 
@@ -180,11 +263,13 @@ def column_probes(column: Column) -> list[str]:
 
 @dataclass
 class LayoutJob:
-    """One rectangular grid for the runner: every method x task x probe here is needed."""
+    """One rectangular grid for the runner: every method x task x probe here is needed, the
+    self-supervised ones pretrained on ``pretrain``."""
 
     methods: list[str]
     tasks: list[str]
     probes: list[str]
+    pretrain: str | None = None
 
 
 @dataclass
@@ -193,12 +278,23 @@ class LayoutPlan:
     jobs: list[LayoutJob]
     skipped: list[str]  # one line each: what is left out and why
     settings: list[str] = field(default_factory=list)  # --set assignments the layout needs
+    protocol: str = PROTOCOL  # the evaluation protocol of every job (its probes: frozen-probe only)
+
+
+def pretraining_corpus(layout: Layout, tasks: list[str]) -> str:
+    """The layout's corpus, else the one dataset its tasks evaluate."""
+    if layout.pretrain:
+        return layout.pretrain
+    from ecgbench.leakage import default_pretraining
+
+    return default_pretraining(tasks)
 
 
 def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Path | None = None) -> LayoutPlan:
     """Exactly the methods, tasks and probes the layout's tables need, one job per table (merged
-    where two tables need the same tasks and probes); unregistered methods or tasks and tasks
-    whose dataset is not prepared are listed in ``skipped``, not raised."""
+    where two tables need the same corpus, tasks and probes); reported-only rows, unregistered
+    methods or tasks and tasks whose dataset is not prepared are listed in ``skipped``, not
+    raised. Methods and tasks are the layout's (:class:`RowRun`, ``Layout.tasks``)."""
     from ecgbench.registry import METHODS
 
     layout = get_layout(name)
@@ -207,13 +303,17 @@ def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Pa
     for table in layout.reported_tables(folder):
         methods = []
         for row in table.rows:
-            if row.method not in METHODS.entries:
-                _add(skipped, f"{table.id}: method {row.method} not registered")
+            run = layout.row_run(row.method)
+            if run.reported_only:
+                _add(skipped, f"{table.id}: {row.label} is reported only ({run.reported_only})")
+            elif run.method not in METHODS.entries:
+                _add(skipped, f"{table.id}: method {run.method} not registered")
             else:
-                methods.append(row.method)
+                methods.append(run.method)
         tasks, probes = [], []
         for column in table.columns:
             for task in column_task(table, column):
+                task = layout.task(task)
                 reason = task_missing(task, data_root)
                 if reason:
                     _add(skipped, f"{table.id}: {reason}")
@@ -222,10 +322,155 @@ def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Pa
             probes += [p for p in column_probes(column) if p not in probes]
         if not methods or not tasks:
             continue
-        probes = [p for p in PROBES if p in probes]
-        job = jobs.setdefault((tuple(tasks), tuple(probes)), LayoutJob([], tasks, probes))
+        probes = [p for p in PROBES if p in probes] if layout.protocol == PROTOCOL else []
+        corpus = pretraining_corpus(layout, tasks)
+        reason = dataset_missing(corpus, data_root)
+        if reason and any(not METHODS.get(m).uses_labels for m in methods):
+            _add(skipped, f"{table.id}: pretraining corpus {reason}")
+            methods = [m for m in methods if METHODS.get(m).uses_labels]
+            if not methods:
+                continue
+        job = jobs.setdefault((corpus, tuple(tasks), tuple(probes)), LayoutJob([], tasks, probes, corpus))
         job.methods += [m for m in methods if m not in job.methods]
-    return LayoutPlan(name, list(jobs.values()), skipped, list(layout.settings))
+    return LayoutPlan(name, list(jobs.values()), skipped, list(layout.settings), layout.protocol)
+
+
+# ----- the protocol plan (``run --layout NAME --dry-run``) -----------------------------------
+# Leads (or channels) of every dataset, to check before any loading that a row's encoder can
+# read its task and its corpus (tests keep these equal to the loaders' constants).
+DATASET_LEADS: dict[str, tuple[str, ...]] = {
+    **{name: STANDARD_LEADS for name in ("ptbxl", "cinc2020", "cinc2021", "chapman", "synthetic")},
+    "cinc2017": ("I",),
+    "dreamer": ("ECG1", "ECG2"),
+    "uci_har": ("body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y", "body_gyro_z",
+                "total_acc_x", "total_acc_y", "total_acc_z"),
+}
+
+
+@dataclass
+class PlanRow:
+    """One row of a layout's plan: what runs it, on what, and whether it can."""
+
+    table: str
+    label: str
+    method: str
+    pretrain: str  # corpus, "task labels (train split)" or "-" (reported only / control)
+    leads: str
+    fs: str
+    window: str
+    task: str
+    probes: str
+    problem: str = ""  # why the row cannot run here because of our configuration; "" when it can
+    note: str = ""  # reading taken, reported-only reason
+
+
+def lead_problem(leads: tuple[str, ...], dataset: str, each_channel: bool = False, corpus: bool = False) -> str:
+    """Why an encoder on ``leads`` cannot read ``dataset`` (as the adapter would refuse), or "".
+    A single-lead encoder reads a single-lead dataset's one lead, and pretrains on every channel
+    of a corpus that lacks its lead (``stages.pretrain.each_channel``)."""
+    have = DATASET_LEADS.get(dataset)
+    if have is None:
+        return f"leads of {dataset} unknown"
+    if each_channel:
+        return "" if len(leads) == 1 else f"{dataset}'s channels are embedded one at a time; the encoder takes {len(leads)} leads"
+    if len(leads) == 1 and (len(have) == 1 or (corpus and leads[0] not in have)):
+        return ""
+    missing = [lead for lead in leads if lead not in have]
+    return f"needs leads {','.join(missing)} that {dataset} lacks" if missing else ""
+
+
+def label_problem(cls, task) -> str:
+    """Why a label-using method cannot learn ``task``'s labels (its ``setup_task`` refuses the
+    task's kind, checked on the smoke-size method), or ""."""
+    from ecgbench.api import NotApplicable
+    from ecgbench.config import apply_overrides
+
+    method = cls(apply_overrides(cls.Config(), cls.preset_overrides("smoke"), cls.name))
+    try:
+        method.setup_task(task.kind, max(1, len(task.classes)))
+    except NotApplicable as reason:
+        return str(reason)
+    return ""
+
+
+def plan_rows(name: str, preset: str = "smoke", folder: str | Path | None = None) -> list[PlanRow]:
+    """Every row of every table of the layout, with its method's input at ``preset`` and the
+    check that it can run on its task and pretrain on its corpus."""
+    from ecgbench.config import apply_overrides
+    from ecgbench.registry import METHODS, TASKS
+
+    layout = get_layout(name)
+    rows = []
+    for table in layout.reported_tables(folder):
+        tasks = [layout.task(t) for t in table.tasks]
+        probes = [p for p in PROBES if any(p in column_probes(c) for c in table.columns)]
+        if layout.protocol != PROTOCOL:
+            probes = [f"{layout.protocol} (protocol)"]
+        corpus = pretraining_corpus(layout, tasks)
+        for row in table.rows:
+            run = layout.row_run(row.method)
+            line = PlanRow(table.id, row.label, run.method, "-", "-", "-", "-", ", ".join(tasks),
+                           ", ".join(probes), note=run.reading)
+            if run.reported_only:
+                line.method, line.probes, line.note = "-", "-", f"reported only: {run.reported_only}"
+                rows.append(line)
+                continue
+            problems = [f"task {t} not registered" for t in tasks if t not in TASKS.entries]
+            if run.method not in METHODS.entries:
+                line.problem = "; ".join([f"method {run.method} not registered", *problems])
+                rows.append(line)
+                continue
+            cls = METHODS.get(run.method)
+            config = apply_overrides(cls.Config(), cls.preset_overrides(preset), run.method)
+            leads = tuple(config.leads)
+            line.leads = ",".join(leads) if len(leads) < 12 else f"12 ({leads[0]}..{leads[-1]})"
+            line.fs, line.window = f"{config.fs} Hz", f"{config.n_samples / config.fs:g} s"
+            base = METHODS.get(cls.base_method) if cls.base_method else None
+            if base is not None and not base.uses_labels:
+                problems.append(lead_problem(leads, corpus, corpus=True))
+            if cls.uses_labels:
+                line.pretrain = (f"{corpus} ({cls.base_method}), then " if base else "") + "task labels (train split)"
+            elif not cls.needs_training:
+                line.pretrain = "- (untrained control)"
+            else:
+                line.pretrain = corpus
+                problems.append(lead_problem(leads, corpus, corpus=True))
+            for task in tasks:
+                if task in TASKS.entries:
+                    spec = TASKS.get(task)
+                    problems.append(lead_problem(leads, spec.dataset, spec.channels == "each"))
+                    if cls.uses_labels:
+                        problems.append(label_problem(cls, spec))
+            line.problem = "; ".join(dict.fromkeys(p for p in problems if p))
+            rows.append(line)
+    return rows
+
+
+def render_plan(name: str, preset: str = "smoke", data_root: str | Path | None = None,
+                folder: str | Path | None = None) -> str:
+    """The plan of ``run --layout NAME`` as a table, the source's corpus and our readings, and
+    what is not prepared under the data root."""
+    from tabulate import tabulate
+
+    layout = get_layout(name)
+    rows = plan_rows(name, preset, folder)
+    body = tabulate([[r.table, r.label, r.method, r.pretrain, r.leads, r.fs, r.window, r.task, r.probes,
+                      r.problem or ("reported only" if r.method == "-" else "ok"), r.note] for r in rows],
+                    headers=["table", "row", "method", "pretraining data", "leads", "fs", "window", "task",
+                             "probes", "can run", "reading"], tablefmt="github", disable_numparse=True)
+    corpus = layout.pretrain or "the dataset the tasks evaluate"
+    lines = [f"## Plan of `{name}` (preset {preset}): {layout.description}", "",
+             f"Pretraining: {corpus} (its training split, minus records of evaluated datasets); source: "
+             f"{layout.pretrain_source or 'not stated'}.", "", body, ""]
+    lines += [f"Reading: {reading}." for reading in layout.readings]
+    missing = sorted({reason for reason in (
+        [task_missing(t, data_root) for r in rows for t in r.task.split(", ") if r.method != "-"]
+        + ([dataset_missing(layout.pretrain, data_root)] if layout.pretrain else [])) if reason})
+    if missing:
+        lines.append(f"Not prepared under the data root (those rows would be 'not run'): {'; '.join(missing)}.")
+    blocked = sum(1 for r in rows if r.problem)
+    lines.append(f"{blocked} of {len(rows)} rows cannot run because of our configuration.")
+    return "\n".join(lines) + "\n"
 
 
 def _add(items: list[str], item: str) -> None:
@@ -266,11 +511,11 @@ def not_applicable(record: dict[str, Any]) -> bool:
     return record.get("status") == "not_applicable"
 
 
-def standard(record: dict[str, Any]) -> bool:
-    """A frozen-probe result on all training labels (label-efficiency runs are kept apart)."""
+def standard(record: dict[str, Any], protocol: str = PROTOCOL) -> bool:
+    """A result of ``protocol`` on all training labels (label-efficiency runs are kept apart)."""
     spec = record.get("probe_spec") or {}
     fraction = spec.get("label_fraction", spec.get("train_fraction", 1.0))
-    return record.get("protocol", PROTOCOL) == PROTOCOL and fraction in (None, 1, 1.0)
+    return record.get("protocol", PROTOCOL) == protocol and fraction in (None, 1, 1.0)
 
 
 def task_version(record: dict[str, Any]) -> int:
@@ -301,11 +546,11 @@ class Stored:
         return [p for p in PRESETS if p in found] + sorted(found - set(PRESETS))
 
 
-def index_results(results: Iterable[dict[str, Any]]) -> Stored:
+def index_results(results: Iterable[dict[str, Any]], protocol: str = PROTOCOL) -> Stored:
     results = list(results)
     reasons = {(r.get("preset", ""), r["method"], r["task"]): str(r.get("reason") or "not applicable")
                for r in results if not_applicable(r)}
-    scored = [r for r in results if not not_applicable(r) and standard(r) and "metrics" in r]
+    scored = [r for r in results if not not_applicable(r) and standard(r, protocol) and "metrics" in r]
     latest: dict[str, int] = {}
     for r in scored:  # compare methods on one task version: the newest present
         latest[r["task"]] = max(latest.get(r["task"], 0), task_version(r))
@@ -432,8 +677,8 @@ class LayoutRenderer:
         self.stored = stored
         self.folder = folder
         self.tables = layout.reported_tables(folder)
-        methods = {row.method for t in self.tables for row in t.rows}
-        tasks = {task for t in self.tables for task in t.tasks}
+        methods = {layout.row_run(row.method).method for t in self.tables for row in t.rows}
+        tasks = {layout.task(task) for t in self.tables for task in t.tasks}
         found = stored.presets(methods, tasks)
         if preset is not None and preset not in PRESETS:
             raise LayoutError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -465,8 +710,7 @@ class LayoutRenderer:
         return f"not run: {reason}" if reason else "not run"
 
     def our_cell(self, table: Table, column: Column, method: str, reported: Value) -> str:
-        tasks = column_task(table, column)
-        task = tasks[0]
+        task = self.layout.task(column_task(table, column)[0])
         by_probe = self.stored.cells.get((self.preset, method, task), {}) if self.preset else {}
         if not by_probe:
             return self.why_missing(method, task)
@@ -516,11 +760,12 @@ class LayoutRenderer:
         places = {c.id: decimals(row.values[c.id] for row in table.rows) for c in table.columns}
         rows = []
         for row in table.rows:
-            line = [f"{row.label} (`{row.method}`)"]
+            run = self.layout.row_run(row.method)
+            line = [f"{row.label} (`{run.method}`)"]
             for column in table.columns:
                 value = row.values[column.id]
                 line.append(reported_cell(value, column.id in row.approx, row.ci.get(column.id), places[column.id]))
-                line.append(self.our_cell(table, column, row.method, value))
+                line.append("reported only" if run.reported_only else self.our_cell(table, column, run.method, value))
             rows.append(line)
         body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
         columns = "; ".join(f"`{c.id}` = {c.probe or 'probe not stated'} · {c.metric}"
@@ -528,7 +773,7 @@ class LayoutRenderer:
                             f"{' on ' + c.task if c.task else ''}"
                             f" ({'higher' if c.higher_is_better else 'lower'} is better)" for c in table.columns)
         notes = f"\n\n{table.notes}" if table.notes else ""
-        return f"### {table.title}\n\nTask: {', '.join(table.tasks)}. Columns: {columns}.{notes}\n\n{body}\n"
+        return f"### {table.title}\n\nTask: {', '.join(self.layout.task(t) for t in table.tasks)}. Columns: {columns}.{notes}\n\n{body}\n"
 
     def tolerance_lines(self) -> list[str]:
         seen: dict[str, str] = {}
@@ -552,9 +797,10 @@ class LayoutRenderer:
         if self.preset:
             seeds = ", ".join(map(str, sorted(self.notes.seeds))) or "none"
             ours = ", ".join(f"`{p}`" for p in sorted(self.notes.pretrain)) or "none"
-            theirs = "; ".join(pretraining.values()) or "not stated"
-            lines.append(f"Ours: preset `{self.preset}`, protocol `{PROTOCOL}`, seeds {seeds}, pretrained on "
-                         f"{ours} (the source: {theirs}; `run --pretrain-data` picks ours)."
+            theirs = self.layout.pretrain_source or "; ".join(pretraining.values()) or "not stated"
+            lines.append(f"Ours: preset `{self.preset}`, protocol `{self.layout.protocol}`, seeds {seeds}, pretrained on "
+                         f"{ours} (the source: {theirs}; `run --layout` pretrains on "
+                         f"{self.layout.pretrain or 'the dataset its tasks evaluate'})."
                          + (f" Also stored for this layout: preset {', '.join(self.other_presets)} "
                             "(pass --preset to show it)." if self.other_presets else ""))
         else:
@@ -583,4 +829,5 @@ class LayoutRenderer:
 def render_layout(name: str, results: Iterable[dict[str, Any]], preset: str | None = None,
                   data_root: str | Path | None = None) -> str:
     """The layout as markdown, from stored result records (and the reported YAML)."""
-    return LayoutRenderer(get_layout(name), index_results(results), preset, data_root).render()
+    layout = get_layout(name)
+    return LayoutRenderer(layout, index_results(results, layout.protocol), preset, data_root).render()

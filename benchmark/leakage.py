@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import Recordings
-from ecgbench.config import RunFailed, short_hash
+from ecgbench.config import ConfigError, RunFailed, short_hash
 
 HELD_OUT = ("val", "test")
 _SHOWN = 5  # ids named in a message
@@ -68,6 +68,21 @@ class Selection:
                 "excluded": {name: {"records": len(ids), "ids": sorted(ids)}
                              for name, ids in sorted(self.excluded.items()) if ids},
                 "notes": list(self.notes)}
+
+
+def default_pretraining(tasks: list[str]) -> str:
+    """The corpus a run pretrains on when ``--pretrain-data`` is not given: the dataset its
+    tasks evaluate (its training split, e.g. PTB-XL folds 1-8 for PTB-XL tasks), never the
+    synthetic suite for a real task. Tasks on several datasets have no single expected corpus,
+    so that is refused in one line naming the choices."""
+    from ecgbench.registry import TASKS
+
+    datasets = list(dict.fromkeys(TASKS.get(task).dataset for task in tasks))
+    if len(datasets) == 1:
+        return datasets[0]
+    raise ConfigError(f"--pretrain-data: the tasks evaluate {', '.join(datasets)}; pass --pretrain-data "
+                       f"NAME (one of them, or a corpus such as cinc2021) or run each dataset's tasks "
+                       "separately")
 
 
 def declared_overlaps(recordings: Recordings, dataset: str) -> pd.Series | None:

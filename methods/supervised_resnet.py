@@ -18,12 +18,17 @@ Encoder: :class:`ecgbench.encoders.ResNet1d` (a 1-D ResNet-18, global average po
 sizes per preset of simclr, byol and random-init (``RESNET1D_PRESETS``), so the rows compare
 like for like.
 
+``supervised-resnet50``: the "1D ResNet-50" NERULA's Table 3 caption names, 2,048-d features
+(:class:`ecgbench.encoders.Bottleneck1d` blocks (3, 4, 6, 3)), Adam at NERULA's lr 1e-4; the
+row of the ``nerula-table3`` layout.
+
 Input. ``supervised-resnet``: lead II only, NERULA's single-lead setting, so the row exists on
 every task whose dataset has lead II (single-lead rhythm tasks included). ``supervised-resnet-
 12lead``: all 12 leads, the 12-lead context of the dual-view report. Both at 100 Hz, 10 s
 (1,000 samples), the dual-view transformer's input.
 
 Departures:
+- ResNet-50 row: kernel 7 in every block's middle conv (the harness ResNet's; 2-D ResNet-50 uses 3), 100 Hz x 10 s, batch 256: NERULA gives depth only.
 - NERULA gives no architecture, input rate or schedule for its supervised ResNet: ResNet-18 (harness ResNet1d), 100 Hz x 10 s, Adam lr 1e-3, weight decay 1e-4, batch 256, no augmentation, no label smoothing, are our choices.
 - Frozen-probe evaluation of the trained encoder (NERULA reports its supervised row's own predictions); the harness compares every row under the same probes.
 - Multilabel and binary tasks use sigmoid/BCE heads; multiclass uses softmax/CE.
@@ -37,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecgbench.api import STANDARD_LEADS
-from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
+from ecgbench.encoders import RESNET1D_PRESETS, ResNet1d, ResNet1dConfig, resnet1d_from_config
 from ecgbench.method import Method, MethodConfig
 from ecgbench.metrics import KINDS
 
@@ -65,9 +70,12 @@ class SupervisedResNet(Method):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        self.encoder = resnet1d_from_config(config, in_leads=len(config.leads))
+        self.encoder = self.build_encoder(config)
         self.head: nn.Linear | None = None
         self.kind: str | None = None
+
+    def build_encoder(self, config: Config) -> nn.Module:
+        return resnet1d_from_config(config, in_leads=len(config.leads))
 
     def setup_task(self, kind: str, n_outputs: int) -> None:
         if kind not in KINDS:
@@ -87,6 +95,27 @@ class SupervisedResNet(Method):
         if self.kind == "binary":
             return {"loss": F.binary_cross_entropy_with_logits(logits[:, 0].float(), label.float())}
         return {"loss": F.mse_loss(logits[:, 0].float(), label.float())}
+
+
+class SupervisedResNet50(SupervisedResNet):
+    """Supervised reference: a 1-D ResNet-50 (bottleneck blocks) on lead II, NERULA Table 3's row."""
+
+    name = "supervised-resnet50"
+    paper = ("supervised reference: the 1-D ResNet-50 of NERULA's Table 3 caption (Manimaran et al., "
+             "arXiv:2405.19348), trained with the task's labels")
+
+    @dataclass
+    class Config(SupervisedResNet.Config):
+        blocks: tuple[int, ...] = (3, 4, 6, 3)  # bottleneck blocks per stage: ResNet-50
+        lr: float = 1e-4  # NERULA: Adam at 1e-4 "for all experiments"
+
+    presets = {"smoke": {**RESNET1D_PRESETS["smoke"], "blocks": (1, 1, 1, 1)},
+               "cpu": {**RESNET1D_PRESETS["cpu"], "blocks": (3, 4, 6, 3)}}
+
+    def build_encoder(self, config: Config) -> nn.Module:
+        c = config
+        return ResNet1d(len(c.leads), width=float(c.width), blocks=tuple(int(b) for b in c.blocks),
+                        kernel_size=int(c.kernel_size), bottleneck=True)
 
 
 class SupervisedResNet12Lead(SupervisedResNet):

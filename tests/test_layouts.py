@@ -4,6 +4,7 @@ plan of `ecgbench run --layout`."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ecgbench.layouts import (
     LayoutJob,
     Tolerance,
     plan_layout,
+    plan_rows,
     render_layout,
 )
 from ecgbench.registry import METHODS, Entry
@@ -95,7 +97,8 @@ def test_every_layout_renders_reported_values_and_not_run_cells(name, tmp_path):
         table = get_table(table_id)
         assert table.title in text
         for row in table.rows:
-            label = f"{row.label} (`{row.method}`)"
+            run = LAYOUTS[name].row_run(row.method)
+            label = f"{row.label} (`{run.method}`)"
             cells = table_rows(text)[label]
             reported, ours = cells[0::2], cells[1::2]
             assert len(ours) == len(table.columns)
@@ -105,7 +108,8 @@ def test_every_layout_renders_reported_values_and_not_run_cells(name, tmp_path):
                     assert float(shown.lstrip("~").split()[0]) == pytest.approx(value), (column.id, shown)
                 else:
                     assert shown == ("–" if value is None else "collapsed")
-            assert all(cell.startswith("not run") for cell in ours), ours
+            expected = "reported only" if run.reported_only else "not run"
+            assert all(cell.startswith(expected) for cell in ours), ours
     assert "tolerance" in text
 
 
@@ -119,14 +123,14 @@ def test_cells_fill_with_mean_std_and_ci_and_flag_outside_tolerance(tmp_path):
     assert our_cell(text, "ST-MEM", "macro_auroc") == "0.910 ± 0.010 [0.890, 0.930]"  # reported .896: inside
     assert our_cell(text, "ECG-JEPA", "macro_auroc") == f"0.810 ± 0.014 [0.700, 0.900] {OUTSIDE}"  # vs .911
     assert "preset `cpu`" in text and "seeds 0, 1, 2" in text
-    # the supervised anchors have no results and no registered method
-    assert our_cell(text, "resnet1d_wang", "macro_auroc") == "not run: method not registered"
+    # the supervised anchors are the source's numbers only, and say so
+    assert our_cell(text, "resnet1d_wang", "macro_auroc") == "reported only"
 
 
 @pytest.mark.parametrize("ours, flagged", [(0.66, False), (0.6601, True), (0.56, False), (0.5599, True)])
 def test_marker_appears_exactly_outside_the_tolerance(ours, flagged, tmp_path):
     # nerula-table4, BYOL SVC accuracy reported 0.61; tolerance 0.05 absolute
-    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": ours, "macro_auroc": 0.6})
+    store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, {"accuracy": ours, "macro_auroc": 0.6})
     cell = our_cell(render_layout("nerula-table4", results(tmp_path), data_root=tmp_path), "BYOL", "svc_acc")
     assert (OUTSIDE in cell) is flagged, cell
     assert "[" not in cell  # accuracy is not the task's main metric: no bootstrap CI stored for it
@@ -139,8 +143,11 @@ def test_tolerance_units():
     assert Tolerance(0.05).describe("percent") == "±5 points absolute"
 
 
-def test_percent_columns_and_probe_chosen_on_validation_not_test(tmp_path):
-    # residual-table1 states no probe: ours takes the best validation score, shown as "(via ...)"
+def test_percent_columns_and_probe_chosen_on_validation_not_test(tmp_path, monkeypatch):
+    # residual-table1's percent columns under frozen probes (its layout runs the head protocol):
+    # the source states no probe, so ours takes the best validation score, shown as "(via ...)"
+    monkeypatch.setitem(LAYOUTS, "residual-table1", dataclasses.replace(LAYOUTS["residual-table1"],
+                                                                        protocol="frozen-probe"))
     store_result(tmp_path, "transform-cnn", "dreamer-arousal", "svc", 0,
                  {"accuracy": 0.60, "macro_f1": 0.55}, val_score=0.9)   # best on validation
     store_result(tmp_path, "transform-cnn", "dreamer-arousal", "rf", 0,
@@ -152,9 +159,9 @@ def test_percent_columns_and_probe_chosen_on_validation_not_test(tmp_path):
 
 
 def test_missing_results_say_why(tmp_path):
-    store_result(tmp_path, "simclr", "ptbxl-sex", "svc", 0, {}, status="not_applicable",
+    store_result(tmp_path, "simclr-lead2", "ptbxl-sex", "svc", 0, {}, status="not_applicable",
                  reason="12-lead encoder on a single-lead dataset")
-    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6})
+    store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6})
     text = render_layout("nerula-table4", results(tmp_path), data_root=tmp_path / "empty")
     assert our_cell(text, "SimCLR", "svc_acc") == "n/a: 12-lead encoder on a single-lead dataset"
     assert our_cell(text, "BYOL", "rf_acc") == "not run (rf probe)"
@@ -163,7 +170,7 @@ def test_missing_results_say_why(tmp_path):
 
 def test_long_not_applicable_reasons_become_numbered_notes(tmp_path):
     reason = "the encoder needs leads ['II', 'III', 'aVR', 'aVL', 'aVF'] which the dataset lacks"
-    for method in ("simclr", "byol"):
+    for method in ("simclr-lead2", "nerula-ladder-byol"):
         store_result(tmp_path, method, "ptbxl-sex", "svc", 0, {}, status="not_applicable", reason=reason)
     text = render_layout("nerula-table4", results(tmp_path), data_root=tmp_path)
     assert our_cell(text, "SimCLR", "svc_acc") == our_cell(text, "BYOL", "rf_acc") == "n/a: note 1"
@@ -178,19 +185,19 @@ def test_not_run_without_a_reason_when_the_data_is_there(tmp_path):
 
 
 def test_sample_size_results_are_marked_with_n(tmp_path):
-    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6}, n=(200, 50, 50))
+    store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6}, n=(200, 50, 50))
     text = render_layout("nerula-table4", results(tmp_path), data_root=tmp_path)
     assert our_cell(text, "BYOL", "svc_acc") == f"0.600 {SAMPLE}"
-    assert "ptbxl-sex: n = 300 records of 21,799 (byol)" in text
+    assert "ptbxl-sex: n = 300 records of 21,799 (nerula-ladder-byol)" in text
 
 
 def test_one_preset_per_table_and_newest_record_per_seed(tmp_path):
-    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.10, "macro_auroc": 0.5}, preset="smoke")
-    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.30, "macro_auroc": 0.5})
+    store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.10, "macro_auroc": 0.5}, preset="smoke")
+    store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.30, "macro_auroc": 0.5})
     newer = {"accuracy": 0.40, "macro_auroc": 0.5}
-    path = store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, newer, created="2026-02-01T00:00:00+00:00")
+    path = store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, newer, created="2026-02-01T00:00:00+00:00")
     path.rename(path.with_name("rerun.json"))  # a second record for the same seed (new run id in real life)
-    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.30, "macro_auroc": 0.5})
+    store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.30, "macro_auroc": 0.5})
     stored = results(tmp_path)
     assert our_cell(render_layout("nerula-table4", stored, data_root=tmp_path), "BYOL", "svc_acc").startswith("0.400")
     smoke = render_layout("nerula-table4", stored, preset="smoke", data_root=tmp_path)
@@ -208,16 +215,22 @@ def _register_all(monkeypatch, layout: str) -> None:
             fake.setdefault(row.method, Entry(row.method, "x", "X", "", Path("x.py")))
     monkeypatch.setattr(METHODS, "_entries", fake)
     monkeypatch.setattr(layouts, "task_missing", lambda task, root=None: None)
+    monkeypatch.setattr(layouts, "dataset_missing", lambda name, root=None: None)
 
 
 def test_plan_is_exactly_what_the_table_needs(tmp_path):
     if not (SHARED_DATA / "ptb-xl").is_dir():
         pytest.skip(f"shared PTB-XL sample not found at {SHARED_DATA / 'ptb-xl'}")
-    rows = [r.method for r in get_table("nerula-table4").rows]
-    plan = plan_layout("nerula-table4", data_root=SHARED_DATA)
-    registered = [m for m in rows if m in METHODS.entries]
-    assert plan.jobs == [LayoutJob(registered, ["ptbxl-sex"], ["svc", "rf"])]
-    assert plan.skipped == [f"nerula-table4: method {m} not registered" for m in rows if m not in registered]
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "ptb-xl").symlink_to(SHARED_DATA / "ptb-xl", target_is_directory=True)
+    assert plan_layout("nerula-table4", data_root=root).skipped == [
+        "nerula-table4: pretraining corpus cinc2020 not prepared"]  # NERULA pretrains on CinC 2020
+    (root / "cinc2020").mkdir()
+    plan = plan_layout("nerula-table4", data_root=root)
+    methods = [LAYOUTS["nerula-table4"].row_run(r.method).method for r in get_table("nerula-table4").rows]
+    assert methods == ["nerula-ladder-byol", "simclr-lead2", "ti-mae", "clocs-cmsc", "nerula"]
+    assert plan.jobs == [LayoutJob(methods, ["ptbxl-sex"], ["svc", "rf"], "cinc2020")] and plan.skipped == []
 
 
 def test_plan_reports_unprepared_data_instead_of_running(tmp_path):
@@ -228,20 +241,23 @@ def test_plan_reports_unprepared_data_instead_of_running(tmp_path):
 def test_plan_one_grid_per_table_probes_from_columns(monkeypatch):
     _register_all(monkeypatch, "embeddings-classification")
     plan = plan_layout("embeddings-classification")
-    assert plan.jobs == [
-        LayoutJob(["ecg-jepa", "ecg-jepa-hybrid"], ["ptbxl-superclass"], list(PROBES)),  # probe not stated
-        LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr", "knn"]),
+    assert plan.jobs == [  # seed 003: both pretrain on Chapman-Shaoxing
+        LayoutJob(["ecg-jepa", "ecg-jepa-hybrid"], ["ptbxl-superclass"], list(PROBES), "chapman"),  # probe not stated
+        LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr", "knn"], "chapman"),
     ] and plan.skipped == []
 
 
 def test_plan_multi_task_table_and_probe_free_metrics(monkeypatch):
     _register_all(monkeypatch, "residual-table1")
     _register_all(monkeypatch, "embeddings-clustering")
-    residual = plan_layout("residual-table1").jobs
+    residual_plan = plan_layout("residual-table1")
+    residual = residual_plan.jobs
     assert len(residual) == 1 and residual[0].tasks == ["dreamer-arousal", "dreamer-valence"]
-    assert residual[0].probes == list(PROBES)
+    assert residual_plan.protocol == "head" and residual[0].probes == []  # seed 004's dense head, no probes
     clustering = plan_layout("embeddings-clustering")
-    assert clustering.jobs == [LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr"])]
+    assert residual[0].pretrain == "dreamer"  # assumed (seed 000 names no dataset) and the plan says so
+    assert clustering.jobs == [LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr"],
+                                         "chapman")]
     assert clustering.settings == ["eval.clustering=true"]  # the runner computes clustering only when asked
 
 
@@ -261,7 +277,7 @@ def test_clustering_cells_from_the_results_clustering_fields(tmp_path):
 def test_cli_table_layout(tmp_path, capsys):
     assert main(["table", "--layout", "list"]) == 0
     assert set(LAYOUTS) <= {line.split()[0] for line in capsys.readouterr().out.splitlines()}
-    store_result(tmp_path, "byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6})
+    store_result(tmp_path, "nerula-ladder-byol", "ptbxl-sex", "svc", 0, {"accuracy": 0.6, "macro_auroc": 0.6})
     out = tmp_path / "t.md"
     assert main(["table", "--layout", "nerula-table4", "--results-dir", str(tmp_path), "--out", str(out),
                  "--data-root", str(tmp_path)]) == 0
@@ -276,7 +292,7 @@ def test_cli_run_layout_reports_what_cannot_run(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0
     assert "not run: nerula-table4: ptbxl not prepared" in err
-    assert re.search(r"CLOCS \(`clocs`\) +\| 0\.63 +\| not run: ptbxl not prepared", out)
+    assert re.search(r"CLOCS \(`clocs-cmsc`\) +\| 0\.63 +\| not run: ptbxl not prepared", out)
     assert (tmp_path / "tables" / "layout-nerula-table4.md").read_text() == out.rstrip("\n") + "\n"
 
 
@@ -306,3 +322,115 @@ def test_cli_run_layout_logs_the_table_to_mlflow(tmp_path, capsys, monkeypatch):
     table = (tmp_path / "tables" / "layout-nerula-table4.md").read_text()
     assert calls == [("init", "http://127.0.0.1:1"), ("start", "ecgbench-layout-nerula-table4"),
                      ("artifact", "layout-nerula-table4.md", table), ("finish", "FINISHED")]
+
+
+# ----- a layout is a protocol ----------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["smoke", "paper"])
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_dry_run_plans_every_row_and_none_is_blocked_by_our_configuration(name, preset, tmp_path, capsys):
+    """`run --layout NAME --dry-run` trains nothing, prints one row per method with its corpus,
+    input and probes, and finds no row that our own configuration would leave `n/a`."""
+    assert main(["run", "--layout", name, "--dry-run", "--preset", preset, "--data-root", str(tmp_path),
+                 "--results-dir", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    rows = plan_rows(name, preset)
+    assert len(rows) == sum(len(get_table(t).rows) for t in LAYOUTS[name].tables)
+    assert [r.problem for r in rows] == [""] * len(rows)
+    assert f"0 of {len(rows)} rows cannot run because of our configuration." in out
+    assert "| method" in out and "pretraining data" in out and not (tmp_path / "results").exists()
+    layout = LAYOUTS[name]
+    for row in rows:
+        if row.method != "-" and not METHODS.get(row.method).uses_labels:
+            assert row.pretrain == layout.pretrain  # the corpus the source names (or the one we assumed)
+
+
+def test_dry_run_finds_a_row_our_configuration_cannot_run(monkeypatch, capsys):
+    import ecgbench.layouts as layouts
+
+    rows = dict(layouts.NERULA_ROWS, simclr=layouts.RowRun("simclr"))  # the 12-lead SimCLR on lead-II data
+    monkeypatch.setitem(layouts.LAYOUTS, "nerula-table3", dataclasses.replace(LAYOUTS["nerula-table3"], rows=rows))
+    assert main(["run", "--layout", "nerula-table3", "--dry-run"]) == 1
+    assert "needs leads II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6 that cinc2017 lacks" in capsys.readouterr().out
+    assert main(["run", "--layout", "nerula-table3", "--no-tracking"]) == 2  # refused before any training
+    assert "1 rows cannot run as configured: SimCLR (simclr): needs leads" in capsys.readouterr().err
+
+
+def test_seeds_that_name_a_corpus_are_recorded_and_assumptions_say_so():
+    assert LAYOUTS["embeddings-classification"].pretrain == "chapman"  # seed 003: Chapman-Shaoxing
+    assert "12 leads, 500 Hz, 10 s" in LAYOUTS["embeddings-classification"].pretrain_source
+    assert LAYOUTS["dualview-table1"].pretrain == "ptbxl"  # seed 001
+    assert LAYOUTS["residual-table1"].pretrain == "dreamer"
+    assert LAYOUTS["residual-table1"].pretrain_source.startswith("assumed: seed 000 names no dataset")
+    assert all(LAYOUTS[f"nerula-table{i}"].pretrain == "cinc2020" for i in (1, 3, 4, 5, 6))
+    assert LAYOUTS["nerula-table3"].task("cinc2017-af") == "cinc2017-af3"  # "a total of three classes"
+
+
+def test_dataset_leads_match_the_loaders():
+    from ecgbench.api import STANDARD_LEADS
+    from ecgbench.datasets import cinc2017, dreamer, uci_har
+    from ecgbench.layouts import DATASET_LEADS
+
+    assert DATASET_LEADS["cinc2017"] == cinc2017.LEADS
+    assert DATASET_LEADS["dreamer"] == dreamer.CHANNELS and DATASET_LEADS["uci_har"] == uci_har.CHANNELS
+    assert all(DATASET_LEADS[d] == STANDARD_LEADS for d in ("ptbxl", "cinc2020", "cinc2021", "chapman"))
+
+
+CINC2021_SAMPLES = SHARED_DATA / "cinc2021-samples"
+CINC2017_SAMPLE = SHARED_DATA / "cinc2017"
+
+
+@pytest.fixture
+def nerula_data(tmp_path) -> Path:
+    """A data root in the original formats: CinC 2020 (fixture: the Georgia and PTB-XL records of
+    the shared CinC 2021 sample, which the 2021 release re-published unchanged under the same
+    names, in the 2020 tree) and a copy of the shared CinC 2017 sample (200 validation records)."""
+    import shutil
+
+    if not (CINC2021_SAMPLES.is_dir() and CINC2017_SAMPLE.is_dir()):
+        pytest.skip("shared CinC 2021 / CinC 2017 samples absent")
+    root = tmp_path / "data"
+    for prefix, source in (("E", "georgia"), ("HR", "ptb-xl")):
+        folder = root / "cinc2020" / "training" / source / "g1"
+        folder.mkdir(parents=True)
+        for path in sorted(CINC2021_SAMPLES.glob(f"{prefix}[0-9]*")):
+            shutil.copy(path, folder / path.name)
+    shutil.copytree(CINC2017_SAMPLE, root / "cinc2017")
+    return root
+
+
+@pytest.mark.slow
+def test_nerula_table3_smoke_fills_every_row(nerula_data, tmp_path, capsys, one_torch_thread):
+    """`ecgbench run --layout nerula-table3 --preset smoke`: every row pretrained as NERULA ran
+    it (lead II of CinC 2020; the supervised ResNet-50 on the task's labels), probed on the
+    three-class CinC 2017 task, and every cell of ours filled with a number."""
+    import json
+
+    results = tmp_path / "results"
+    assert main(["run", "--layout", "nerula-table3", "--preset", "smoke", "--data-root", str(nerula_data),
+                 "--results-dir", str(results), "--no-tracking"]) == 0
+    text = (results / "tables" / "layout-nerula-table3.md").read_text()
+    table = get_table("nerula-table3")
+    for row in table.rows:
+        for column in table.columns:
+            cell = our_cell(text, row.label, column.id)
+            assert re.match(r"^\d+\.\d{3}( |$)", cell), (row.label, column.id, cell)
+    records = [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*/run.json"))]
+    by_method = {r["method"]: r for r in records}
+    assert set(by_method) == {"supervised-resnet50", "nerula-ladder-byol", "simclr-lead2", "ti-mae", "clocs-cmsc",
+                              "nerula"}
+    for method, record in by_method.items():
+        if method != "supervised-resnet50":
+            assert record["run_config"]["pretrain_data"].startswith("cinc2020@")
+            assert record["leakage"]["pretrain_dataset"] == "cinc2020"
+            assert record["run_config"]["method_config"]["leads"] == ["II"]
+    assert by_method["supervised-resnet50"]["run_config"]["task"] == "cinc2017-af3@v1"
+    scores = [json.loads(p.read_text()) for p in (results / "runs").glob("*/cinc2017-af3@v1/*.json")]
+    assert {s["task"] for s in scores} == {"cinc2017-af3"} and all(s["n"]["test"] > 0 for s in scores)
+
+
+def test_a_label_method_that_cannot_learn_the_task_is_found_before_training():
+    from ecgbench.layouts import label_problem
+    from ecgbench.registry import TASKS
+
+    assert "a regression target has none" in label_problem(METHODS.get("st-mem-triplet"), TASKS.get("ptbxl-age"))
+    assert label_problem(METHODS.get("st-mem-triplet"), TASKS.get("ptbxl-superclass")) == ""

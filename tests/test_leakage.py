@@ -192,3 +192,51 @@ def test_end_to_end_pretraining_on_real_cinc2021(tmp_path, data_root, capsys, on
     assert trained["train"]["steps"] > 0 and np.isfinite(trained["train"]["final_loss"])
     scores = [json.loads(p.read_text()) for p in (results / "runs").glob("*/cinc2021-sex@v1/*.json")]
     assert len(scores) == 10 and all(s["n"]["test"] == 8 for s in scores)
+
+
+# ----- pretraining follows the task ------------------------------------------------------------
+def test_pretraining_follows_the_task_unless_the_user_names_a_corpus():
+    from ecgbench.config import ConfigError
+
+    assert leakage.default_pretraining(["ptbxl-superclass", "ptbxl-sex"]) == "ptbxl"
+    assert leakage.default_pretraining(["cinc2017-af"]) == "cinc2017"
+    assert leakage.default_pretraining(["synth-superclass", "synth-age"]) == "synthetic"  # synth-* keep the suite
+    with pytest.raises(ConfigError, match=r"^--pretrain-data: the tasks evaluate ptbxl, cinc2017; pass "
+                                          r"--pretrain-data NAME \(one of them"):
+        leakage.default_pretraining(["ptbxl-sex", "cinc2017-af"])
+
+
+@needs_data
+def test_tasks_on_several_datasets_without_a_corpus_are_refused_in_one_line(tmp_path, capsys):
+    from ecgbench.cli import main
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "ptb-xl").symlink_to(PTBXL, target_is_directory=True)
+    (root / "cinc2017").symlink_to(SHARED / "cinc2017", target_is_directory=True)
+    assert main(["run", "--methods", "simclr", "--tasks", "ptbxl-sex,cinc2017-af", "--no-tracking",
+                 "--data-root", str(root), "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --pretrain-data NAME" in err
+    assert not (tmp_path / "results" / "runs").exists()  # before any work
+
+
+@pytest.mark.slow
+@needs_data
+def test_a_ptbxl_task_pretrains_on_ptbxl_training_folds(tmp_path, data_root, one_torch_thread):
+    """The issue's command without --pretrain-data: SimCLR pretrains on PTB-XL's folds 1-8 (the
+    300-record sample's), never on synthetic signals, and its run record says so."""
+    from ecgbench.cli import main
+
+    results = tmp_path / "results"
+    assert main(["run", "--methods", "random-init,simclr", "--tasks", "ptbxl-superclass", "--preset", "smoke",
+                 "--set", "data.ptbxl.allow_subset=true", "--data-root", str(data_root),
+                 "--results-dir", str(results), "--no-tracking", "--probes", "lr"]) == 0
+    records = {r["method"]: r for r in (json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json"))}
+    simclr = records["simclr"]
+    assert simclr["run_config"]["pretrain_data"].startswith("ptbxl@") and simclr["run_config"]["pretrain_data"].endswith(":train")
+    assert simclr["leakage"]["pretrain_dataset"] == "ptbxl" and simclr["leakage"]["excluded"] == {}
+    meta = ptbxl.load(data_root, allow_subset=True, fs=100, cache_dir=tmp_path / "cache").meta
+    folds = pd.read_csv(PTBXL / "ptbxl_database.csv", index_col="ecg_id")["strat_fold"]
+    assert simclr["leakage"]["pretrain_records"] == int((meta["split"] == "train").sum())
+    assert set(folds[meta["record_id"][meta["split"] == "train"].astype(int)]) <= set(range(1, 9))

@@ -19,7 +19,7 @@ import pytest
 
 from ecgbench.adapt import adapt, adapt_each_channel
 from ecgbench.api import HIGHER_IS_BETTER, InputSpec, NotApplicable, Recordings, Task
-from ecgbench.datasets import dataset_module, dreamer, uci_har
+from ecgbench.datasets import dataset_module, uci_har
 from ecgbench.registry import METHODS, TASKS
 from ecgbench.tasks import dreamer as dreamer_tasks
 from ecgbench.tasks import har as har_tasks
@@ -182,6 +182,7 @@ def test_smoke_run_on_har_and_dreamer(tmp_path, data_root, capsys, one_torch_thr
     argv = ["run", "--methods", "random-init,transform-cnn", "--tasks", "har,dreamer-arousal",
             "--preset", "smoke", "--seeds", "0", "--data-root", str(data_root),
             "--results-dir", str(results), "--no-tracking", "--probes", "lr,knn",
+            "--pretrain-data", "synthetic",  # tasks on two datasets: the corpus must be named
             "--set", "data.n_patients=90", "--set", "eval.bootstrap=50"]
     assert main(argv) == 0
     records = [json.loads(p.read_text()) for p in (results / "runs").rglob("*.json") if p.name != "run.json"]
@@ -197,3 +198,20 @@ def test_smoke_run_on_har_and_dreamer(tmp_path, data_root, capsys, one_torch_thr
             assert "each of the" in scored["adaptation"]["channels"]
     assert cells[("transform-cnn", "har", "lr")]["n"] == {"train": 48, "val": 48, "test": 24}
     assert "n/a" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_dreamer_tasks_pretrain_on_dreamer_every_channel_a_record(tmp_path, data_root, one_torch_thread):
+    """No --pretrain-data: a DREAMER task pretrains on DREAMER's training volunteers (the residual
+    report's setting), each of its two unnamed ECG channels a single-lead record of its own."""
+    from ecgbench.cli import main
+
+    results = tmp_path / "results"
+    assert main(["run", "--methods", "transform-cnn", "--tasks", "dreamer-arousal", "--preset", "smoke",
+                 "--seeds", "0", "--data-root", str(data_root), "--results-dir", str(results),
+                 "--no-tracking", "--probes", "lr", "--set", "eval.bootstrap=50"]) == 0
+    run = json.loads(next((results / "runs").glob("*/run.json")).read_text())
+    assert run["run_config"]["pretrain_data"].startswith("dreamer@") and run["leakage"]["pretrain_dataset"] == "dreamer"
+    assert run["train"]["steps"] > 0
+    result = next(json.loads(p.read_text()) for p in (results / "runs").rglob("dreamer-arousal@v1/*.json"))
+    assert result.get("status", "ok") != "not_applicable"
