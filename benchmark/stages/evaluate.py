@@ -1,76 +1,109 @@
-"""Evaluation stage: the frozen-probe protocol on cached embeddings. Each probe is fitted on
-the training split, its hyper-parameters chosen on the validation split, and the test split
-scored once with patient-level bootstrap CIs; test predictions are stored for significance
-tests. A stored result is reused; a cell the method cannot run is recorded as not applicable."""
+"""Evaluation stage: a protocol (:mod:`ecgbench.protocols`: frozen-probe, linear, head,
+finetune) fits on the training split, selects on the validation split, and predicts the test
+split once; this stage scores those predictions with patient-level bootstrap CIs, the same for
+every protocol, and stores them for significance tests. A stored result is reused; a cell the
+method cannot run is recorded as not applicable."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+import weakref
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ecgbench.api import Task
+from ecgbench import protocols
+from ecgbench.api import NotApplicable, Task
 from ecgbench.config import RunConfig, derive_seed, short_hash
 from ecgbench.registry import METHODS
 from ecgbench.stages import record
 from ecgbench.stages.context import RunContext
 from ecgbench.stages.pretrain import pretrain_seconds
-from ecgbench.store import read_json, write_json
+from ecgbench.store import RESULT_FIELDS, cached_record, read_json, write_json
 from ecgbench.tables import NOT_APPLICABLE
 
-PROTOCOL = "frozen-probe"
+PROTOCOL = protocols.FROZEN_PROBE
 
 
 def result_location(ctx: RunContext, config: RunConfig, task: Task, probe: str,
-                    label_fraction: float = 1.0) -> tuple[Path, str, dict]:
-    """(path, key, probe spec) of one result; the spec is hashed into the key."""
-    settings = ctx.plan.eval_settings
-    probe_spec = {"protocol": PROTOCOL, "probe": probe, "grid": settings.probe_grid, "bootstrap": settings.bootstrap}
-    if label_fraction != 1:  # only then, so full-label keys stay what they were
-        probe_spec["label_fraction"] = float(label_fraction)
-    name = f"{PROTOCOL}-{probe}-{short_hash(probe_spec, 8)}"
+                    label_fraction: float = 1.0, protocol: str = PROTOCOL) -> tuple[Path, str, dict]:
+    """(path, key, probe spec) of one result; the spec, protocol included, is hashed into the key."""
+    name, probe_spec = protocols.result_spec(
+        protocol, probe, ctx.plan.protocol_settings.get(protocol), ctx.plan.eval_settings, label_fraction,
+        data_tag(config, ctx.dataset(task.dataset)),  # only where the run id does not already name the data version
+    )
     return ctx.store.result_path(config.run_id, task.key, name), f"{config.run_id}/{task.key}/{name}", probe_spec
 
 
+def data_tag(config: RunConfig, data) -> str | None:
+    """The data a result is scored on, for its key: ``name@version#fingerprint``; None where
+    the run was pretrained on that very version (its run id names it already, so such keys,
+    the synthetic grid's among them, stay what they were)."""
+    if config.pretrain_data.startswith(f"{data.name}@{data.version}:"):
+        return None
+    return f"{data.name}@{data.version}#{data_fingerprint(data)}"
+
+
+_FINGERPRINTS: dict[int, tuple[weakref.ref, str]] = {}  # id(meta) -> (meta, its hash)
+
+
+def data_fingerprint(data) -> str:
+    """The dataset's content fingerprint; until loaders provide one (``Recordings.fingerprint``),
+    a hash of the metadata table (record ids, patients, splits, labels), once per table."""
+    given = getattr(data, "fingerprint", None)
+    if given:
+        return str(given)
+    known = _FINGERPRINTS.get(id(data.meta))
+    if known is None or known[0]() is not data.meta:
+        known = (weakref.ref(data.meta), short_hash(data.meta.to_csv(index=False), 8))
+        _FINGERPRINTS[id(data.meta)] = known
+    return known[1]
+
+
 def not_applicable(ctx: RunContext, config: RunConfig, task: Task, reason: Exception) -> list[dict]:
-    """One record per probe marking the cell not applicable, with the reason, no metrics.
+    """One record per protocol and probe marking the cell not applicable, with the reason, no
+    metrics.
 
     Rechecked on every run (the check is cheap), so a cell that becomes applicable is
     scored then; an unchanged record is not rewritten.
     """
-    cls = METHODS.get(config.method)
     ctx.console.log(f"[yellow]not applicable[/]: {config.method} on {task.name}: {reason}")
-    results = []
-    for probe in ctx.request.probes:
-        path, key, probe_spec = result_location(ctx, config, task, probe)
-        stored = read_json(path) if path.exists() else {}
-        if stored.get("status") == NOT_APPLICABLE and stored.get("reason") == str(reason):
-            results.append(stored)
-            continue
-        result = {
-            "key": key, "status": NOT_APPLICABLE, "reason": str(reason), "metrics": {},
-            "run_id": config.run_id, "method": config.method, "method_version": cls.version,
-            "control": not cls.needs_training, "uses_labels": cls.uses_labels,
-            "task": task.name, "task_key": task.key, "task_kind": task.kind,
-            "main_metric": task.main_metric, "probe": probe, "protocol": PROTOCOL,
-            "preset": config.preset, "seed": config.seed, "probe_spec": probe_spec,
-            "run_config": config.to_dict(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **ctx.provenance,
-        }
-        write_json(path, result)
-        ctx.new_results += 1
-        results.append(result)
-        record.log_not_applicable(ctx, key, NOT_APPLICABLE, {
-            "task": task.key, "run_id": config.run_id, "probe": probe_spec, "reason": str(reason)})
-    return results
+    return [not_applicable_record(ctx, config, task, protocol, probe, reason)
+            for protocol, probe in protocols.evaluations(ctx.request.protocols, ctx.request.probes)]
+
+
+def not_applicable_record(ctx: RunContext, config: RunConfig, task: Task, protocol: str, probe: str,
+                          reason: Exception, label_fraction: float = 1.0) -> dict:
+    """The not-applicable record of one (protocol, probe, label fraction), written unless stored."""
+    cls = METHODS.get(config.method)
+    path, key, probe_spec = result_location(ctx, config, task, probe, label_fraction, protocol)
+    stored = cached_record(path) or {}
+    if stored.get("status") == NOT_APPLICABLE and stored.get("reason") == str(reason):
+        return stored
+    result = {
+        "key": key, "status": NOT_APPLICABLE, "reason": str(reason), "metrics": {},
+        "run_id": config.run_id, "method": config.method, "method_version": cls.version,
+        "control": not cls.needs_training, "uses_labels": cls.uses_labels,
+        "task": task.name, "task_key": task.key, "task_kind": task.kind,
+        "main_metric": task.main_metric, "probe": probe, "protocol": protocols.protocol_label(protocol, label_fraction),
+        "preset": config.preset, "seed": config.seed, "probe_spec": probe_spec,
+        "run_config": config.to_dict(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **ctx.provenance,
+    }
+    write_json(path, result)
+    ctx.new_results += 1
+    record.log_not_applicable(ctx, key, NOT_APPLICABLE, {
+        "task": task.key, "run_id": config.run_id, "probe": probe_spec, "reason": str(reason)})
+    return result
 
 
 def evaluate(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, embeddings, adaptation,
-             label_fraction: float = 1.0) -> dict:
-    """The stored result of (run, task, probe, label fraction), scored first if missing."""
-    path, key, probe_spec = result_location(ctx, config, task, probe, label_fraction)
-    stored = read_json(path) if path.exists() else None
+             label_fraction: float = 1.0, protocol: str = PROTOCOL) -> dict:
+    """The stored result of (run, task, protocol, probe, label fraction), scored first if missing."""
+    path, key, probe_spec = result_location(ctx, config, task, probe, label_fraction, protocol)
+    stored = cached_record(path, RESULT_FIELDS)  # a damaged or foreign file is scored again
     extras = ctx.analysis.get((config.run_id, task.key), {})
     if stored is not None and stored.get("status") != NOT_APPLICABLE:
         result = stored
@@ -78,7 +111,12 @@ def evaluate(ctx: RunContext, config: RunConfig, method, task: Task, probe: str,
             result.update(extras)
             write_json(path, result)
     else:
-        result = score(ctx, config, method, task, probe, embeddings, adaptation, probe_spec, label_fraction)
+        try:
+            result = score(ctx, config, method, task, probe, embeddings, adaptation, probe_spec, label_fraction,
+                           protocol, cache_key=key)
+        except NotApplicable as reason:  # e.g. finetune on a per-channel task
+            ctx.console.log(f"[yellow]not applicable[/]: {protocol} of {config.method} on {task.name}: {reason}")
+            return not_applicable_record(ctx, config, task, protocol, probe, reason, label_fraction)
         result["key"] = key
         result.update(extras)
         from ecgbench.stats import write_predictions
@@ -93,10 +131,11 @@ def evaluate(ctx: RunContext, config: RunConfig, method, task: Task, probe: str,
 
 
 def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, embeddings, adaptation,
-          probe_spec, label_fraction: float = 1.0) -> dict:
-    """Fit ``probe`` on the (label-subset) training split, select on validation, score test."""
-    from ecgbench import metrics, probes
-    from ecgbench.analysis import fraction_label, label_subset
+          probe_spec, label_fraction: float = 1.0, protocol: str = PROTOCOL, cache_key: str | None = None) -> dict:
+    """Fit ``protocol`` (``probe``) on the (label-subset) training split, select on validation,
+    score test. ``cache_key``: the store's checkpoint name for a protocol that trains an encoder."""
+    from ecgbench import metrics
+    from ecgbench.analysis import label_subset
 
     data = ctx.dataset(task.dataset)
     settings = ctx.plan.eval_settings
@@ -108,14 +147,17 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         split["train"] = label_subset(split["train"], patients[split["train"]], label_fraction,
                                       derive_seed(config.seed, f"label-subset/{task.key}"))
     probe_seed = derive_seed(config.seed, f"probe/{task.key}/{probe}")
-    clock = time.perf_counter()
-    fit = probes.fit_probe(
-        probe, task.kind, embeddings[split["train"]], y[split["train"]],
-        embeddings[split["val"]], y[split["val"]], task.main_metric, probe_seed, settings.probe_grid,
-        n_classes=len(task.classes) if task.kind == "multiclass" else None,
+    implementation = protocols.get(protocol)
+    inputs = protocols.EvalInputs(
+        task, y, split, patients, probe_seed, embeddings=embeddings, method=method, device=ctx.device,
+        windows=ctx.adapt(data, method.input_spec) if implementation.needs_windows else None,
+        checkpoint=cache_key and ctx.store.checkpoint(cache_key),
+        partial_checkpoint=cache_key and ctx.store.partial_checkpoint(cache_key),
     )
+    clock = time.perf_counter()
+    with epoch_progress(ctx, f"{protocol} {config.run_id} {task.name}", protocol != PROTOCOL) as inputs.on_epoch:
+        prediction = implementation.fit_predict(inputs, probe, ctx.plan.protocol_settings.get(protocol), settings)
     test = split["test"]
-    prediction = probes.predict(fit, embeddings[test], task.kind)
     scores = metrics.score(task.kind, y[test], prediction.y_pred, prediction.scores, task.classes)
     low, high = metrics.bootstrap_ci(
         task.kind, task.main_metric, y[test], prediction.y_pred, prediction.scores,
@@ -133,7 +175,7 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         "task_kind": task.kind,
         "main_metric": task.main_metric,
         "probe": probe,
-        "protocol": PROTOCOL if label_fraction == 1 else f"{PROTOCOL}-{fraction_label(label_fraction)}-labels",
+        "protocol": protocols.protocol_label(protocol, label_fraction),
         "label_fraction": float(label_fraction),
         "preset": config.preset,
         "seed": config.seed,
@@ -141,8 +183,9 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         "metrics": scores,
         "ci": {"metric": task.main_metric, "low": low, "high": high, "level": 0.95,
                "resamples": settings.bootstrap, "unit": "patient"},
-        "probe_params": fit.params,
-        "val_score": fit.val_score,
+        "probe_params": prediction.params,
+        "val_score": prediction.val_score,
+        **({"history": prediction.history} if prediction.history else {}),  # per epoch: loss, val score
         "n": {s: int(len(idx)) for s, idx in split.items()},
         "adaptation": adaptation,
         "probe_spec": probe_spec,
@@ -155,6 +198,25 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         "_predictions": {"test_indices": test, "patient_ids": patients[test], "y_true": y[test],
                          "y_pred": prediction.y_pred, "scores": prediction.scores},  # -> .npz
     }
+
+
+@contextlib.contextmanager
+def epoch_progress(ctx: RunContext, label: str, trains: bool = True) -> Iterator[Callable | None]:
+    """A progress line for a trained protocol: epoch, training loss, validation score, best so far."""
+    if ctx.progress is None or not trains:
+        yield None
+        return
+    bar = ctx.progress.add_task(label, total=None)
+
+    def on_epoch(log) -> None:
+        ctx.progress.update(bar, completed=log.epoch, total=log.max_epochs, description=(
+            f"{label} epoch {log.epoch}/{log.max_epochs} loss {log.train_loss:.3f} val {log.metric} "
+            f"{log.val_score:.3f} (best {log.best_score:.3f} at {log.best_epoch})"))
+
+    try:
+        yield on_epoch
+    finally:
+        ctx.progress.remove_task(bar)
 
 
 def analyse(ctx: RunContext, config: RunConfig, task: Task, embeddings) -> None:
