@@ -1,7 +1,9 @@
 """The leaderboard block of BENCHMARK.md, generated from stored result JSON only.
 
 Between ``<!-- leaderboard:start -->`` and ``<!-- leaderboard:end -->`` ``ecgbench leaderboard``
-writes, for each preset separately (smoke, cpu and paper numbers are never ranked together):
+writes, for each group separately -- a group is (preset, evaluation protocol, suite): smoke, cpu
+and paper numbers, two protocols, or two versions of the synthetic suite are never ranked
+together; real datasets form one suite of their own:
 
 * a summary: each method's rank on each task and its mean rank over the tasks it ran on;
 * per task: for each method the main metric on the test split (mean ± std over replicate seeds,
@@ -41,6 +43,8 @@ from ecgbench.layouts import (
 )
 from ecgbench.store import atomic_write
 from ecgbench.tables import method_label
+
+DEFAULT_PROTOCOL = "frozen-probe"
 
 START = "<!-- leaderboard:start -->"
 END = "<!-- leaderboard:end -->"
@@ -120,11 +124,34 @@ def task_board(task: str, by_method: dict[str, dict[str, list[dict]]], reasons: 
     return TaskBoard(task, entries[0].records[0]["task_key"], metric, entries, missing)
 
 
+def suite(record: dict[str, Any]) -> str:
+    """The collection a record's task belongs to: ``synthetic v<N>`` for the synthetic suite
+    (tasks of two suite versions never share a ranking), ``real data`` for everything else."""
+    dataset = str((record.get("adaptation") or {}).get("dataset") or "")
+    name, _, version = dataset.partition("@")
+    if name == "synthetic":
+        return f"synthetic v{version.split('-')[0] or '?'}"
+    return "real data"
+
+
+def _suite_order(name: str) -> tuple[bool, int, str]:
+    version = name.rsplit(" v", 1)[-1]
+    return name == "real data", -int(version) if version.isdigit() else 0, name
+
+
+def group_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    """(preset, protocol, suite): the results that may be ranked against each other."""
+    return (str(record.get("preset", "")), str(record.get("protocol") or DEFAULT_PROTOCOL), suite(record))
+
+
 @dataclass
 class PresetBoard:
     preset: str
     tasks: list[TaskBoard]
     n_results: int
+    protocol: str = DEFAULT_PROTOCOL
+    suite: str = ""
+    titled: bool = False  # the heading names protocol and suite (the preset holds several groups)
 
     def mean_ranks(self) -> list[tuple[str, dict[str, float], float, int]]:
         """(label, task -> rank, mean rank over the tasks it ran on, number of those tasks),
@@ -139,9 +166,48 @@ class PresetBoard:
 
 
 def build(results: Iterable[dict[str, Any]], significance: Significance | None = None) -> list[PresetBoard]:
-    """One board per preset that has scored results, paper first."""
-    results = list(results)
-    stored = index_results(results)
+    """One board per (preset, protocol, suite) that has scored results: paper first, then
+    frozen-probe, then by suite (newest synthetic version first)."""
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for record in results:
+        if _all_labels(record):  # label-efficiency results are curves (ecgbench report), not ranks
+            groups[group_key(record)].append(record)
+    boards = []
+    for (preset, protocol, name), records in groups.items():
+        for board in _build_group(records, significance, protocol):
+            board.suite = name
+            boards.append(board)
+    presets = [p for p in reversed(PRESETS)] + sorted({b.preset for b in boards} - set(PRESETS))
+    boards.sort(key=lambda b: (presets.index(b.preset), b.protocol != DEFAULT_PROTOCOL, b.protocol,
+                               *_suite_order(b.suite)))
+    for board in boards:
+        board.titled = sum(b.preset == board.preset for b in boards) > 1
+    return boards
+
+
+def _all_labels(record: dict[str, Any]) -> bool:
+    spec = record.get("probe_spec") or {}
+    fraction = record.get("label_fraction", spec.get("label_fraction", spec.get("train_fraction", 1.0)))
+    return fraction in (None, 1, 1.0)
+
+
+def _build_group(results: list[dict[str, Any]], significance: Significance | None,
+                 protocol: str = DEFAULT_PROTOCOL) -> list[PresetBoard]:
+    """The boards of one (preset, protocol, suite) group. The layouts' index keeps frozen-probe
+    results only; a group of another protocol is indexed under that name (it is alone here)."""
+    original: dict[int, dict[str, Any]] = {}
+    indexed = []
+    for record in results:
+        if record.get("protocol", DEFAULT_PROTOCOL) != DEFAULT_PROTOCOL:
+            renamed = {**record, "protocol": DEFAULT_PROTOCOL}
+            original[id(renamed)] = record
+            record = renamed
+        indexed.append(record)
+    stored = index_results(indexed)
+    for by_probe in stored.cells.values():
+        for probe, records in by_probe.items():
+            by_probe[probe] = [original.get(id(r), r) for r in records]
+    results = [original.get(id(r), r) for r in indexed]
     reasons: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (preset, task) -> method -> why
     for (preset, method, task), reason in stored.reasons.items():
         reasons[(preset, task)][method] = reason
@@ -162,16 +228,16 @@ def build(results: Iterable[dict[str, Any]], significance: Significance | None =
             if board is None:
                 continue
             if significance is not None:
-                board.significance, board.significance_note = significance(board, preset)
+                board.significance, board.significance_note = significance(board, preset, protocol)
             tasks.append(board)
         n = sum(len(records) for (p, _, _), by_probe in stored.cells.items() if p == preset
                 for records in by_probe.values())
-        boards.append(PresetBoard(preset, tasks, n))
+        boards.append(PresetBoard(preset, tasks, n, protocol))
     return boards
 
 
 # ----- significance (benchmark/stats.py, when present) ----------------------------------------
-Significance = Callable[[TaskBoard, str], tuple[dict[str, str] | None, str]]
+Significance = Callable[[TaskBoard, str, str], tuple[dict[str, str] | None, str]]
 
 
 def stats_significance(results_dir: str | Path) -> tuple[Significance | None, str]:
@@ -179,10 +245,10 @@ def stats_significance(results_dir: str | Path) -> tuple[Significance | None, st
     the board ranked) and a one-line note on what it shows, or why it is absent."""
     from ecgbench.stats import compare_methods
 
-    def significance(board: TaskBoard, preset: str) -> tuple[dict[str, str] | None, str]:
+    def significance(board: TaskBoard, preset: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[dict[str, str] | None, str]:
         records = [r for entry in board.entries for r in entry.records]  # one probe per method
         try:
-            comparison = compare_methods(records, board.task_key, results_dir, preset=preset)
+            comparison = compare_methods(records, board.task_key, results_dir, preset=preset, protocol=protocol)
         except (OSError, KeyError, ValueError) as error:
             return None, f"Significance not tested: {' '.join(str(error).split())}."
         return _significance_cells(comparison)
@@ -211,7 +277,8 @@ def _significance_cells(comparison: Any) -> tuple[dict[str, str] | None, str]:
 
 
 # ----- markdown ------------------------------------------------------------------------------
-def _cell(entry: Entry) -> str:
+def cell_text(entry: Entry) -> str:
+    """mean ± std [CI] of an entry's seeds, marked when it is a sample-size result."""
     metric = entry.records[0]["main_metric"]
     values = [float(r["metrics"][metric]) for r in entry.records]
     cis = [r.get("ci") or {} for r in entry.records]
@@ -239,7 +306,7 @@ def render_task(board: TaskBoard) -> str:
         headers.append("vs best (Holm)")
     rows = []
     for entry in board.entries:
-        row = [_rank(entry.rank), entry.label, entry.probe, _cell(entry), ", ".join(map(str, entry.seeds))]
+        row = [_rank(entry.rank), entry.label, entry.probe, cell_text(entry), ", ".join(map(str, entry.seeds))]
         if board.significance is not None:
             row.append(board.significance.get(entry.method, "best" if entry is board.entries[0] else "–"))
         rows.append(row)
@@ -270,7 +337,8 @@ def render_preset(board: PresetBoard) -> str:
     summary_table = tabulate(rows, headers=["method", *tasks, "mean rank", "tasks"], tablefmt="github",
                              disable_numparse=True)
     sections = "\n".join(render_task(t) for t in board.tasks)
-    return (f"### Preset `{board.preset}`\n\n"
+    title = f" · {board.suite} · {board.protocol}" if board.titled else ""
+    return (f"### Preset `{board.preset}`{title}\n\n"
             f"From {board.n_results} scored results (every probe and seed); one probe per method and task. "
             f"Rank 1 is best on each task; the mean rank is over the tasks a method ran on.\n\n"
             f"{summary_table}\n\n{sections}")

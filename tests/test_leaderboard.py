@@ -14,6 +14,7 @@ from ecgbench.leaderboard import (
     LeaderboardError,
     TaskBoard,
     build,
+    group_key,
     rank,
     render_block,
     render_task,
@@ -26,22 +27,24 @@ TASKS = {"synth-superclass": ("multilabel", "macro_auroc"), "synth-age": ("regre
 
 
 def put(root: Path, method: str, task: str, probe: str, seed: int, test: float, val: float, *,
-        preset: str = "cpu", control: bool = False, status: str | None = None) -> None:
-    """One result record in the runner's format, through the real store."""
+        preset: str = "cpu", control: bool = False, status: str | None = None, version: int = 1) -> None:
+    """One result record in the runner's format, through the real store (``version``: the
+    synthetic suite's, which is the task's)."""
     kind, metric = TASKS[task]
-    run_id = f"{method}-{preset}{seed}"
+    run_id = f"{method}-{preset}{seed}" + (f"-v{version}" if version != 1 else "")
     record = {
         "run_id": run_id, "method": method, "control": control, "uses_labels": False, "task": task,
-        "task_key": f"{task}@v1", "task_kind": kind, "main_metric": metric, "probe": probe,
+        "task_key": f"{task}@v{version}", "task_kind": kind, "main_metric": metric, "probe": probe,
         "protocol": "frozen-probe", "preset": preset, "seed": seed, "metrics": {metric: test},
         "ci": {"metric": metric, "low": test - 0.05, "high": test + 0.05, "level": 0.95},
         "val_score": val, "n": {"train": 1400, "val": 300, "test": 300},
-        "adaptation": {"dataset": "synthetic@1-abc"}, "probe_spec": {"protocol": "frozen-probe", "probe": probe},
+        "adaptation": {"dataset": f"synthetic@{version}-abc"},
+        "probe_spec": {"protocol": "frozen-probe", "probe": probe},
         "created": "2026-01-01T00:00:00+00:00",
     }
     if status:
         record.update(status=status, reason="needs 12 leads", metrics={})
-    write_json(ResultStore(root).result_path(run_id, f"{task}@v1", f"frozen-probe-{probe}"), record)
+    write_json(ResultStore(root).result_path(run_id, f"{task}@v{version}", f"frozen-probe-{probe}"), record)
 
 
 def stored(root: Path) -> list[dict]:
@@ -131,7 +134,8 @@ def test_sample_size_results_are_marked(tmp_path):
 
 
 def test_significance_column_from_a_comparison_function(example):
-    def significance(task: TaskBoard, preset: str) -> tuple[dict[str, str], str]:
+    def significance(task: TaskBoard, preset: str, protocol: str) -> tuple[dict[str, str], str]:
+        assert protocol == "frozen-probe"
         return {e.method: ("best" if i == 0 else "p = 0.01 *") for i, e in enumerate(task.entries)}, "note"
 
     (board,) = build(stored(example), significance)
@@ -214,3 +218,45 @@ def test_a_seed_with_an_undefined_metric_is_left_out_not_a_crash(tmp_path):
     block = render_block(stored(tmp_path), tmp_path, with_significance=False)
     rows = summary_rows(block.split("#### synth-age@v1")[1], "")
     assert rows["1"] == ["m1", "lr", "10.00 [9.95, 10.05]", "0"]  # seed 1 has no MAE: left out
+
+
+def test_suite_versions_are_ranked_separately(example):
+    """Version 2 of the synthetic suite beside version 1 in one preset: two boards, each ranking
+    only its own version's results (m2 wins on v2 and m1 on v1), the newest version first."""
+    for seed in (0, 1):
+        put(example, "m1", "synth-superclass", "lr", seed, 0.60, val=0.9, version=2)
+        put(example, "m2", "synth-superclass", "lr", seed, 0.75, val=0.9, version=2)
+    boards = [b for b in build(stored(example)) if b.preset == "cpu"]
+    assert [(b.suite, b.protocol) for b in boards] == [("synthetic v2", "frozen-probe"),
+                                                       ("synthetic v1", "frozen-probe")]
+    newer, older = ({t.task: t for t in b.tasks}["synth-superclass"] for b in boards)
+    assert newer.task_key == "synth-superclass@v2" and [e.method for e in newer.entries] == ["m2", "m1"]
+    assert older.task_key == "synth-superclass@v1" and older.entries[0].method == "m1"
+    block = render_block(stored(example), example, with_significance=False)
+    assert "### Preset `cpu` · synthetic v2 · frozen-probe" in block
+    assert "### Preset `cpu` · synthetic v1 · frozen-probe" in block
+
+
+def test_group_key_separates_protocols_and_real_data():
+    record = {"preset": "cpu", "protocol": "linear", "adaptation": {"dataset": "ptbxl@1.0.3-500hz"}}
+    assert group_key(record) == ("cpu", "linear", "real data")
+    assert group_key({"preset": "smoke", "adaptation": {"dataset": "synthetic@2-abc"}}) == \
+        ("smoke", "frozen-probe", "synthetic v2")
+
+
+def test_other_protocols_get_their_own_ranking(example):
+    """A second protocol's results (e.g. a linear head) are ranked apart from the frozen probes."""
+    store = ResultStore(example)
+    for record in [r for r in stored(example) if r["method"] in ("m1", "m2")]:
+        other = {**record, "protocol": "linear", "metrics": dict(record["metrics"]),
+                 "probe_spec": {**record["probe_spec"], "protocol": "linear"}}
+        if other["method"] == "m2":  # the order flips under this protocol
+            other["metrics"] = {k: (0.95 if k == "macro_auroc" else 1.0) for k in record["metrics"]}
+        write_json(store.result_path(record["run_id"], record["task_key"], f"linear-{record['probe']}"), other)
+    boards = {b.protocol: b for b in build(stored(example)) if b.preset == "cpu"}
+    assert set(boards) == {"frozen-probe", "linear"}
+    linear = {t.task: t for t in boards["linear"].tasks}["synth-superclass"]
+    assert [e.method for e in linear.entries] == ["m2", "m1"]
+    assert all(r["protocol"] == "linear" for e in linear.entries for r in e.records)  # the stored records
+    assert all(r["protocol"] == "frozen-probe" for e in boards["frozen-probe"].tasks[0].entries for r in e.records)
+    assert {t.task: t for t in boards["frozen-probe"].tasks}["synth-superclass"].entries[0].method == "m1"

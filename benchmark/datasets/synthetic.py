@@ -48,6 +48,22 @@ age (MI and HYP also with male sex).
 strongest in V1), SBRAD (sinus < 60 bpm), STACH (sinus > 100 bpm); a patient tendency with
 record-level variation.
 
+Versions
+--------
+``load(root, version=...)`` (``--set data.version=1``); the version is the first part of
+``Recordings.version`` and of every synthetic task's key (``synth-superclass@v2``), so results of
+two versions are never compared. Labels are drawn from the same random stream in both.
+
+* ``1``: the original suite, kept bit for bit (its results keep their keys).
+* ``2`` (default): the labels act where the PTB-XL statements put them, as in version 1, but
+  hypertrophy changes *where* the QRS voltage points (tall R in V5-V6, deep S in V1-V2) far more
+  than how large it is, and the nuisances vary independently of the labels and across
+  patients and records: body gain (log-sd 0.18 -> 0.30) and a per-record amplifier gain
+  (log-sd 0.15), precordial electrodes placed higher/lower and turned as a set per record,
+  lead reversals (3% LA/RA, 3% two neighbouring V leads; ``lead_swap`` column), more
+  beat-to-beat variation. Heart rate, lead voltages and noise levels move towards the real CinC
+  2021 samples as measured by :func:`ecgbench.audit.realism` (see :class:`Profile`).
+
 ``sex`` (0 male, 1 female, PTB-XL convention) and ``age`` (years) shift morphology subtly:
 women have a slightly higher heart rate, lower voltage, narrower QRS and longer QTc; age lowers
 voltage and heart-rate variability, lengthens PR and QTc, moves the axis leftwards and makes
@@ -55,7 +71,7 @@ pathology more frequent. Neither is predictable far above what real ECGs allow.
 
 Also: ``heart_rate`` (bpm, measured from the generated beats), ``rr_cv`` (RR coefficient of
 variation), ``pr_ms``, ``qrs_ms``, ``qtc_ms`` (generator truth), ``mi_territory`` and
-``cd_type`` ("-" when absent).
+``cd_type`` ("-" when absent); version 2 also ``lead_swap`` ("-", "LA/RA", "V1/V2", ...).
 """
 
 from __future__ import annotations
@@ -64,7 +80,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +88,12 @@ import numpy as np
 import pandas as pd
 
 from ecgbench.api import STANDARD_LEADS, Recordings
-from ecgbench.config import apply_overrides, short_hash
+from ecgbench.config import apply_overrides, rule, short_hash
 from ecgbench.store import remove_stale_temps
 
 NAME = "synthetic"
-VERSION = "1"
+VERSION = "2"  # the default; "1" stays selectable (``--set data.version=1``) and bit-identical
+VERSIONS = ("1", "2")
 LICENSE = "MIT (generated)"
 
 SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
@@ -88,9 +105,44 @@ CHUNK = 64  # records rendered together; part of the random stream layout, do no
 
 
 @dataclass(frozen=True)
-class SyntheticOptions:
-    """Generation settings; every field is part of the cache key and of ``Recordings.version``."""
+class Profile:
+    """Constants in which the suite versions differ. Version 1 is the original suite, kept bit for
+    bit; version 2 moves the nuisances towards the real CinC 2021 samples (``ecgbench.audit
+    .realism``), widens them independently of the labels, and draws its extras (electrode
+    misplacement, lead reversals, device gain) from a random stream of their own."""
 
+    sinus_hr: tuple[float, float] = (72.0, 8.0)  # patient mean, sd (bpm)
+    sinus_clip: tuple[float, float] = (63.0, 97.0)
+    gain_sd: float = 0.18  # log-normal spread of the body gain across patients
+    limb_gain: float = 0.8
+    v_gains: tuple[float, ...] = (1.0, 1.3, 1.4, 1.4, 1.2, 0.9)
+    bw: float = 0.08  # baseline wander amplitude (mV, median record)
+    emg: float = 0.012
+    beat_jitter: float = 0.015  # beat-to-beat amplitude variation
+    hyp_voltage: tuple[float, float] = (0.3, 0.8)  # QRS voltage gain of hypertrophy: base, per severity
+    hyp_turn: float = 0.5  # how far hypertrophy turns the R vector towards the left ventricle
+    device_gain_sd: float = 0.0  # per-record amplifier / calibration spread
+    electrode_sd: tuple[float, float] = (0.0, 0.0)  # per-record precordial shift: angle (rad), height
+    swap_rate: tuple[float, float] = (0.0, 0.0)  # records with an LA/RA reversal, with 2 V leads swapped
+
+
+PROFILES = {
+    "1": Profile(),
+    "2": Profile(sinus_hr=(80.0, 11.0), sinus_clip=(61.0, 99.0), gain_sd=0.3, limb_gain=0.68,
+                 v_gains=(1.1, 1.6, 1.55, 1.4, 1.15, 0.85), bw=0.05, emg=0.011, beat_jitter=0.03,
+                 hyp_voltage=(0.1, 0.35), hyp_turn=0.9, device_gain_sd=0.15,
+                 electrode_sd=(0.12, 0.08), swap_rate=(0.03, 0.03)),
+}
+SWAPS = ("-", "LA/RA", "V1/V2", "V2/V3", "V3/V4", "V4/V5", "V5/V6")
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """Generation settings; every field is part of the cache key and of ``Recordings.version``
+    (``version`` as its prefix, the others hashed)."""
+
+    version: int = field(default=int(VERSION), metadata=rule(lambda v: str(v) in VERSIONS,
+                                                             "one of " + ", ".join(VERSIONS)))
     n_patients: int = 850
     max_records_per_patient: int = 4  # each patient gets 1..max records, uniformly
     seed: int = 0
@@ -105,16 +157,24 @@ class SyntheticOptions:
 
 # ----- public entry point --------------------------------------------------------------------
 def load(root: Path | str, **options: Any) -> Recordings:
-    """The suite for ``options`` (SyntheticOptions overrides), generated once, then cached."""
+    """The suite for ``options`` (SyntheticOptions overrides), generated once, then cached.
+    ``Recordings.version`` is ``"<suite version>-<hash of the other options>"``."""
     opts = apply_overrides(SyntheticOptions(), options, "data")
-    key = short_hash(opts)
-    folder = Path(root) / f"synthetic-v{VERSION}-{key}"
+    version = str(opts.version)
+    key = options_hash(opts)
+    folder = Path(root) / f"synthetic-v{version}-{key}"
     if not (folder / "done.json").exists():
         _generate_to(folder, opts)
     signals = np.load(folder / "signals.npy", mmap_mode="r")
     meta = pd.read_csv(folder / "meta.csv", dtype={"record_id": str, "split": str})
-    return Recordings(name=NAME, version=f"{VERSION}-{key}", signals=signals, meta=meta,
+    return Recordings(name=NAME, version=f"{version}-{key}", signals=signals, meta=meta,
                       fs=opts.fs, lead_names=STANDARD_LEADS)
+
+
+def options_hash(opts: SyntheticOptions) -> str:
+    """Hash of every option but the version (which prefixes it): version-1 keys stay as they were
+    before versions existed."""
+    return short_hash({k: v for k, v in asdict(opts).items() if k != "version"})
 
 
 def _generate_to(folder: Path, opts: SyntheticOptions) -> None:
@@ -122,18 +182,19 @@ def _generate_to(folder: Path, opts: SyntheticOptions) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(folder)
     start = time.perf_counter()
-    meta, params = _plan(opts)
+    prof = PROFILES[str(opts.version)]
+    meta, params = _plan(opts, prof)
     tmp = folder / f"signals.tmp-{os.getpid()}.npy"
     shape = (len(meta), 12, opts.fs * opts.seconds)
     signals = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-    measured = _render_all(signals, params, opts)
+    measured = _render_all(signals, params, opts, prof)
     signals.flush()
     del signals
     os.replace(tmp, folder / "signals.npy")
     for column, values in measured.items():
         meta[column] = np.round(values, 4)
     _write_atomic(folder / "meta.csv", meta.to_csv(index=False))
-    done = {"name": NAME, "version": VERSION, "options": asdict(opts), "records": len(meta),
+    done = {"name": NAME, "version": str(opts.version), "options": asdict(opts), "records": len(meta),
             "patients": int(meta["patient_id"].nunique()),
             "seconds_to_generate": round(time.perf_counter() - start, 2)}
     _write_atomic(folder / "done.json", json.dumps(done, indent=2))
@@ -150,7 +211,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _patients(o: SyntheticOptions, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _patients(o: SyntheticOptions, rng: np.random.Generator, prof: Profile) -> dict[str, np.ndarray]:
     n, k = o.n_patients, o.individuality
     age = np.clip(rng.normal(60, 17, n), 18, 90)
     sex = (rng.random(n) < 0.48).astype(int)
@@ -172,10 +233,10 @@ def _patients(o: SyntheticOptions, rng: np.random.Generator) -> dict[str, np.nda
     af_weight = 0.125 * np.exp(0.9 * z_age)
     weights = np.stack([np.full(n, 0.6), af_weight, np.full(n, 0.12), np.full(n, 0.13)], 1)
     p["rhythm"] = _choice_rows(weights / weights.sum(1, keepdims=True), rng)
-    p["hr"] = rng.normal(72, 8, n) + 3 * sex
+    p["hr"] = rng.normal(*prof.sinus_hr, n) + 3 * sex
     p["hrv"] = 0.035 * np.exp(rng.normal(0, 0.35, n)) * np.clip(1 - 0.012 * (age - 40), 0.25, 1.5)
     p["resp_hz"] = rng.uniform(0.15, 0.35, n)
-    p["gain"] = np.exp(rng.normal(0, 0.18 * k, n)) * np.where(sex == 1, 0.88, 1.0) \
+    p["gain"] = np.exp(rng.normal(0, prof.gain_sd * k, n)) * np.where(sex == 1, 0.88, 1.0) \
         * (1 - 0.004 * (age - 60))
     p["qw"] = np.exp(rng.normal(0, 0.07 * k, n)) * np.where(sex == 1, 0.95, 1.0) \
         * (1 + 0.002 * (age - 60))
@@ -196,9 +257,9 @@ def _choice_rows(prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (rng.random((len(prob), 1)) > np.cumsum(prob, 1)[:, :-1]).sum(1)
 
 
-def _records(o: SyntheticOptions, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+def _records(o: SyntheticOptions, rng: np.random.Generator, prof: Profile) -> tuple[pd.DataFrame, dict]:
     """Patient table expanded to records (1..max each), with labels and record-level jitter."""
-    pat = _patients(o, rng)
+    pat = _patients(o, rng, prof)
     counts = rng.integers(1, o.max_records_per_patient + 1, o.n_patients)
     pidx = np.repeat(np.arange(o.n_patients), counts)
     r = {key: value[pidx] for key, value in pat.items()}
@@ -209,14 +270,14 @@ def _records(o: SyntheticOptions, rng: np.random.Generator) -> tuple[pd.DataFram
     r["rhythm"] = np.where(redraw, rng.choice(4, n, p=[0.6, 0.15, 0.12, 0.13]), r["rhythm"])
     for name in ("MI", "STTC", "CD", "HYP"):
         r[f"{name}_sev"] = np.clip(r[f"{name}_sev"] * np.exp(rng.normal(0, 0.1, n)), 0.05, 1.2)
-    r["hr"] = _record_rate(r, rng)
+    r["hr"] = _record_rate(r, rng, prof)
     meta = _meta(o, pidx, r, rng)
     return meta, r
 
 
-def _record_rate(r: dict, rng: np.random.Generator) -> np.ndarray:
+def _record_rate(r: dict, rng: np.random.Generator, prof: Profile) -> np.ndarray:
     n = len(r["hr"])
-    sinus = np.clip(r["hr"] * np.exp(rng.normal(0, 0.06, n)), 63, 97)
+    sinus = np.clip(r["hr"] * np.exp(rng.normal(0, 0.06, n)), *prof.sinus_clip)
     af = np.clip(rng.normal(95, 18, n), 60, 160)
     brady = rng.uniform(40, 57, n)
     tachy = 102 + rng.gamma(2.0, 9.0, n).clip(0, 48)
@@ -269,8 +330,6 @@ _TERRITORY = _TERRITORY / np.linalg.norm(_TERRITORY, axis=1, keepdims=True)
 # Measured channels I, II, V1..V6: precordial angle from +x towards +z, y component, gain
 _V_ANGLES = np.deg2rad([115, 95, 75, 50, 20, 0])
 _V_Y = np.array([-0.05, 0.0, 0.05, 0.15, 0.2, 0.2])
-_V_GAINS = np.array([1.0, 1.3, 1.4, 1.4, 1.2, 0.9])
-_LIMB_GAIN = 0.8
 
 
 def _unit(v: np.ndarray, axis: int) -> np.ndarray:
@@ -287,14 +346,14 @@ def _lead_offsets(n: int, k: float, rng: np.random.Generator) -> np.ndarray:
     return offsets
 
 
-def _lead_matrix(offsets: np.ndarray, gain: np.ndarray) -> np.ndarray:
+def _lead_matrix(offsets: np.ndarray, gain: np.ndarray, prof: Profile) -> np.ndarray:
     """(n, 8, 3) lead vectors of I, II, V1..V6 with the given offsets; gain (n,)."""
     limb = np.deg2rad([0.0, 60.0]) + offsets[:, :2, 0]
     vang = _V_ANGLES + offsets[:, 2:, 0]
     lead = np.zeros(offsets.shape)
-    lead[:, :2] = np.stack([np.cos(limb), np.sin(limb), np.zeros_like(limb)], -1) * _LIMB_GAIN
+    lead[:, :2] = np.stack([np.cos(limb), np.sin(limb), np.zeros_like(limb)], -1) * prof.limb_gain
     lead[:, 2:] = np.stack([np.cos(vang), _V_Y + offsets[:, 2:, 1], np.sin(vang)], -1) \
-        * _V_GAINS[:, None]
+        * np.array(prof.v_gains)[:, None]
     return lead * np.exp(offsets[:, :, 2:]) * gain[:, None, None]
 
 
@@ -321,7 +380,7 @@ class _Morphology:
     tw: np.ndarray  # (n,) T width factor
 
 
-def _morphology(r: dict, effect: float, rng: np.random.Generator) -> _Morphology:
+def _morphology(r: dict, effect: float, rng: np.random.Generator, prof: Profile) -> _Morphology:
     n = len(r["age"])
     jitter = np.exp(rng.normal(0, 0.05, (n, len(WAVES))))
     vec = _unit(_DIRS + r["wave_dir"], 1) * (_AMPS * r["wave_amp"] * jitter)[:, None, :]
@@ -336,7 +395,7 @@ def _morphology(r: dict, effect: float, rng: np.random.Generator) -> _Morphology
     _add_mi(m, r, effect)
     _add_sttc(m, r, effect)
     _add_cd(m, r, effect)
-    _add_hyp(m, r, effect)
+    _add_hyp(m, r, effect, prof)
     m.vec[r["rhythm"] == 1, :, P] = 0.0  # AF: no P waves
     m.offset[:, P] = -m.pr
     m.vec = _rotation(r["rotation"] + rng.normal(0, 0.04, (n, 3))) @ m.vec
@@ -399,14 +458,15 @@ def _add_cd(m: _Morphology, r: dict, effect: float) -> None:
     m.vec[:, :, Q:R2] = _rotation(turn) @ m.vec[:, :, Q:R2]
 
 
-def _add_hyp(m: _Morphology, r: dict, effect: float) -> None:
+def _add_hyp(m: _Morphology, r: dict, effect: float, prof: Profile) -> None:
     e = _severity(r, "HYP", effect)
     on = (e > 0)[:, None]
     lv = _unit(np.array([0.7, 0.3, -0.65]), 0)
     r_size = np.linalg.norm(m.vec[:, :, R], axis=1, keepdims=True)
-    blend = np.minimum(0.5 * e, 0.6)[:, None]
+    blend = np.minimum(prof.hyp_turn * e, 0.6)[:, None]
+    base, per_severity = prof.hyp_voltage
     m.vec[:, :, R] = (m.vec[:, :, R] * (1 - blend) + lv * r_size * blend) \
-        * (1 + on * (0.3 + 0.8 * e[:, None]))
+        * (1 + on * (base + per_severity * e[:, None]))
     m.vec[:, :, S] *= 1 + 0.8 * e[:, None]
     m.width[:, Q:R2] *= 1 + 0.12 * e[:, None]
     strain = (e * r["hyp_strain"])[:, None]
@@ -418,14 +478,16 @@ def _add_hyp(m: _Morphology, r: dict, effect: float) -> None:
 
 
 # ----- plan: everything per record that rendering needs ------------------------------------------
-def _plan(o: SyntheticOptions) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _plan(o: SyntheticOptions, prof: Profile) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     rng = np.random.default_rng([o.seed, 0])
-    meta, r = _records(o, rng)
-    m = _morphology(r, o.effect, rng)
+    meta, r = _records(o, rng, prof)
+    m = _morphology(r, o.effect, rng, prof)
     n = len(meta)
     gain = r["gain"] * np.exp(rng.normal(0, 0.06, n))
     offsets = r["leads"] + rng.normal(0, 0.03, r["leads"].shape) * [1, 0.5, 0.5]
-    lead = _lead_matrix(offsets, gain)
+    extra = np.random.default_rng([o.seed, 2])  # own stream: version 1 (all zero here) stays as it was
+    gain, offsets, swap = _recording_nuisances(gain, offsets, prof, o.noise, extra)
+    lead = _lead_matrix(offsets, gain, prof)
     atrial = _unit(np.array([-0.3, 0.5, 0.8]) + rng.normal(0, 0.2, (n, 3)), 1)
     is_af = r["rhythm"] == 1
     params = {
@@ -435,15 +497,34 @@ def _plan(o: SyntheticOptions) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         "width": m.width, "offset": m.offset, "qtc": m.qtc, "qw": m.qw, "tw": m.tw,
         "hr": r["hr"], "af": is_af, "af_sigma": rng.uniform(0.12, 0.28, n),
         "hrv": r["hrv"] * np.where(r["rhythm"] == 3, 0.5, 1.0), "resp_hz": r["resp_hz"],
-        "bw": 0.08 * np.exp(rng.normal(0, 0.6, n)) * o.noise,
-        "emg": 0.012 * np.exp(rng.normal(0, 0.6, n)) * o.noise,
+        "bw": prof.bw * np.exp(rng.normal(0, 0.6, n)) * o.noise,
+        "emg": prof.emg * np.exp(rng.normal(0, 0.6, n)) * o.noise,
         "mains": 0.006 * np.exp(rng.normal(0, 0.7, n)) * o.noise,
         "mains_hz": np.where(rng.random(n) < 0.5, 50.0, 60.0),
     }
     meta["pr_ms"] = np.round(1000 * m.pr).astype(int)
     meta["qrs_ms"] = np.round(1000 * _qrs_duration(m)).astype(int)
     meta["qtc_ms"] = np.round(1000 * m.qtc).astype(int)
+    if prof.swap_rate != (0.0, 0.0):
+        params["swap"] = swap
+        meta["lead_swap"] = np.array(SWAPS)[swap]
     return meta, params
+
+
+def _recording_nuisances(gain: np.ndarray, offsets: np.ndarray, prof: Profile, noise: float,
+                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-record amplifier gain, precordial electrodes placed higher or lower and turned as a
+    set, and lead reversals (LA/RA, or two neighbouring V leads): all drawn without looking at
+    any label. ``noise`` scales them like the other recording artefacts."""
+    n = len(gain)
+    gain = gain * np.exp(rng.normal(0, prof.device_gain_sd * noise, n))
+    offsets = offsets.copy()
+    offsets[:, 2:, 0] += rng.normal(0, prof.electrode_sd[0] * noise, (n, 1))
+    offsets[:, 2:, 1] += rng.normal(0, prof.electrode_sd[1] * noise, (n, 1))
+    arm, chest = np.minimum(np.array(prof.swap_rate) * noise, 0.5)
+    u = rng.random(n)
+    swap = np.where(u < arm, 1, np.where(u < arm + chest, 2 + rng.integers(0, 5, n), 0))
+    return gain, offsets, swap
 
 
 def _qrs_duration(m: _Morphology) -> np.ndarray:
@@ -455,7 +536,7 @@ def _qrs_duration(m: _Morphology) -> np.ndarray:
 
 
 # ----- rendering --------------------------------------------------------------------------------
-def _render_all(out: np.ndarray, params: dict[str, np.ndarray], o: SyntheticOptions) -> dict:
+def _render_all(out: np.ndarray, params: dict[str, np.ndarray], o: SyntheticOptions, prof: Profile) -> dict:
     n = len(out)
     starts = list(range(0, n, CHUNK))
     measured = {"heart_rate": np.zeros(n), "rr_cv": np.zeros(n)}
@@ -464,7 +545,7 @@ def _render_all(out: np.ndarray, params: dict[str, np.ndarray], o: SyntheticOpti
         sl = slice(starts[index], min(starts[index] + CHUNK, n))
         rng = np.random.default_rng([o.seed, 1, index])
         chunk = {key: value[sl] for key, value in params.items()}
-        out[sl], measured["heart_rate"][sl], measured["rr_cv"][sl] = _render(chunk, o, rng)
+        out[sl], measured["heart_rate"][sl], measured["rr_cv"][sl] = _render(chunk, o, rng, prof)
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         for _ in _progress(pool.map(work, range(len(starts))), len(starts)):
@@ -478,12 +559,12 @@ def _progress(iterable: Any, total: int) -> Any:
     return track(iterable, total=total, description="generating synthetic ECGs", transient=True)
 
 
-def _render(p: dict[str, np.ndarray], o: SyntheticOptions,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render(p: dict[str, np.ndarray], o: SyntheticOptions, rng: np.random.Generator,
+            prof: Profile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B, 12, T) float32 signals, measured heart rate and RR coefficient of variation."""
     n_samples = o.fs * o.seconds
     t = np.arange(n_samples, dtype=np.float32) / o.fs
-    times, scale = _beats(p, o.seconds, rng)
+    times, scale = _beats(p, o.seconds, rng, prof.beat_jitter)
     mu, sigma = _beat_waves(p, times)
     waves = _wave_sums(t, _pad_times(times), _pad(scale, 0.0), _pad(mu), _pad(sigma))
     x = np.matmul(p["proj"].astype(np.float32), waves)  # (B, 8, T)
@@ -491,10 +572,13 @@ def _render(p: dict[str, np.ndarray], o: SyntheticOptions,
         * _narrowband(p["f_hz"], 0.6, n_samples, o.fs, rng)[:, None, :]
     x += _noise(p, t, o.fs, rng)
     hr, rr_cv = _rate_stats(times, o.seconds)
+    if "swap" in p:
+        x = _reverse_electrodes(x, p["swap"])
     return _twelve_leads(x), hr, rr_cv
 
 
-def _beats(p: dict, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _beats(p: dict, seconds: float, rng: np.random.Generator,
+           jitter: float) -> tuple[np.ndarray, np.ndarray]:
     """R-peak times (B, K) covering [-2 s, seconds + 2 s] and a per-beat amplitude factor."""
     rr0 = 60.0 / p["hr"]
     b = len(rr0)
@@ -511,7 +595,7 @@ def _beats(p: dict, seconds: float, rng: np.random.Generator) -> tuple[np.ndarra
         times.append(tn + np.maximum(np.where(p["af"], af, sinus), 0.26))
     times = np.stack(times, 1)
     breath = np.sin(2 * np.pi * p["resp_hz"][:, None] * times + phase[:, :1])
-    scale = 1 + 0.04 * breath + rng.normal(0, 0.015, times.shape)
+    scale = 1 + 0.04 * breath + rng.normal(0, jitter, times.shape)
     return times, scale
 
 
@@ -620,6 +704,18 @@ def _rate_stats(times: np.ndarray, seconds: float) -> tuple[np.ndarray, np.ndarr
     mean = (rr * inside).sum(1) / count
     std = np.sqrt((((rr - mean[:, None]) ** 2) * inside).sum(1) / count)
     return 60.0 / mean, std / mean
+
+
+def _reverse_electrodes(x: np.ndarray, swap: np.ndarray) -> np.ndarray:
+    """Measured channels (I, II, V1..V6) as a misconnected cable records them: LA/RA reversed
+    gives -I and III in place of II; a V-lead swap exchanges two neighbouring chest channels."""
+    x = x.copy()
+    arms = swap == 1
+    x[arms, 0], x[arms, 1] = -x[arms, 0], x[arms, 1] - x[arms, 0]
+    for k in range(5):
+        rows = np.flatnonzero(swap == 2 + k)
+        x[rows, 2 + k], x[rows, 3 + k] = x[rows, 3 + k], x[rows, 2 + k].copy()
+    return x
 
 
 def _twelve_leads(x: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,10 @@ def small(tmp_path_factory):
 
 def cache_folder(root, **options):
     opts = synthetic.SyntheticOptions(**options)
-    return root / f"synthetic-v{synthetic.VERSION}-{short_hash(opts)}"
+    return root / f"synthetic-v{opts.version}-{synthetic.options_hash(opts)}"
+
+
+REAL_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2021-samples"
 
 
 def test_signals_shape_dtype_and_range(small):
@@ -39,7 +43,7 @@ def test_signals_shape_dtype_and_range(small):
 def test_recordings_fields(small):
     opts = synthetic.SyntheticOptions(**SMALL)
     assert small.name == "synthetic"
-    assert small.version == f"{synthetic.VERSION}-{short_hash(opts)}"
+    assert small.version == f"{synthetic.VERSION}-{synthetic.options_hash(opts)}"
     assert small.fs == 500
     assert small.lead_names == STANDARD_LEADS
     assert isinstance(small.signals, np.memmap)
@@ -170,3 +174,57 @@ def test_default_size(tmp_path):
         assert abs(rhythm[name] - prior) < 0.05, rhythm
     fractions = meta.groupby("split")["patient_id"].nunique() / meta["patient_id"].nunique()
     assert fractions["train"] == pytest.approx(0.7, abs=0.01)
+
+
+# ----- versions -----------------------------------------------------------------------------------
+def test_version_2_is_the_default_and_version_1_stays_selectable(small, tmp_path):
+    assert synthetic.VERSION == "2" and small.version.startswith("2-")
+    old = synthetic.load(tmp_path, version="1", **SMALL)  # as --set data.version=1 passes it
+    # the key version-1 results carry: the hash of the options as they were before versions existed
+    before = {"n_patients": 60, "max_records_per_patient": 4, "seed": 0, "fs": 500, "seconds": 10,
+              "train_fraction": 0.7, "val_fraction": 0.15, "noise": 1.0, "effect": 1.0, "individuality": 1.0}
+    assert old.version == f"1-{short_hash(before)}" == "1-f48e169697d6"
+    assert synthetic.load(tmp_path, version=1, **SMALL).version == old.version
+    assert (tmp_path / f"synthetic-v1-{old.version[2:]}").is_dir()
+    assert "lead_swap" not in old.meta and "lead_swap" in small.meta
+    assert not np.array_equal(np.asarray(old.signals[:2]), np.asarray(small.signals[:2]))
+    # the labels are drawn from the same stream: only the signals and nuisances changed
+    assert old.meta[list(synthetic.SUPERCLASSES)].equals(small.meta[list(synthetic.SUPERCLASSES)])
+
+
+def test_unknown_version_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"^data.version=3: must be one of 1, 2$"):
+        synthetic.load(tmp_path, version="3", n_patients=5)
+
+
+def test_electrode_reversals():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 8, 50)).astype(np.float32)
+    out = synthetic._reverse_electrodes(x, np.array([0, 1, 3]))
+    np.testing.assert_array_equal(out[0], x[0])
+    np.testing.assert_array_equal(out[1, 0], -x[1, 0])  # LA/RA: I inverted, II and III exchanged
+    np.testing.assert_allclose(out[1, 1], x[1, 1] - x[1, 0])
+    np.testing.assert_array_equal(out[2, [3, 4]], x[2, [4, 3]])  # code 3 = V2/V3 (channels 3, 4)
+    assert synthetic.SWAPS[3] == "V2/V3"
+
+
+def test_nuisances_do_not_follow_labels(small, tmp_path):
+    meta = synthetic.load(tmp_path, n_patients=400).meta
+    swapped = meta["lead_swap"] != "-"
+    assert 0.02 < swapped.mean() < 0.12
+    for name in synthetic.SUPERCLASSES:  # as often swapped with as without the label
+        assert abs(swapped[meta[name] == 1].mean() - swapped[meta[name] == 0].mean()) < 0.06, name
+
+
+@pytest.mark.skipif(not REAL_SAMPLES.is_dir(), reason=f"real CinC 2021 samples not found at {REAL_SAMPLES}")
+def test_version_2_is_closer_to_real_ecgs_than_version_1(small, tmp_path):
+    """ecgbench.audit.realism on 100 records of each version and on the 50 real records: the
+    summed relative distance to the real figures shrinks, and no figure moves more than 10% away."""
+    from ecgbench import audit
+
+    real = audit.realism(*audit.real_cinc_samples(REAL_SAMPLES))
+    old = synthetic.load(tmp_path, version="1", **SMALL)
+    figures = {v: audit.realism(np.asarray(r.signals[:100]), r.fs) for v, r in (("1", old), ("2", small))}
+    distance = {v: {k: abs(f[k] - real[k]) / abs(real[k]) for k in audit.REALISM_FIGURES} for v, f in figures.items()}
+    assert sum(distance["2"].values()) < 0.5 * sum(distance["1"].values()), (figures, real)
+    assert all(distance["2"][k] <= distance["1"][k] + 0.1 for k in audit.REALISM_FIGURES), (figures, real)

@@ -25,16 +25,27 @@ def test_registry_finds_the_four_tasks():
     assert TASKS.get("synth-age") is synthetic_tasks.SYNTH_AGE
 
 
-def test_classes_match_the_dataset():
+def test_classes_and_version_match_the_dataset():
     assert synthetic_tasks.SUPERCLASSES == synthetic.SUPERCLASSES
     assert synthetic_tasks.RHYTHMS == synthetic.RHYTHMS
+    assert str(synthetic_tasks.SUITE_VERSION) == synthetic.VERSION
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_suite_version_is_the_task_version(name):
+    task = TASKS.get(name)
+    assert task.key == f"{name}@v{synthetic.VERSION}"
+    assert task.dataset_options == {"version": synthetic_tasks.SUITE_VERSION}
+    old = task.at_data_options({"version": "1"})  # --set data.version=1
+    assert old.key == f"{name}@v1" and old.dataset_options == {"version": 1}
+    assert task.at_data_options({"n_patients": "300"}) is task
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_task_contract(name):
     task = TASKS.get(name)
     assert isinstance(task, Task)
-    assert task.name == name and task.version == 1
+    assert task.name == name and task.version == synthetic_tasks.SUITE_VERSION
     assert task.description == TASKS.entry(name).description
     assert task.main_metric in HIGHER_IS_BETTER
     assert task.citation
@@ -74,3 +85,14 @@ def test_unusable_rows_are_masked(recordings):
     assert not synthetic_tasks.rhythm_labels(meta)[1][0]
     assert not synthetic_tasks.sex_labels(meta)[1][1]
     assert not synthetic_tasks.age_labels(meta)[1][2]
+
+
+@pytest.mark.parametrize("key", ["data.version", "data.synthetic.version"])
+def test_a_run_on_the_old_suite_keys_its_tasks_at_v1(key):
+    from ecgbench.plan import RunRequest, resolve
+
+    request = RunRequest(methods=["random-init"], tasks=["synth-superclass", "synth-age"], probes=["lr"],
+                         seeds=[0], overrides={key: "1"})
+    assert [t.key for t in resolve(request).tasks] == ["synth-superclass@v1", "synth-age@v1"]
+    default = resolve(RunRequest(methods=["random-init"], tasks=["synth-age"], probes=["lr"], seeds=[0]))
+    assert [t.key for t in default.tasks] == [f"synth-age@v{synthetic.VERSION}"]

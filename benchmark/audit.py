@@ -1,0 +1,191 @@
+"""Audits of the synthetic suite: how ECG-like it looks, and how far trivial features get.
+
+* :func:`realism` measures a set of recordings with one fixed piece of code (heart rate, lead II
+  and V2 peak-to-peak voltage, the share of power below 0.5 Hz and above 40 Hz, beat-to-beat
+  correlation), so the synthetic suite and the real CinC 2021 samples are compared like for like.
+* :func:`shortcut_audit` fits the harness's own probe (logistic or ridge regression, C chosen on
+  validation, test metric with a patient bootstrap CI) on trivial features: heart rate and each
+  lead's amplitude and standard deviation. A suite on which these features reach the ceiling
+  cannot tell representations apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgbench.api import STANDARD_LEADS, Recordings, Task
+
+REALISM_FIGURES = ("heart_rate_bpm", "lead_ii_p2p_mv", "v2_p2p_mv", "power_below_0p5hz",
+                   "power_above_40hz", "beat_correlation")
+
+
+# ----- realism --------------------------------------------------------------------------------
+def _r_peaks(lead: np.ndarray, fs: int) -> np.ndarray:
+    import neurokit2 as nk
+
+    cleaned = nk.ecg_clean(lead, sampling_rate=fs)
+    _, info = nk.ecg_peaks(cleaned, sampling_rate=fs)
+    return np.asarray(info["ECG_R_Peaks"], dtype=int)
+
+
+def _band_power_shares(signal: np.ndarray, fs: int) -> tuple[float, float]:
+    """Share of (mean-removed) power below 0.5 Hz and above 40 Hz, all leads together."""
+    from scipy.signal import welch
+
+    freqs, psd = welch(signal - signal.mean(-1, keepdims=True), fs=fs, nperseg=min(signal.shape[-1], 8 * fs))
+    total = psd.sum()
+    return float(psd[:, freqs < 0.5].sum() / total), float(psd[:, freqs > 40].sum() / total)
+
+
+def _peak_to_peak(lead: np.ndarray, fs: int) -> float:
+    """Robust peak-to-peak (0.5th to 99.5th percentile) after a 0.5 Hz high-pass."""
+    from scipy.signal import butter, sosfiltfilt
+
+    filtered = sosfiltfilt(butter(2, 0.5, "highpass", fs=fs, output="sos"), lead)
+    low, high = np.percentile(filtered, [0.5, 99.5])
+    return float(high - low)
+
+
+def _beat_correlation(lead: np.ndarray, peaks: np.ndarray, fs: int) -> float:
+    """Median correlation of each beat (-0.25 .. +0.45 s around R) with the median beat."""
+    before, after = int(0.25 * fs), int(0.45 * fs)
+    inside = peaks[(peaks >= before) & (peaks + after <= len(lead))]
+    if len(inside) < 3:
+        return float("nan")
+    beats = np.stack([lead[p - before:p + after] for p in inside])
+    template = np.median(beats, 0)
+    return float(np.median([np.corrcoef(beat, template)[0, 1] for beat in beats]))
+
+
+def record_figures(signal: np.ndarray, fs: int, lead_names: tuple[str, ...] = STANDARD_LEADS) -> dict[str, float]:
+    """The realism figures of one 12-lead record ``(leads, T)`` in mV."""
+    ii, v2 = signal[lead_names.index("II")], signal[lead_names.index("V2")]
+    peaks = _r_peaks(ii, fs)
+    rate = 60.0 * fs / np.median(np.diff(peaks)) if len(peaks) > 2 else float("nan")
+    low, high = _band_power_shares(signal, fs)
+    return {"heart_rate_bpm": float(rate), "lead_ii_p2p_mv": _peak_to_peak(ii, fs),
+            "v2_p2p_mv": _peak_to_peak(v2, fs), "power_below_0p5hz": low, "power_above_40hz": high,
+            "beat_correlation": _beat_correlation(ii, peaks, fs)}
+
+
+def realism(signals: np.ndarray, fs: int, lead_names: tuple[str, ...] = STANDARD_LEADS) -> dict[str, float]:
+    """Median of each realism figure over records ``(N, leads, T)`` (mV)."""
+    rows = [record_figures(np.asarray(record, dtype=np.float64), fs, lead_names) for record in signals]
+    return {name: float(np.nanmedian([row[name] for row in rows])) for name in REALISM_FIGURES}
+
+
+def real_cinc_samples(folder: str | Path) -> tuple[np.ndarray, int]:
+    """The 12-lead records of a flat folder of CinC 2021 ``.hea``/``.mat`` pairs, first 10 s at
+    their own rate (all must share it): ``(N, 12, T)`` mV and fs."""
+    from ecgbench.datasets.cinc2021 import read_header, read_signal
+
+    headers = [(path, read_header(path)) for path in sorted(Path(folder).glob("*.hea"))]
+    rates = {int(round(h.fs)) for _, h in headers}
+    if len(rates) != 1:
+        raise ValueError(f"{folder}: records at several sampling rates {sorted(rates)}")
+    fs = rates.pop()
+    records = [read_signal(path, h)[:, :10 * fs] for path, h in headers]
+    length = min(r.shape[-1] for r in records)
+    return np.stack([r[:, :length] for r in records]), fs
+
+
+def realism_table(measured: dict[str, dict[str, float]]) -> str:
+    """Markdown table: one row per figure, one column per measured set."""
+    from tabulate import tabulate
+
+    names = list(measured)
+    rows = [[figure] + [f"{measured[n][figure]:.3g}" for n in names] for figure in REALISM_FIGURES]
+    return tabulate(rows, headers=["figure", *names], tablefmt="github")
+
+
+# ----- shortcut audit ---------------------------------------------------------------------------
+def trivial_features(recordings: Recordings) -> tuple[np.ndarray, list[str]]:
+    """Heart rate plus each lead's robust amplitude (1st to 99th percentile) and standard
+    deviation: what a model can learn without looking at a waveform's shape. The heart rate is
+    the metadata's ``heart_rate`` where a dataset records it (the synthetic suite measures it on
+    the generated beats: an upper bound on what a detector would find), else detected on lead II."""
+    x = np.asarray(recordings.signals, dtype=np.float32)
+    low, high = np.percentile(x, [1, 99], axis=2)
+    if "heart_rate" in recordings.meta:
+        rate = recordings.meta["heart_rate"].to_numpy(dtype=float)
+    else:
+        ii = recordings.lead_names.index("II") if "II" in recordings.lead_names else 0
+        rate = np.array([_heart_rate(np.asarray(record[ii], dtype=np.float64), recordings.fs) for record in x])
+    names = recordings.lead_names
+    columns = ["heart_rate"] + [f"amplitude_{n}" for n in names] + [f"std_{n}" for n in names]
+    return np.nan_to_num(np.column_stack([rate, high - low, x.std(axis=2)])), columns
+
+
+def _heart_rate(lead: np.ndarray, fs: int) -> float:
+    peaks = _r_peaks(lead, fs)
+    return 60.0 * fs / np.median(np.diff(peaks)) if len(peaks) > 2 else float("nan")
+
+
+def shortcut_audit(task: Task, recordings: Recordings, features: np.ndarray, bootstrap: int = 1000,
+                   seed: int = 0, grid: str = "full") -> dict[str, Any]:
+    """The ``lr`` probe of :mod:`ecgbench.probes` on ``features``, on the task's own splits, scored
+    as the runner scores probes: C (alpha) chosen on validation by the main metric, the test
+    main metric with a patient-level bootstrap 95% CI."""
+    from ecgbench import metrics, probes
+
+    y, usable = task.labels(recordings.meta)
+    split = {s: recordings.indices(s) for s in ("train", "val", "test")}
+    split = {s: idx[usable[idx]] for s, idx in split.items()}
+    fit = probes.fit_probe("lr", task.kind, features[split["train"]], y[split["train"]],
+                           features[split["val"]], y[split["val"]], task.main_metric, seed, grid,
+                           n_classes=len(task.classes) if task.kind == "multiclass" else None)
+    test = split["test"]
+    prediction = probes.predict(fit, features[test], task.kind)
+    value = metrics.metric_value(task.kind, task.main_metric, y[test], prediction.y_pred, prediction.scores)
+    low, high = metrics.bootstrap_ci(task.kind, task.main_metric, y[test], prediction.y_pred,
+                                     prediction.scores, recordings.meta["patient_id"].to_numpy()[test],
+                                     bootstrap, seed)
+    return {"task": task.name, "task_key": task.key, "metric": task.main_metric, "value": value,
+            "ci": [low, high], "probe_params": fit.params, "n_features": int(features.shape[1]),
+            "n_test": int(len(test))}
+
+
+def suite_audit(root: str | Path, version: int | None = None, bootstrap: int = 1000, seed: int = 0,
+                **options: Any) -> list[dict[str, Any]]:
+    """The shortcut audit of every synthetic task on one suite version (default: the current),
+    each task at that version (its key says which)."""
+    from ecgbench.datasets import synthetic
+    from ecgbench.registry import TASKS
+
+    recordings = synthetic.load(root, **options, **({} if version is None else {"version": version}))
+    version = recordings.version.split("-")[0]
+    features, _ = trivial_features(recordings)
+    names = [e.name for e in TASKS.entries.values() if e.module == "ecgbench.tasks.synthetic"]
+    return [shortcut_audit(TASKS.get(name).at_data_options({"version": version}), recordings, features,
+                           bootstrap, seed) for name in sorted(names)]
+
+
+def audit_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one row per task of :func:`suite_audit`."""
+    from tabulate import tabulate
+
+    digits = {"mae": 2}
+    body = [[r["task_key"], r["metric"], f"{r['value']:.{digits.get(r['metric'], 3)}f} "
+             f"[{r['ci'][0]:.{digits.get(r['metric'], 3)}f}, {r['ci'][1]:.{digits.get(r['metric'], 3)}f}]",
+             r["n_test"]] for r in rows]
+    return tabulate(body, headers=["task", "metric", "trivial features: test [95% CI]", "test records"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def report_text(data_root: str | Path, version: int | None = None, real: str | Path | None = None) -> str:
+    """``ecgbench audit``: the shortcut audit of one suite version and, with ``real``, the realism
+    figures of the suite (first 300 records) beside those of the real records in that folder."""
+    from ecgbench.datasets import synthetic
+
+    rows = suite_audit(data_root, version)
+    parts = [audit_table(rows)]
+    if real:
+        recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
+        x, fs = real_cinc_samples(real)
+        parts.append(realism_table({f"synthetic v{recordings.version.split('-')[0]} (first 300)":
+                                    realism(np.asarray(recordings.signals[:300]), recordings.fs),
+                                    f"{Path(real).name} ({len(x)})": realism(x, fs)}))
+    return "\n\n".join(parts)
