@@ -180,7 +180,8 @@ def bench_method(name: str, settings: BenchSettings, device, console=None) -> Me
     from ecgbench.runner import RunRequest, resolve
 
     plan = resolve(RunRequest(methods=[name], tasks=[], probes=[], seeds=[0], preset=settings.preset,
-                              overrides=dict(settings.overrides), track=False))
+                              overrides=dict(settings.overrides), track=False,
+                              pretrain_dataset="synthetic"))  # random batches: no data is read
     config = plan.method_configs[name]
     batch_size = int(settings.batch_size or config.batch_size)
     from ecgbench.registry import METHODS

@@ -113,12 +113,13 @@ def make_estimator(probe: str, kind: str, params: dict[str, Any], seed: int) -> 
     return Pipeline([("scale", StandardScaler()), ("model", model)])
 
 
-def _svc(kind: str, params: dict, seed: int) -> Any:
+def _svc(kind: str, params: dict, seed: int, kernel: str = "rbf") -> Any:
     from sklearn.svm import SVC, SVR
 
+    gamma = "scale" if kernel == "rbf" else "auto"  # a precomputed kernel ignores gamma
     if kind == "regression":
-        return _scaled_target(SVR(kernel="rbf", gamma="scale", **params))
-    svc = SVC(kernel="rbf", gamma="scale", random_state=seed, **params)
+        return _scaled_target(SVR(kernel=kernel, gamma=gamma, **params))
+    svc = SVC(kernel=kernel, gamma=gamma, random_state=seed, **params)
     return _one_vs_rest(kind, svc, n_jobs=N_JOBS)
 
 
@@ -181,8 +182,16 @@ def fit_probe(
 
     ``n_classes`` (multiclass only) fixes the width of the score matrix when a class is
     missing from train; by default it is inferred from the train and validation labels.
+
+    Selects what fitting each :func:`make_estimator` pipeline on train and scoring it on
+    validation would select (tests/test_probes.py compares the two); only the work differs:
+    the scaler is fitted once and shared, single-threaded candidates run in parallel, the RBF
+    SVC grid shares one precomputed kernel (:func:`_svc_on_shared_kernel`).
     """
-    from ecgbench.metrics import check_metric, metric_value
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ecgbench.metrics import check_metric
 
     check_probe(probe)
     check_metric(kind, main_metric)
@@ -190,19 +199,106 @@ def fit_probe(
     _check_shapes(kind, x_train, y_train, x_val, y_val)
     if kind == "multiclass" and n_classes is None:
         n_classes = int(max(y_train.max(), y_val.max())) + 1
-    higher = HIGHER_IS_BETTER[main_metric]
+    points = candidate_params(probe, kind, grid, n_train=len(x_train))
     start = time.perf_counter()
-    best, best_params, best_value, candidates = None, {}, math.nan, []
     with _thread_settings():
-        for params in candidate_params(probe, kind, grid, n_train=len(x_train)):
-            estimator = make_estimator(probe, kind, params, seed).fit(x_train, y_train)
-            prediction = predict(estimator, x_val, kind, n_classes=n_classes)
-            value = metric_value(kind, main_metric, y_val, prediction.y_pred, prediction.scores)
-            candidates.append((params, value))
-            if best is None or _better(value, best_value, higher):
-                best, best_params, best_value = estimator, params, value
-    return ProbeFit(best, best_params, best_value, candidates,
+        scaler = StandardScaler().fit(x_train)
+        search = _Search(probe, kind, seed, scaler.transform(x_train), y_train,
+                         scaler.transform(x_val), y_val, main_metric, n_classes)
+        strategy = _SHARED_WORK.get(probe, _fit_each) if len(points) > 1 else _fit_each
+        outcomes = strategy(search, points)
+    higher = HIGHER_IS_BETTER[main_metric]
+    best = None
+    for index, (value, _) in enumerate(outcomes):
+        if best is None or _better(value, outcomes[best][0], higher):
+            best = index
+    model = outcomes[best][1]
+    if model is None:  # the search scored candidates without keeping them: refit the winner
+        with _thread_settings():
+            model = search.build(points[best]).fit(search.x_train, search.y_train)
+    estimator = Pipeline([("scale", scaler), ("model", model)])
+    candidates = [(params, value) for params, (value, _) in zip(points, outcomes)]
+    return ProbeFit(estimator, points[best], outcomes[best][0], candidates,
                     time.perf_counter() - start, n_classes)
+
+
+@dataclass
+class _Search:
+    """One probe search: the scaled train/val copies every candidate shares, and the scoring."""
+
+    probe: str
+    kind: str
+    seed: int
+    x_train: np.ndarray  # scaled with the train-fitted scaler
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    metric: str
+    n_classes: int | None
+
+    def build(self, params: dict[str, Any], **options: Any) -> Any:
+        return _BUILDERS[self.probe](self.kind, params, self.seed, **options)
+
+    def score(self, model: Any, x_val: np.ndarray | None = None) -> float:
+        from ecgbench.metrics import metric_value
+
+        prediction = predict(model, self.x_val if x_val is None else x_val, self.kind,
+                             n_classes=self.n_classes)
+        return metric_value(self.kind, self.metric, self.y_val, prediction.y_pred, prediction.scores)
+
+
+# (validation score, model fitted on train) per candidate, in candidate order
+Outcomes = list[tuple[float, Any]]
+
+
+def _fit_each(search: _Search, points: list[dict[str, Any]]) -> Outcomes:
+    """Fit and score every candidate; in parallel threads unless the model is parallel inside."""
+    from joblib import Parallel, delayed
+
+    def one(params: dict[str, Any]) -> tuple[float, Any]:
+        model = search.build(params).fit(search.x_train, search.y_train)
+        return search.score(model), model
+
+    inside = search.probe == "rf" or (search.kind == "multilabel" and search.probe == "svc")
+    n_jobs = 1 if inside or len(points) == 1 else N_JOBS
+    return Parallel(n_jobs=n_jobs, backend="threading")(delayed(one)(p) for p in points)
+
+
+def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outcomes:
+    """Score every C on one precomputed RBF kernel; the winner is refitted as the plain RBF SVC.
+
+    libsvm spends almost all its time on kernel rows (n x features each); the grid differs
+    only in C, so the train x train and val x train kernels are computed once (with
+    ``gamma="scale"``'s value) and each candidate's solver only looks entries up. Decision
+    values agree with the RBF SVC's to ~1e-13 (same support vectors), so the ranking of the
+    candidates is the same. Models are not kept (``None``): :func:`fit_probe` refits the
+    winner with :func:`make_estimator`'s RBF SVC, so the kept model is exactly the plain one.
+    Falls back to :func:`_fit_each` when the train kernel would not fit in
+    :data:`KERNEL_BYTES`.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.metrics.pairwise import rbf_kernel
+    from threadpoolctl import threadpool_limits
+
+    if len(search.x_train) ** 2 * 8 > KERNEL_BYTES:
+        return _fit_each(search, points)
+    x_train = np.asarray(search.x_train, dtype=np.float64)
+    variance = x_train.var()
+    gamma = 1.0 / (x_train.shape[1] * variance) if variance != 0 else 1.0  # SVC's "scale"
+    with threadpool_limits(limits=N_JOBS):  # one large product: let BLAS use the cores
+        kernel = rbf_kernel(x_train, gamma=gamma)
+        kernel_val = rbf_kernel(np.asarray(search.x_val, dtype=np.float64), x_train, gamma=gamma)
+
+    def one(params: dict[str, Any]) -> tuple[float, None]:
+        model = search.build(params, kernel="precomputed").fit(kernel, search.y_train)
+        return search.score(model, kernel_val), None
+
+    n_jobs = 1 if search.kind == "multilabel" else N_JOBS  # one-vs-rest is parallel inside
+    return Parallel(n_jobs=n_jobs, backend="threading")(delayed(one)(p) for p in points)
+
+
+KERNEL_BYTES = 4 * 2**30  # largest precomputed train kernel (float64) the SVC search builds
+_SHARED_WORK = {"svc": _svc_on_shared_kernel}
 
 
 @contextlib.contextmanager

@@ -192,3 +192,42 @@ def test_multiclass_class_unseen_in_train(probe):
     p = predict(fit, x[250:], "multiclass")
     assert p.scores.shape == (50, 4)
     assert (p.scores[:, 2] == p.scores[:, 2][0]).all()  # unseen class: constant, chance AUROC
+
+
+# ----- the fast search selects what the exhaustive one selects -------------------------------
+def _exhaustive(probe, kind, xt, yt, xv, yv, metric, seed):
+    """The reference search: fit every make_estimator pipeline on train, score it on val."""
+    higher = metric != "mae"
+    best, values = None, []
+    for params in candidate_params(probe, kind, "full", n_train=len(xt)):
+        estimator = make_estimator(probe, kind, params, seed).fit(xt, yt)
+        p = predict(estimator, xv, kind)
+        values.append(metric_value(kind, metric, yv, p.y_pred, p.scores))
+        if best is None or (values[-1] > values[best[0]] if higher else values[-1] < values[best[0]]):
+            best = (len(values) - 1, params, estimator)
+    return best, values
+
+
+@pytest.mark.parametrize("probe,kind", [("svc", kind) for kind in KINDS] + [  # svc: own path
+    (probe, kind) for probe in ("knn", "lr", "mlp", "rf") for kind in ("multiclass", "multilabel")]
+    + [("lr", "binary"), ("lr", "regression"), ("knn", "regression")])
+def test_search_selects_what_the_exhaustive_search_selects(probe, kind):
+    x, y = _informative(kind, seed=3)
+    x = x + np.random.default_rng(3).normal(scale=2.0, size=x.shape)  # let the grid matter
+    xt, yt, xv, yv, xs, _ = _split(x, y)
+    if kind == "multilabel":
+        yt = yt.copy()
+        yt[:, 3] = 0  # a label never positive in train (a constant one-vs-rest problem)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (index, params, reference), values = _exhaustive(probe, kind, xt, yt, xv, yv, MAIN[kind], 0)
+        fit = fit_probe(probe, kind, xt, yt, xv, yv, MAIN[kind], seed=0, grid="full")
+    assert fit.params == params
+    assert [v for _, v in fit.candidates] == pytest.approx(values, rel=1e-9, abs=1e-12)
+    ours, theirs = predict(fit, xs, kind), predict(reference, xs, kind)
+    # the kept model is the same; a forest sums its trees' outputs in thread order (ulps)
+    if kind == "regression":
+        np.testing.assert_allclose(ours.y_pred, theirs.y_pred, rtol=1e-12)
+    else:
+        np.testing.assert_array_equal(ours.y_pred, theirs.y_pred)
+        np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-12, atol=1e-15)

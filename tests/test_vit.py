@@ -109,3 +109,29 @@ def test_cross_pattern_attention_on_a_visible_subset_uses_the_kept_time_indices(
     keep = torch.tensor([1, 3])
     out = vit.encode(tokens[:, :, keep], time_index=keep)
     assert out.shape == (1, 2, 2, 16) and torch.isfinite(out).all()
+
+
+def test_training_attention_is_fused_sdpa_and_equals_explicit_softmax(monkeypatch):
+    """The ViT's attention goes through F.scaled_dot_product_attention (flash / memory-efficient
+    kernels on CUDA) and computes softmax(QK^T / sqrt(d) + mask) V with cross-pattern blocking."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    vit = LeadTimeViT(3, 60, 10, 16, 2, 4, positions="sincos-2d", lead_embedding=False,
+                      cross_pattern=True).train()
+    calls = []
+    fused = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(a[0].shape) or fused(*a, **k))
+    vit(torch.randn(2, 3, 60)).sum().backward()
+    assert len(calls) == 2  # one fused call per layer, none written out by hand
+
+    attention = vit.transformer.layers[0].self_attn
+    tokens = torch.randn(2, 3 * 6, 16)
+    blocked = cross_pattern_mask(torch.arange(3).repeat_interleave(6), torch.arange(6).repeat(3))
+    ours = attention(tokens, tokens, tokens, attn_mask=blocked, need_weights=False)[0]
+    q, k, v = (torch.nn.functional.linear(tokens, w, b).reshape(2, 18, 4, 4).transpose(1, 2)
+               for w, b in zip(attention.in_proj_weight.chunk(3), attention.in_proj_bias.chunk(3)))
+    logits = (q @ k.transpose(-2, -1)) / 2.0 + torch.where(blocked, float("-inf"), 0.0)
+    explicit = (logits.softmax(dim=-1) @ v).transpose(1, 2).reshape(2, 18, 16)
+    torch.testing.assert_close(ours, attention.out_proj(explicit), rtol=1e-5, atol=1e-6)

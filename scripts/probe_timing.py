@@ -1,0 +1,153 @@
+"""Probe-suite timing on 17,000 x 256 synthetic embeddings: our validation search vs a plain fit.
+
+For each probe: wall and process CPU time (all threads) of ``ecgbench.probes.fit_probe`` (the
+full grid, selection on validation) next to one plain scikit-learn fit of the same estimator with
+its default settings (one-vs-rest where the estimator is not multilabel-native). The machine's
+1-minute load average is read before each timing and stored beside it, because on a shared
+machine the wall time means little without it.
+
+    python scripts/probe_timing.py --out results/bench/probes-17000x256.json
+
+The embeddings are a realistic stand-in for a multilabel ECG task (5 correlated labels,
+prevalences 10-45 %, labels partly non-linear in a 16-d latent that the 256-d embedding mixes
+with noise), generated from ``--seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+MAIN_METRIC = "macro_auroc"
+
+
+def synthetic_embeddings(n: int, dim: int, kind: str, seed: int = 0):
+    """(n, dim) float32 embeddings and multilabel (n, 5) or multiclass (n,) labels."""
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, 16))
+    mixing = rng.standard_normal((16, dim)) / 4.0
+    x = np.tanh(latent @ mixing) + 0.5 * rng.standard_normal((n, dim))
+    readout = rng.standard_normal((16, 5))
+    logits = latent @ readout + 0.8 * np.sin(2.0 * latent[:, :5]) + rng.standard_normal((n, 5))
+    if kind == "multiclass":
+        return x.astype(np.float32), logits.argmax(axis=1)
+    prevalence = np.linspace(0.10, 0.45, 5)
+    thresholds = np.array([np.quantile(logits[:, j], 1.0 - p) for j, p in enumerate(prevalence)])
+    return x.astype(np.float32), (logits > thresholds).astype(int)
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def timed(fn):
+    """(result, wall s, process CPU s, load average before)."""
+    load = load_average()
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, round(time.perf_counter() - wall, 2), round(time.process_time() - cpu, 2), load
+
+
+def plain_estimator(probe: str, kind: str):
+    """The same estimator family with scikit-learn's defaults (no grid, no scaling)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.svm import SVC
+
+    model = {"svc": SVC, "rf": RandomForestClassifier, "lr": LogisticRegression,
+             "mlp": MLPClassifier, "knn": KNeighborsClassifier}[probe]()
+    needs_ovr = kind == "multilabel" and probe in ("svc", "lr")
+    return OneVsRestClassifier(model) if needs_ovr else model
+
+
+def probes_module(path: Path | None):
+    """ecgbench.probes, or another version of it from a file (e.g. an older commit's, for a
+    before/after comparison: git show REV:benchmark/probes.py > old_probes.py)."""
+    if path is None:
+        from ecgbench import probes
+
+        return probes
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("probes_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def time_probe(probe: str, kind: str, data, seed: int, probes, plain: bool = True) -> dict:
+    xt, yt, xv, yv = data
+    fit, wall, cpu, load = timed(lambda: probes.fit_probe(probe, kind, xt, yt, xv, yv, MAIN_METRIC, seed, "full"))
+    _, plain_wall, plain_cpu, plain_load = (timed(lambda: plain_estimator(probe, kind).fit(xt, yt))
+                                            if plain else (None, None, None, None))
+    return {
+        "probe": probe, "candidates": len(fit.candidates), "chosen": repr(fit.params),
+        "val_" + MAIN_METRIC: round(fit.val_score, 4),
+        "search_wall_s": wall, "search_cpu_s": cpu, "search_load_avg_1m": load,
+        "plain_fit_wall_s": plain_wall, "plain_fit_cpu_s": plain_cpu, "plain_load_avg_1m": plain_load,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=17_000)
+    parser.add_argument("--n-val", type=int, default=2_100)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--kind", default="multilabel", choices=("multilabel", "multiclass"))
+    parser.add_argument("--probes", default="svc,rf,lr,mlp,knn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probes-module", type=Path, default=None,
+                        help="time this file's fit_probe instead of ecgbench.probes (before/after)")
+    parser.add_argument("--skip-plain", action="store_true", help="time the search only")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write (temp file + rename)")
+    args = parser.parse_args(argv)
+
+    import warnings
+
+    from tabulate import tabulate
+
+    warnings.filterwarnings("ignore")  # convergence warnings of the plain default fits
+    x, y = synthetic_embeddings(args.n_train + args.n_val, args.dim, args.kind, args.seed)
+    data = (x[:args.n_train], y[:args.n_train], x[args.n_train:], y[args.n_train:])
+    rows = []
+    for probe in args.probes.split(","):
+        rows.append(time_probe(probe, args.kind, data, args.seed, probes_module(args.probes_module), not args.skip_plain))
+        print(json.dumps(rows[-1]), flush=True)
+    total = {k: round(sum(r[k] for r in rows), 2) if all(r[k] is not None for r in rows) else None
+             for k in ("search_wall_s", "search_cpu_s", "plain_fit_wall_s", "plain_fit_cpu_s")}
+    print(tabulate([[r["probe"], r["candidates"], r["chosen"], r["search_wall_s"], r["search_cpu_s"],
+                     r["search_load_avg_1m"], r["plain_fit_wall_s"], r["plain_fit_cpu_s"], r["plain_load_avg_1m"]]
+                    for r in rows] + [["total", "", "", total["search_wall_s"], total["search_cpu_s"], "",
+                                       total["plain_fit_wall_s"], total["plain_fit_cpu_s"], ""]],
+                   headers=["probe", "cand.", "chosen", "search wall s", "search CPU s", "load 1m",
+                            "plain fit wall s", "plain fit CPU s", "load 1m"], tablefmt="github"))
+    if args.out:
+        record = {
+            "command": " ".join(["python", *sys.argv]), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": platform.machine(), "cpus": os.cpu_count(), "kind": args.kind,
+            "probes_module": str(args.probes_module or "ecgbench.probes"), "shape": [args.n_train, args.dim], "n_val": args.n_val, "seed": args.seed,
+            "note": "wall and process CPU seconds (all threads) on a shared machine; load_avg_1m is "
+                    "os.getloadavg()[0] read just before each timing",
+            "probes": rows, "total": total,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
