@@ -15,7 +15,7 @@ from ecgbench import __version__
 from ecgbench.config import ConfigError, RunFailed
 from ecgbench.registry import METHODS, TASKS, UnknownNameError, did_you_mean
 
-LISTABLE = ("methods", "tasks", "probes")
+LISTABLE = ("methods", "tasks", "probes", "protocols")
 
 
 class UsageError(Exception):
@@ -48,10 +48,13 @@ def _probes(text: str) -> list[str]:
     return names
 
 
-def _pretrain_data(name: str) -> str:
-    """A dataset of the catalogue (found by scanning benchmark/datasets/, nothing imported)."""
+def _pretrain_data(name: str | None) -> str | None:
+    """A dataset of the catalogue (found by scanning benchmark/datasets/, nothing imported);
+    None (not given): the plan takes the dataset the tasks evaluate."""
     from ecgbench.datasets.catalog import entry
 
+    if name is None:
+        return None
     try:
         return entry(name).name
     except UnknownNameError as error:
@@ -62,11 +65,15 @@ def _pretrain_data(name: str) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     what = args.what
     if what not in LISTABLE:
-        raise UsageError(f"cannot list {what!r}; choose methods, tasks or probes.{did_you_mean(what, list(LISTABLE))}")
+        raise UsageError(f"cannot list {what!r}; choose methods, tasks, probes or protocols.{did_you_mean(what, list(LISTABLE))}")
     if what == "probes":
         from ecgbench.probes import PROBES
 
         rows = list(PROBES.items())
+    elif what == "protocols":
+        from ecgbench.protocols import PROTOCOLS
+
+        rows = list(PROTOCOLS.items())
     else:
         registry = METHODS if what == "methods" else TASKS
         rows = [(name, registry.entry(name).description) for name in registry.names()]
@@ -106,31 +113,95 @@ def launch_torchrun(argv: list[str], nproc: int) -> int:
     return subprocess.call(command)
 
 
+def _config_file(path: str | None) -> dict[str, str]:
+    """``--config FILE``: a YAML or JSON mapping of ``--set`` keys (nested mappings join with
+    dots), e.g. the best.yaml ``ecgbench tune`` writes; ``--set`` items override it."""
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise UsageError(f"--config {path}: unreadable ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of --set keys, e.g. 'transform-cnn.lr: 0.002'")
+    from ecgbench.tracking import flatten
+
+    return {key: ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            for key, value in flatten(data).items()}
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ecgbench.config import parse_assignments
+    from ecgbench.tune import TuneRequest, run_search
+
+    run_search(TuneRequest(
+        method=METHODS.get(args.method).name, task=TASKS.get(args.task).name, trials=args.trials,
+        preset=args.preset, seed=args.seed, results_dir=Path(args.results_dir),
+        data_root=Path(args.data_root) if args.data_root else None, overrides=parse_assignments(args.set),
+        probe=args.probe, reports=args.reports, reduction_factor=args.reduction_factor,
+        ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        resume=args.resume, tracking_uri=args.tracking_uri, track=not args.no_tracking,
+    ))
+    return 0
+
+
+def _add_tune_parser(commands) -> None:
+    tune = commands.add_parser("tune", help="hyper-parameter search for a method's pretraining (Ray Tune, Optuna "
+                                            "TPE, ASHA), scored on a task's validation split")
+    tune.add_argument("--method", required=True, help="the method whose pretraining is searched")
+    tune.add_argument("--task", required=True, help="the task whose validation split scores the trials")
+    tune.add_argument("--trials", type=int, default=20, help="trials, the default config's included (default: 20)")
+    tune.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"], help="model and schedule scale")
+    tune.add_argument("--seed", type=int, default=0, help="seed of every trial's pretraining and of TPE (default: 0)")
+    tune.add_argument("--probe", default="lr", help="probe fitted on train embeddings, scored on val (default: lr)")
+    tune.add_argument("--reports", type=int, default=4, help="validation scores per trial; ASHA may stop it at each (default: 4)")
+    tune.add_argument("--reduction-factor", type=float, default=2.0, help="ASHA's reduction factor (default: 2)")
+    tune.add_argument("--ray-address", default=None, help="a running Ray cluster, e.g. 10.0.0.1:6379 (default: a "
+                                                          "local instance with this machine's cores)")
+    tune.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial (default: 1)")
+    tune.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial (default: 0)")
+    tune.add_argument("--resume", action="store_true", help="continue the search stored under --results-dir (after a kill)")
+    tune.add_argument("--results-dir", default="results", help="the search goes to <results-dir>/tune/<name>/")
+    tune.add_argument("--data-root", default=None, help="dataset root (default: $ECGBENCH_DATA or ~/.cache/ecgbench/data)")
+    tune.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in the results dir)")
+    tune.add_argument("--no-tracking", action="store_true", help="do not log trials to MLflow")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="fix a setting as for run (a searched one leaves the space), e.g. data.n_patients=90")
+    tune.set_defaults(handler=cmd_tune)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "nproc", None):  # first: one torchrun then runs the whole command, layouts too
         return launch_torchrun(args.argv, args.nproc)
     if getattr(args, "layout", None):
         return cmd_run_layout(args)
     from ecgbench.config import parse_assignments
-    from ecgbench.runner import RunRequest, resolve
+    from ecgbench.plan import RunRequest, resolve  # light: validation runs before torch loads
 
     request = RunRequest(
         methods=METHODS.select(args.methods),
         tasks=TASKS.select(args.tasks),
         probes=_probes(args.probes),
+        protocols=_comma_list(getattr(args, "protocols", "frozen-probe")),
         seeds=_seeds(args.seeds),
         preset=args.preset,
         results_dir=Path(args.results_dir),
         data_root=Path(args.data_root) if args.data_root else None,
         tracking_uri=args.tracking_uri,
         device=args.device,
-        overrides=parse_assignments(args.set),
+        overrides={**_config_file(args.config), **parse_assignments(args.set)},
         track=not args.no_tracking,
         pretrain_dataset=_pretrain_data(args.pretrain_data),
         shard=_shard(args.shard),
         compile=args.compile,
     )
-    plan = resolve(request)  # all validation happens before any work starts
+    from ecgbench.validate import validate_plan, validate_request
+
+    validate_request(request)  # all validation happens before any work starts
+    plan = resolve(request)
+    validate_plan(plan)
     from rich.console import Console
 
     from ecgbench.runner import Runner, write_tables
@@ -210,10 +281,18 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
     """``run --layout NAME``: run exactly the methods x tasks x probes the layout needs (one grid
     per reported table), report what cannot run, then write the layout table (and log it to
     MLflow). --methods/--tasks/--probes are replaced by the layout's."""
-    from ecgbench.layouts import LayoutError, plan_layout
+    from ecgbench.layouts import LayoutError, plan_layout, plan_rows, render_plan
     from ecgbench.store import ResultStore
 
     try:
+        if getattr(args, "dry_run", False):
+            print(render_plan(args.layout, args.preset, args.data_root))
+            return 1 if any(row.problem for row in plan_rows(args.layout, args.preset)) else 0
+        blocked = [f"{row.label} ({row.method}): {row.problem}" for row in plan_rows(args.layout, args.preset)
+                   if row.problem]
+        if blocked:
+            raise UsageError(f"layout {args.layout}: {len(blocked)} rows cannot run as configured: "
+                             f"{'; '.join(blocked)} (see 'ecgbench run --layout {args.layout} --dry-run')")
         plan = plan_layout(args.layout, args.data_root)
     except LayoutError as error:
         raise UsageError(str(error)) from None
@@ -222,11 +301,13 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
     if not plan.jobs:
         print(f"ecgbench: {args.layout}: nothing can run here; the table shows why", file=sys.stderr)
     for job in plan.jobs:
+        scoring = f"probes {','.join(job.probes)}" if job.probes else f"protocol {plan.protocol}"
         print(f"ecgbench: {args.layout}: running {','.join(job.methods)} on {','.join(job.tasks)} "
-              f"with probes {','.join(job.probes)}", file=sys.stderr)
+              f"with {scoring}, pretrained on {job.pretrain}", file=sys.stderr)
         cmd_run(argparse.Namespace(**{**vars(args), "layout": None, "methods": ",".join(job.methods),
-                                      "tasks": ",".join(job.tasks), "probes": ",".join(job.probes),
-                                      "set": [*plan.settings, *args.set]}))
+                                      "tasks": ",".join(job.tasks), "probes": ",".join(job.probes) or "all",
+                                      "protocols": plan.protocol,
+                                      "pretrain_data": job.pretrain, "set": [*plan.settings, *args.set]}))
     from ecgbench import distributed
 
     if not distributed.is_main():  # under torchrun rank 0 writes the table for everyone
@@ -270,6 +351,29 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     print(f"{path}: leaderboard block {'regenerated' if changed else 'already up to date'} "
           f"from {len(results)} result files")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """One self-contained HTML report (tables, CI plots, CD diagram, curves) from stored results."""
+    from ecgbench.report import screenshot, write_report
+
+    page = write_report(args.results_dir, args.out)
+    print(f"ecgbench: report: {page}")
+    if args.screenshot:
+        try:
+            print(f"ecgbench: screenshot: {screenshot(page, Path(args.screenshot))}")
+        except FileNotFoundError as error:
+            raise UsageError(f"--screenshot: {error}") from None
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The synthetic suite's shortcut audit (and realism figures against real records)."""
+    from ecgbench.audit import report_text
+    from ecgbench.datasets import data_root
+
+    print(report_text(data_root(args.data_root), args.version, args.real))
     return 0
 
 
@@ -490,6 +594,26 @@ def _add_check_parser(commands) -> None:
     check.set_defaults(handler=cmd_check)
 
 
+def cmd_track_sync(args: argparse.Namespace) -> int:
+    """Log into MLflow the JSON results it lacks (a server was down, a database was rebuilt)."""
+    from ecgbench.tracking import sync
+
+    counts = sync(args.results_dir, args.tracking_uri)
+    print(f"ecgbench: track sync: {counts['logged']} logged, {counts['present']} already there, "
+          f"{counts['skipped']} skipped" + ("; tracking failed (see the warning)" if counts["failed"] else ""),
+          file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
+def _add_track_parser(commands) -> None:
+    track = commands.add_parser("track", help="the MLflow view of a results folder")
+    actions = track.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sync = actions.add_parser("sync", help="log the JSON results that the MLflow store lacks (e.g. after a server was down)")
+    sync.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
+    sync.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite database in the results dir)")
+    sync.set_defaults(handler=cmd_track_sync)
+
+
 # ----- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -499,27 +623,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ecgbench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    listing = commands.add_parser("list", help="list registered methods, tasks or probes")
-    listing.add_argument("what", metavar="{methods,tasks,probes}", help="what to list")
+    listing = commands.add_parser("list", help="list registered methods, tasks, probes or protocols")
+    listing.add_argument("what", metavar="{methods,tasks,probes,protocols}", help="what to list")
     listing.set_defaults(handler=cmd_list)
 
     run = commands.add_parser("run", help="pretrain, embed, probe and score a grid of methods x tasks")
     run.add_argument("--methods", default="all", help="'all' or comma-separated method names (default: all)")
     run.add_argument("--tasks", default="synth-superclass", help="comma-separated task names (default: synth-superclass)")
     run.add_argument("--probes", default="all", help="'all' or comma-separated probes: svc,rf,lr,mlp,knn")
+    run.add_argument("--protocols", default="frozen-probe",
+                     help="comma-separated evaluation protocols: frozen-probe,linear,head,finetune (default: frozen-probe; "
+                          "settings: --set eval.<protocol>.<field>=...)")
     run.add_argument("--seeds", default="0", help="comma-separated replicate seeds (default: 0)")
     run.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"],
                      help="model and schedule scale: smoke (CI, minutes), cpu (small models), paper (papers' sizes)")
     run.add_argument("--results-dir", default="results", help="where results, caches and the MLflow store go (default: ./results)")
     run.add_argument("--data-root", default=None, help="dataset root (default: $ECGBENCH_DATA or ~/.cache/ecgbench/data)")
-    run.add_argument("--pretrain-data", default="synthetic", metavar="NAME",
+    run.add_argument("--pretrain-data", default=None, metavar="NAME",
                      help="dataset to pretrain on (its training split, minus records of evaluated datasets): "
-                          "synthetic (default), cinc2021, cinc2020, chapman, ptbxl, ...")
+                          "cinc2021, cinc2020, chapman, ptbxl, synthetic, ... (default: the dataset the tasks evaluate)")
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite database in the results dir)")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (JSON results are still written)")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting: lr=1e-3 (every method), simclr.temperature=0.2, eval.bootstrap=500, data.n_patients=300 (synthetic), data.ptbxl.fs=500")
+    run.add_argument("--config", default=None, metavar="FILE",
+                     help="YAML/JSON of --set keys, e.g. the best.yaml of 'ecgbench tune' (--set items override it)")
     run.add_argument("--shard", default="0/1", metavar="I/N",
                      help="run only every N-th (method, seed) job starting at the I-th (0-based), so N "
                           "machines sharing a results directory split the grid (default: 0/1)")
@@ -531,6 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "under 'torchrun --nproc-per-node N'")
     run.add_argument("--layout", default=None, metavar="NAME",
                      help="run what this paper layout needs (replaces --methods/--tasks/--probes); see 'ecgbench table --layout list'")
+    run.add_argument("--dry-run", action="store_true",
+                     help="with --layout: print the layout's plan (method, pretraining data, leads, fs, window, "
+                          "task, probes per row) and check every row can run; train nothing")
     run.set_defaults(handler=cmd_run)
 
     table = commands.add_parser("table", help="markdown tables from stored results (no recomputation)")
@@ -550,6 +682,18 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument("--check", action="store_true", help="exit 1 if the block is stale instead of writing it (for CI)")
     leaderboard.set_defaults(handler=cmd_leaderboard)
 
+    report = commands.add_parser("report", help="one self-contained HTML report (opens from disk) from stored results")
+    report.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
+    report.add_argument("--out", default="results/report/report.html", help="HTML file to write (default: results/report/report.html)")
+    report.add_argument("--screenshot", default=None, metavar="PNG", help="also save headless chromium's screenshot of the page here")
+    report.set_defaults(handler=cmd_report)
+
+    audit = commands.add_parser("audit", help="synthetic suite: logistic regression on trivial features per task; realism vs real records")
+    audit.add_argument("--version", type=int, default=None, help="suite version (default: the current one)")
+    audit.add_argument("--data-root", default=None, help="where the suite is generated/cached")
+    audit.add_argument("--real", default=None, metavar="DIR", help="a folder of CinC 2021 .hea/.mat records to measure beside the suite")
+    audit.set_defaults(handler=cmd_audit)
+
     bench = commands.add_parser("bench", help="measure pretraining, loading, embedding and probe speed per method")
     bench.add_argument("--methods", default="all", help="'all' or comma-separated method names (default: all)")
     bench.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"], help="model scale (default: smoke)")
@@ -568,6 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=cmd_bench)
     _add_data_parser(commands)
     _add_check_parser(commands)
+    _add_tune_parser(commands)
+    _add_track_parser(commands)
     return parser
 
 

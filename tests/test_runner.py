@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecgbench.cli import main
+from ecgbench.datasets.synthetic import VERSION as SYNTH_VERSION
 from ecgbench.runner import Runner, RunRequest, resolve
 from ecgbench.store import ResultStore
 
@@ -37,7 +38,7 @@ def test_cli_run_writes_results_and_table_then_reuses_everything(tmp_path, capsy
         argv += ["--set", item]
     assert main(argv) == 0
     table = capsys.readouterr().out
-    for expected in ["synth-superclass@v1", "synth-age@v1", "random-init (control)", "transform-cnn", "| lr", "rf"]:
+    for expected in [f"synth-superclass@v{SYNTH_VERSION}", f"synth-age@v{SYNTH_VERSION}", "random-init (control)", "transform-cnn", "| lr", "rf"]:
         assert expected in table
     store = ResultStore(tmp_path / "results")
     results = list(store.results())
@@ -56,7 +57,7 @@ def test_cli_run_writes_results_and_table_then_reuses_everything(tmp_path, capsy
 
     assert main(["table", "--results-dir", str(tmp_path / "results"), "--tasks", "synth-age"]) == 0
     only_age = capsys.readouterr().out
-    assert "synth-age@v1" in only_age and "synth-superclass" not in only_age
+    assert f"synth-age@v{SYNTH_VERSION}" in only_age and "synth-superclass" not in only_age
 
 
 class Killed(Exception):
@@ -288,11 +289,11 @@ def test_label_using_method_trains_once_per_task_on_training_labels_only(tmp_pat
     assert sorted(by_task) == ["synth-age", "synth-superclass"] and len(results) == 2
     superclass, age = by_task["synth-superclass"], by_task["synth-age"]
     assert superclass["run_id"] != age["run_id"], "two tasks never share a supervised checkpoint"
-    assert superclass["uses_labels"] and superclass["run_config"]["task"] == "synth-superclass@v1"
-    assert age["run_config"]["task"] == "synth-age@v1"
+    assert superclass["uses_labels"] and superclass["run_config"]["task"] == f"synth-superclass@v{SYNTH_VERSION}"
+    assert age["run_config"]["task"] == f"synth-age@v{SYNTH_VERSION}"
     runs = {r.name for r in (tmp_path / "results" / "runs").iterdir()}
     assert runs == {superclass["run_id"], age["run_id"]}
-    for run_id, task in [(superclass["run_id"], "synth-superclass@v1"), (age["run_id"], "synth-age@v1")]:
+    for run_id, task in [(superclass["run_id"], f"synth-superclass@v{SYNTH_VERSION}"), (age["run_id"], f"synth-age@v{SYNTH_VERSION}")]:
         task_folders = {p.name for p in (tmp_path / "results" / "runs" / run_id).iterdir() if "@v" in p.name}
         assert task_folders == {task}, "probed on its own task only"
 
@@ -418,7 +419,7 @@ def test_dataset_options_come_from_tasks_then_named_set_keys():
 
     runner.plan = _Plan()
     assert runner.dataset_options("ptbxl") == {"fs": 100, "allow_subset": "true"}
-    assert runner.dataset_options("synthetic") == {"n_patients": "300"}
+    assert runner.dataset_options("synthetic") == {**TASKS.get("synth-sex").dataset_options, "n_patients": "300"}
     _Plan.data_options = {"ptbxl.fs": "500"}
     assert runner.dataset_options("ptbxl") == {"fs": "500"}  # the command line wins
     import dataclasses

@@ -15,7 +15,7 @@ import numpy as np
 from ecgbench import __version__, distributed
 from ecgbench.api import Recordings
 from ecgbench.config import ConfigError
-from ecgbench.plan import Plan
+from ecgbench.plan import Plan, data_overrides
 from ecgbench.store import ResultStore
 
 
@@ -44,6 +44,16 @@ def versions() -> dict[str, str]:
     }
 
 
+def thread_counts() -> dict[str, int]:
+    """The threads the numbers were computed with: torch's intra-op threads and each BLAS/OpenMP
+    pool's. Results may drift with them (benchmark/check.py gives the measured size)."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = {f"{pool['internal_api']}": int(pool["num_threads"]) for pool in threadpool_info()}
+    return {"torch": torch.get_num_threads(), **dict(sorted(pools.items()))}
+
+
 class RunContext:
     def __init__(self, plan: Plan, console=None):
         from rich.console import Console
@@ -57,7 +67,7 @@ class RunContext:
         self.device = distributed.init_from_env(resolve_device(self.request.device))
         self.datasets: dict[str, Recordings] = {}
         self.adapted: dict[tuple, Any] = {}
-        self.provenance = {"git": git_revision(), "versions": versions()}
+        self.provenance = {"git": git_revision(), "versions": versions(), "threads": thread_counts()}
         self.tracker = None
         self.progress = None
         self.new_results = 0
@@ -83,13 +93,7 @@ class RunContext:
             if clash:
                 raise ConfigError(f"tasks on {name} ask for different {sorted(clash)}; run them separately")
             options.update(task.dataset_options)
-        for key, value in self.plan.data_options.items():
-            dataset, dot, option = key.partition(".")
-            if dot and dataset == name:
-                options[option] = value
-            elif not dot and name == "synthetic":
-                options[key] = value
-        return options
+        return {**options, **data_overrides(self.plan.data_options, name)}
 
     def adapt(self, recordings: Recordings, spec, each_channel: bool = False):
         from ecgbench.adapt import adapt, adapt_each_channel
