@@ -18,6 +18,7 @@ from ecgbench.check import (
     update_reference,
 )
 from ecgbench.cli import main
+from ecgbench.datasets.synthetic import VERSION as SYNTHETIC_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "results" / "reference"
@@ -49,7 +50,7 @@ def first_with(root: Path, task: str, probe: str) -> Path:
 def test_the_committed_reference_is_the_smoke_grid():
     results = load_results(REFERENCE, "reference")
     methods = set(SMOKE_GRID["methods"].split(","))
-    tasks = {f"{t}@v1" for t in SMOKE_GRID["tasks"].split(",")}
+    tasks = {f"{t}@v{SYNTHETIC_VERSION}" for t in SMOKE_GRID["tasks"].split(",")}
     assert {r["method"] for r in results.values()} == methods
     assert {r["task_key"] for r in results.values()} == tasks
     assert {r["preset"] for r in results.values()} == {"smoke"} and {r["seed"] for r in results.values()} == {0}
