@@ -140,7 +140,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         method=METHODS.get(args.method).name, task=TASKS.get(args.task).name, trials=args.trials,
         preset=args.preset, seed=args.seed, results_dir=Path(args.results_dir),
         data_root=Path(args.data_root) if args.data_root else None, overrides=parse_assignments(args.set),
-        probe=args.probe, reports=args.reports, reduction_factor=args.reduction_factor,
+        probe=args.probe, protocol=args.protocol, reports=args.reports, reduction_factor=args.reduction_factor,
         ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         resume=args.resume, tracking_uri=args.tracking_uri, track=not args.no_tracking,
     ))
@@ -156,6 +156,9 @@ def _add_tune_parser(commands) -> None:
     tune.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"], help="model and schedule scale")
     tune.add_argument("--seed", type=int, default=0, help="seed of every trial's pretraining and of TPE (default: 0)")
     tune.add_argument("--probe", default="lr", help="probe fitted on train embeddings, scored on val (default: lr)")
+    tune.add_argument("--protocol", default=None, choices=["finetune"],
+                      help="search this protocol's settings (eval.finetune.*) on the method pretrained once with "
+                           "its default config, instead of its pretraining")
     tune.add_argument("--reports", type=int, default=4, help="validation scores per trial; ASHA may stop it at each (default: 4)")
     tune.add_argument("--reduction-factor", type=float, default=2.0, help="ASHA's reduction factor (default: 2)")
     tune.add_argument("--ray-address", default=None, help="a running Ray cluster, e.g. 10.0.0.1:6379 (default: a "

@@ -13,6 +13,12 @@ complete runs.
 Each method declares its space beside its Config (:meth:`ecgbench.method.Method.search_space`);
 ``--set`` fixes settings (and takes a searched one out of the space).
 
+``--protocol finetune`` searches the fine-tuning protocol's settings instead
+(:func:`ecgbench.protocols.finetune.finetune_search_space`, ``eval.finetune.*``): the method is
+pretrained once with its default config (the runner's pretraining stage, cached as in ``run``),
+and a trial fine-tunes that encoder with its settings on the task's training records, reporting
+the best validation score so far after every epoch; the test records never reach a trial.
+
 Files, under ``<results-dir>/tune/<name>/`` (``name`` from the method, task, preset, seed and a
 hash of everything that shapes the search):
 
@@ -51,6 +57,7 @@ from ecgbench.store import read_json, write_json
 INPUT_FIELDS = ("leads", "fs", "n_samples")  # fixed: the data are adapted once, before the trials
 DOMAINS = ("loguniform", "uniform", "int", "choice")
 FINISHED = ("completed", "pruned")  # trial statuses that a resumed search never runs again
+REPORT_KEYS = ("score", "step", "loss", "node_id", "attempt", "stopped_early")
 # Ray saves the experiment's state at most this often; a trial that finished after the last
 # save of a killed search is not run again (run_trial replays its record).
 CHECKPOINT_PERIOD_S = "2"
@@ -67,6 +74,7 @@ class TuneRequest:
     data_root: Path | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     probe: str = "lr"
+    protocol: str | None = None  # None: search pretraining; "finetune": the fine-tuning protocol's settings
     reports: int = 4  # validation scores per trial, evenly spaced over max_steps
     reduction_factor: float = 2.0
     ray_address: str | None = None
@@ -82,7 +90,10 @@ class TrialData:
     """What every trial needs, put once into Ray's object store."""
 
     method: str
-    base_config: Any  # the method's Config at the preset, with --set applied
+    base_config: Any  # what a trial's config overrides: the method's Config or the protocol's settings
+    protocol: str | None
+    task: Task
+    pretrained: Any  # the pretrained ecgbench.method.Method that finetune trials start from
     uses_labels: bool
     task_kind: str
     n_outputs: int
@@ -92,7 +103,7 @@ class TrialData:
     probe_grid: str
     seed: int
     milestones: tuple[int, ...]
-    windows: Any  # ecgbench.train.WindowDataset: what pretraining sees
+    windows: Any  # ecgbench.train.WindowDataset: what pretraining sees (None for finetune)
     probe_windows: np.ndarray  # (N, W, leads, T): the task's usable train + val records
     probe_valid: np.ndarray  # (N, W)
     probe_y: np.ndarray
@@ -104,15 +115,19 @@ class TrialData:
 # ----- the search space --------------------------------------------------------------------
 def declared_space(cls, config, fixed: set[str]) -> dict[str, tuple]:
     """The method's space minus the fields fixed by ``--set``, checked against its Config."""
-    space = {k: v for k, v in cls.search_space(config).items() if k not in fixed}
-    fields = set(cls.config_fields())
+    return checked_space(cls.search_space(config), cls.config_fields(), cls.name, fixed)
+
+
+def checked_space(space: dict[str, tuple], fields: list[str], owner: str, fixed: set[str]) -> dict[str, tuple]:
+    """``space`` minus the fields fixed by ``--set``, checked against the ``fields`` it sets."""
+    space = {k: v for k, v in space.items() if k not in fixed}
     for name, spec in space.items():
         if name not in fields or name in INPUT_FIELDS:
-            raise ConfigError(f"{cls.name}.search_space: {name!r} is not a searchable Config field")
+            raise ConfigError(f"{owner} search space: {name!r} is not a searchable field")
         if spec[0] not in DOMAINS:
-            raise ConfigError(f"{cls.name}.search_space: {name} has domain {spec[0]!r}; use one of {', '.join(DOMAINS)}")
+            raise ConfigError(f"{owner} search space: {name} has domain {spec[0]!r}; use one of {', '.join(DOMAINS)}")
     if not space:
-        raise ConfigError(f"{cls.name}: nothing to search (every field of its space is fixed by --set)")
+        raise ConfigError(f"{owner}: nothing to search (every field of its space is fixed by --set)")
     return space
 
 
@@ -160,12 +175,12 @@ def trial_key(trial_id: str, config: dict[str, Any]) -> str:
 
 
 def run_trial(config: dict[str, Any], data: TrialData) -> None:
-    """Pretrain with ``config``, reporting the validation score at each milestone."""
+    """Pretrain (or fine-tune) with ``config``, reporting the validation score at each milestone."""
     import ray
     import torch
     from ray import tune
 
-    from ecgbench.train import pretrain, resolve_device
+    from ecgbench.train import resolve_device
 
     folder = Path(data.folder)
     key = trial_key(tune.get_context().get_trial_id(), config)
@@ -178,25 +193,59 @@ def run_trial(config: dict[str, Any], data: TrialData) -> None:
         return
     torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
     attempt = {"node_id": ray.get_runtime_context().get_node_id(), "attempt": uuid.uuid4().hex[:8]}
+    partial = folder / "partial" / f"{key}.pt"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    trial = finetune_trial if data.protocol == "finetune" else pretrain_trial
+    trial(config, data, resolve_device("auto"), partial, lambda report: tune.report({**report, **attempt}))
+    partial.unlink(missing_ok=True)
+
+
+def pretrain_trial(config: dict[str, Any], data: TrialData, device, partial: Path, report) -> None:
+    """Pretrain with ``config``; at each milestone, the probe's validation score."""
+    import torch
+
+    from ecgbench.train import pretrain
+
     cls = METHODS.get(data.method)
     torch.manual_seed(derive_seed(data.seed, "init"))
     method = cls(apply_overrides(data.base_config, config, data.method))
     if data.uses_labels:
         method.setup_task(data.task_kind, data.n_outputs)
-    device = resolve_device("auto")
 
     def on_step(step: int, loss: float) -> None:
         if step in data.milestones:
             score = validation_score(method, data, device)
             method.train()
-            tune.report({"score": score, "step": step, "loss": loss, **attempt})
+            report({"score": score, "step": step, "loss": loss})
 
-    partial = folder / "partial" / f"{key}.pt"
-    partial.parent.mkdir(parents=True, exist_ok=True)
     every = data.milestones[0] if len(data.milestones) > 1 else max(data.milestones)
     pretrain(method, data.windows, derive_seed(data.seed, "pretrain"), device, partial,
              on_step=on_step, checkpoint_every=every)
-    partial.unlink(missing_ok=True)
+
+
+def finetune_trial(config: dict[str, Any], data: TrialData, device, partial: Path, report) -> None:
+    """Fine-tune the pretrained encoder with ``config`` on the training records; after each
+    epoch, the best validation score so far (the model early stopping keeps). A trial that
+    early stopping ends before ``max_epochs`` says so in its last report."""
+    from ecgbench.adapt import Adapted
+    from ecgbench.protocols import EvalInputs
+    from ecgbench.protocols.finetune import fit
+
+    rows = np.arange(len(data.probe_y))
+    last: dict[str, Any] = {}
+
+    def on_epoch(log) -> None:
+        last.update(score=log.best_score, step=log.epoch, loss=log.train_loss)
+        report(dict(last))
+
+    inputs = EvalInputs(
+        data.task, data.probe_y, {"train": rows[data.probe_is_train], "val": rows[~data.probe_is_train]},
+        patients=None, seed=derive_seed(data.seed, f"probe/{data.task.key}/finetune"),  # as run's finetune
+        method=data.pretrained, windows=Adapted(data.probe_windows, {}, data.probe_valid), device=device,
+        partial_checkpoint=partial, on_epoch=on_epoch)
+    fit(inputs, apply_overrides(data.base_config, config, "eval.finetune"))
+    if last and last["step"] < data.milestones[-1]:
+        report({**last, "stopped_early": True})
 
 
 def validation_score(method, data: TrialData, device) -> float:
@@ -233,6 +282,12 @@ class Search:
     def mode(self) -> str:
         return "max" if HIGHER_IS_BETTER[self.task.main_metric] else "min"
 
+    @property
+    def prefix(self) -> str:
+        """The ``--set`` prefix of the searched fields: the method's, or ``eval.<protocol>``."""
+        protocol = self.request.protocol
+        return f"eval.{protocol}" if protocol else self.method_class.name
+
 
 def resolve_search(request: TuneRequest) -> Search:
     from ecgbench.plan import RunRequest, resolve
@@ -244,6 +299,8 @@ def resolve_search(request: TuneRequest) -> Search:
         raise ConfigError(f"--probe: {error}") from None
     if request.trials < 1:
         raise ConfigError(f"--trials {request.trials}: need at least one trial")
+    if request.protocol not in (None, "finetune"):
+        raise ConfigError(f"--protocol {request.protocol}: only the finetune protocol's settings are searched")
     cls = METHODS.get(request.method)
     if not cls.needs_training or cls.base_method:
         raise ConfigError(f"{request.method}: nothing to tune ("
@@ -252,33 +309,56 @@ def resolve_search(request: TuneRequest) -> Search:
     plan = resolve(RunRequest(methods=[request.method], tasks=[request.task], probes=[request.probe],
                               seeds=[request.seed], preset=request.preset, results_dir=request.results_dir,
                               data_root=request.data_root, overrides=request.overrides, track=False,
+                              protocols=[request.protocol] if request.protocol else ["frozen-probe"],
                               pretrain_dataset=TASKS.get(request.task).dataset))  # pretraining follows the task, as in run
     task = plan.tasks[0]
     if task.channels != "select":
         raise ConfigError(f"{task.name}: tune scores tasks whose leads are selected, not per-channel tasks")
     config = plan.method_configs[request.method]
-    fixed = set(split_overrides(request.overrides, [request.method],
-                                {request.method: cls.config_fields()})[0][request.method])
-    declared = declared_space(cls, config, fixed)
-    default = {name: getattr(config, name) for name in declared}
+    if request.protocol:
+        from ecgbench.protocols.finetune import finetune_search_space
+
+        searched = plan.protocol_settings[request.protocol]
+        prefix = f"eval.{request.protocol}."
+        fixed = {key[len(prefix):] for key in request.overrides if key.startswith(prefix)}
+        declared = checked_space(finetune_search_space(searched), [f.name for f in dataclasses.fields(searched)],
+                                 f"eval.{request.protocol}", fixed)
+        steps = tuple(range(1, searched.max_epochs + 1))  # a report per epoch
+    else:
+        searched = config
+        fixed = set(split_overrides(request.overrides, [request.method],
+                                    {request.method: cls.config_fields()})[0][request.method])
+        declared = declared_space(cls, config, fixed)
+        steps = milestones(config.max_steps, request.reports)
+    default = {name: getattr(searched, name) for name in declared}
     space, notes = covering_default(declared, default)
     shape = {"config": dataclasses.asdict(config), "space": space, "probe": request.probe,
              "grid": plan.eval_settings.probe_grid, "reports": request.reports, "task": task.key,
-             "reduction_factor": request.reduction_factor, "data": plan.data_options, "version": cls.version}
-    name = f"{request.method}-{task.name}-{request.preset}-seed{request.seed}-{short_hash(shape, 8)}"
+             "reduction_factor": request.reduction_factor, "data": plan.data_options, "version": cls.version,
+             **({"protocol": request.protocol, "settings": dataclasses.asdict(searched)} if request.protocol else {})}
+    protocol = f"-{request.protocol}" if request.protocol else ""
+    name = f"{request.method}-{task.name}{protocol}-{request.preset}-seed{request.seed}-{short_hash(shape, 8)}"
     folder = (Path(request.results_dir) / "tune" / name).resolve()
-    return Search(request, plan, cls, task, space, default, notes,
-                  milestones(config.max_steps, request.reports), folder)
+    return Search(request, plan, cls, task, space, default, notes, steps, folder)
 
 
 def trial_data(search: Search, ctx) -> TrialData:
-    """The pretraining windows and the task's train + validation records, adapted once."""
-    from ecgbench.stages.pretrain import derived_inputs, n_outputs, training_windows
+    """The pretraining windows (or, for a protocol search, the method pretrained once with its
+    default config) and the task's train + validation records, adapted once."""
+    from rich.progress import Progress
+
+    from ecgbench.stages.pretrain import derived_inputs, n_outputs, pretrained, run_config, training_windows
 
     cls, task = search.method_class, search.task
     config = search.plan.method_configs[cls.name]
-    method = cls(config)  # for its input spec only
-    windows = training_windows(ctx, method, task if cls.uses_labels else None)
+    method, windows = cls(config), None  # for its input spec only, unless pretrained below
+    label_task = task if cls.uses_labels else None
+    if search.request.protocol:
+        with Progress(console=ctx.console, transient=True) as ctx.progress:
+            method = pretrained(ctx, run_config(ctx, cls.name, search.request.seed, label_task), label_task)
+        ctx.progress = None
+    else:
+        windows = training_windows(ctx, method, label_task)
     data = ctx.dataset(task.dataset)
     adapted = ctx.adapt(data, method.input_spec)
     y, usable = task.labels(data.meta)
@@ -286,8 +366,11 @@ def trial_data(search: Search, ctx) -> TrialData:
     if not len(train) or not len(val):
         raise RunFailed(f"{task.name}: no labelled training or validation records to score trials on")
     rows = np.concatenate([train, val])
+    protocol = search.request.protocol
     return TrialData(
-        method=cls.name, base_config=config, uses_labels=cls.uses_labels, task_kind=task.kind,
+        method=cls.name, protocol=protocol, task=task, pretrained=method if protocol else None,
+        base_config=search.plan.protocol_settings[protocol] if protocol else config,
+        uses_labels=cls.uses_labels, task_kind=task.kind,
         n_outputs=n_outputs(task), metric=task.main_metric,
         n_classes=len(task.classes) if task.kind == "multiclass" else None,
         probe=search.request.probe, probe_grid=search.plan.eval_settings.probe_grid,
@@ -410,7 +493,7 @@ class SearchMonitor(Callback):
         self.fields = list(search.space)
         self.max_step = search.milestones[-1]
         self.metric = search.task.main_metric
-        self.invocation = {"method": search.request.method, "task": search.task.key,
+        self.invocation = {"method": search.request.method, "task": search.task.key, "protocol": search.request.protocol,
                            "preset": search.request.preset, "seed": search.request.seed,
                            "space": {k: list(map(str, v)) for k, v in search.space.items()}}
         self.tracking = (search.request.results_dir, search.request.tracking_uri) if search.request.track else None
@@ -441,7 +524,7 @@ class SearchMonitor(Callback):
         self._redraw(trials)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        report = {k: result[k] for k in ("score", "step", "loss", "node_id", "attempt")}
+        report = {k: result[k] for k in REPORT_KEYS if k in result}
         self._update(trial, report=report)
         self._redraw(trials)
 
@@ -481,7 +564,7 @@ class SearchMonitor(Callback):
             record["reports"].append(report)
             record["attempts"].setdefault(report["attempt"], report["node_id"])
         if status == "finished":
-            status = "completed" if record["reports"] and record["reports"][-1]["step"] >= self.max_step else "pruned"
+            status = "completed" if record["reports"] and ran_to_the_end(record["reports"][-1], self.max_step) else "pruned"
         if status and not (status == "running" and record["status"] in FINISHED):  # a replay ends as it was
             record["status"] = status
         if error:
@@ -508,6 +591,11 @@ class SearchMonitor(Callback):
             live.update(trial_table(trials, self.fields, self.max_step, self.metric, self.default))
 
 
+def ran_to_the_end(report: dict[str, Any], max_step: int) -> bool:
+    """Whether a trial's last report ends its schedule (or early stopping ended it), not ASHA."""
+    return report["step"] >= max_step or bool(report.get("stopped_early"))
+
+
 def _first_error_line(trial) -> str:
     path = getattr(trial, "error_file", None) or ""
     try:
@@ -528,7 +616,7 @@ def trial_table(trials, fields: list[str], max_step: int, metric: str, default: 
         step = result.get("step")
         status = trial.status.lower()
         if status == "terminated":
-            status = "completed" if step is not None and step >= max_step else "pruned"
+            status = "completed" if step is not None and ran_to_the_end(result, max_step) else "pruned"
         name = trial.trial_id + (" (default)" if is_default(trial.config, default) else "")
         table.add_row(name, status, *(_short(trial.config.get(f)) for f in fields),
                       "-" if step is None else str(step),
@@ -559,7 +647,6 @@ def summarise(search: Search, console) -> dict[str, Any]:
     best = (max if higher else min)(complete, key=lambda r: r["reports"][-1]["score"])
     default = next((r for r in records if r["default"]), None)
     counts = {s: sum(r["status"] == s for r in records) for s in ("completed", "pruned", "error", "running")}
-    method = search.method_class.name
     best_yaml = write_best(search, best)
     rows = []
     for label, record in (("default", default), ("best", best)):
@@ -573,12 +660,14 @@ def summarise(search: Search, console) -> dict[str, Any]:
     headers = ["config", "trial", "step", f"val {search.task.main_metric}", *search.space]
     table = tabulate(rows, headers=headers, tablefmt="github")
     summary = {
-        "method": method, "task": search.task.key, "preset": search.request.preset, "seed": search.request.seed,
-        "metric": search.task.main_metric, "mode": search.mode, "split": "val", "probe": search.request.probe,
+        "method": search.method_class.name, "task": search.task.key, "protocol": search.request.protocol,
+        "preset": search.request.preset, "seed": search.request.seed,
+        "metric": search.task.main_metric, "mode": search.mode, "split": "val",
+        "probe": None if search.request.protocol else search.request.probe,
         "space": {k: list(v[1]) if v[0] == "choice" else list(v) for k, v in search.space.items()},
         "space_notes": search.notes, "milestones": list(search.milestones), "counts": counts,
         "best": best, "default": default, "best_config": str(best_yaml),
-        "set_lines": set_lines(method, best["config"]),
+        "set_lines": set_lines(search.prefix, best["config"]),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_json(search.folder / "search.json", summary)
@@ -596,8 +685,8 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def set_lines(method: str, config: dict[str, Any]) -> list[str]:
-    return [f"{method}.{name}={_plain_value(value)}" for name, value in sorted(config.items())]
+def set_lines(prefix: str, config: dict[str, Any]) -> list[str]:
+    return [f"{prefix}.{name}={_plain_value(value)}" for name, value in sorted(config.items())]
 
 
 def _plain_value(value: Any) -> str:
@@ -614,10 +703,11 @@ def write_best(search: Search, best: dict[str, Any]) -> Path:
 
     method, request = search.method_class.name, search.request
     score = best["reports"][-1]["score"]
+    protocols = f" --protocols {request.protocol}" if request.protocol else ""
     header = (f"# ecgbench tune: best of {search.folder.name} (trial {best['trial_id']}, "
               f"validation {search.task.main_metric} {score:.4f})\n"
-              f"# use: ecgbench run --methods {method} --preset {request.preset} --config <this file>\n")
-    body = yaml.safe_dump({f"{method}.{k}": _plain_value(v) for k, v in sorted(best["config"].items())},
+              f"# use: ecgbench run --methods {method}{protocols} --preset {request.preset} --config <this file>\n")
+    body = yaml.safe_dump({f"{search.prefix}.{k}": _plain_value(v) for k, v in sorted(best["config"].items())},
                           sort_keys=True)
     path = search.folder / "best.yaml"
     atomic_write(path, lambda tmp: tmp.write_text(header + body, encoding="utf-8"))
@@ -655,7 +745,8 @@ def plot_search(records: list[dict[str, Any]], search: Search, path: Path) -> Pa
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("trial (in start order)")
     axis.set_ylabel(f"validation {search.task.main_metric}")
-    axis.set_title(f"{search.method_class.name} on {search.task.name} ({search.request.preset}): "
+    searched = f"{search.request.protocol} of {search.method_class.name}" if search.request.protocol else search.method_class.name
+    axis.set_title(f"{searched} on {search.task.name} ({search.request.preset}): "
                    f"{len(records)} trials")
     axis.legend(loc="best", fontsize="small")
     figure.tight_layout()

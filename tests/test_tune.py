@@ -26,6 +26,7 @@ from ecgbench.tune import (
     declared_space,
     is_default,
     milestones,
+    ran_to_the_end,
     resolve_search,
     trial_data,
 )
@@ -81,6 +82,7 @@ def test_milestones_and_default_detection():
     assert milestones(5, 4) == (1, 2, 4, 5)
     assert is_default({"lr": 0.001, "batch_size": 16}, {"lr": 1e-3, "batch_size": 16})
     assert not is_default({"lr": 0.002, "batch_size": 16}, {"lr": 1e-3, "batch_size": 16})
+    assert ran_to_the_end({"step": 2, "stopped_early": True}, 3) and not ran_to_the_end({"step": 2}, 3)
 
 
 def test_trials_see_training_and_validation_records_only(tmp_path, monkeypatch):
@@ -173,6 +175,52 @@ def test_search_prunes_trials_logs_them_and_its_best_config_runs(tmp_path, monke
                  *SMALL]) == 0
     (run,) = [read_json(p) for p in (tmp_path / "run" / "runs").glob("*/run.json")]
     assert {k: run["run_config"]["method_config"][k] for k in best} == best
+
+
+def test_finetune_search_sees_no_test_record_and_its_best_config_feeds_run(tmp_path, monkeypatch, capsys):
+    from ecgbench.cli import _config_file
+    from ecgbench.plan import RunRequest, resolve
+    from ecgbench.stages.context import RunContext
+
+    monkeypatch.setenv("ECGBENCH_DATA", str(tmp_path / "data"))
+    results = tmp_path / "results"
+    overrides = {"data.n_patients": "90", "eval.finetune.max_epochs": "3"}
+    search = resolve_search(TuneRequest(method="transform-cnn", task=TASK, trials=3, results_dir=results,
+                                        protocol="finetune", overrides=overrides, track=False))
+    assert search.milestones == (1, 2, 3) and search.prefix == "eval.finetune"
+    assert set(search.space) == {"lr", "encoder_lr", "optimizer", "weight_decay"}
+    ctx = RunContext(search.plan)
+    data = trial_data(search, ctx)  # pretrains the encoder once, cached under results/
+    recordings = ctx.dataset("synthetic")
+    split = recordings.meta["split"].to_numpy()
+    y, usable = search.task.labels(recordings.meta)
+    expected = np.concatenate([np.flatnonzero((split == s) & usable) for s in ("train", "val")])
+    assert data.windows is None and data.pretrained is not None
+    assert np.array_equal(data.probe_y, y[expected]) and not np.isin(expected, np.flatnonzero(split == "test")).any()
+    assert len(data.probe_windows) == len(expected)
+
+    argv = ["tune", "--method", "transform-cnn", "--task", TASK, "--protocol", "finetune", "--trials", "3",
+            "--preset", "smoke", "--results-dir", str(results), "--no-tracking",
+            *(item for key, value in overrides.items() for item in ("--set", f"{key}={value}"))]
+    assert main(argv) == 0
+    assert "reusing pretrained" in capsys.readouterr().err  # pretrained once, by trial_data above
+    folder = search_folder(results)
+    assert folder == search.folder
+    trials = records(folder)
+    assert len(trials) == 3 and all(t["status"] in FINISHED for t in trials.values())
+    for trial in trials.values():  # one report per epoch: the best validation score so far
+        steps = [r["step"] for r in trial["reports"] if not r.get("stopped_early")]
+        scores = [r["score"] for r in trial["reports"]]
+        assert steps == [1, 2, 3][: len(steps)] and scores == sorted(scores)
+    summary = read_json(folder / "search.json")
+    assert summary["split"] == "val" and summary["protocol"] == "finetune"
+    best = _config_file(str(folder / "best.yaml"))
+    assert set(best) == {f"eval.finetune.{k}" for k in search.space}
+    plan = resolve(RunRequest(methods=["transform-cnn"], tasks=[TASK], probes=["lr"], seeds=[0], protocols=["finetune"],
+                              preset="smoke", overrides={**overrides, **best}, results_dir=tmp_path / "run",
+                              track=False))
+    chosen = plan.protocol_settings["finetune"]
+    assert {k: getattr(chosen, k) for k in search.space} == pytest.approx(summary["best"]["config"])
 
 
 def _wait_for(condition, timeout: float, what: str, process=None) -> None:

@@ -75,23 +75,40 @@ def predict_records(model: nn.Module, windows: np.ndarray, valid: np.ndarray, ro
     return sums / np.bincount(position, minlength=len(rows))[:, None]
 
 
+def finetune_search_space(settings) -> dict[str, tuple]:
+    """What ``ecgbench tune --protocol finetune`` searches around ``settings`` (``eval.finetune.*``),
+    in :meth:`ecgbench.method.Method.search_space`'s domains: the head's and the encoder's
+    learning rates, the optimiser and L2."""
+    return {"lr": ("loguniform", settings.lr / 10, settings.lr * 10),
+            "encoder_lr": ("loguniform", settings.encoder_lr / 10, settings.encoder_lr * 10),
+            "optimizer": ("choice", ("sgd", "adam")),
+            "weight_decay": ("choice", (0.0, 1e-5, 1e-4))}
+
+
 def finetune(inputs: EvalInputs, settings) -> Outcome:
     """Fine-tune a copy of ``inputs.method``'s encoder; returns the test predictions."""
+    device = inputs.device or torch.device("cpu")
+    with one_thread() if device.type == "cpu" else contextlib.nullcontext():
+        model, targets, cached = fit(inputs, settings)
+        outputs = predict_records(model, inputs.windows.windows, inputs.windows.valid, inputs.split["test"], device)
+    y_pred, scores = targets.predictions(outputs)
+    return Outcome(y_pred, scores, cached["params"], cached["val_score"], cached["history"])
+
+
+def fit(inputs: EvalInputs, settings) -> tuple[FineTuned, Targets, dict[str, Any]]:
+    """The model chosen on validation (trained, or loaded from its cache), its targets and its
+    record (params, val score, history); reads the training and validation rows only."""
     task, split, device = inputs.task, inputs.split, inputs.device or torch.device("cpu")
     if task.channels == "each":
         raise NotApplicable("finetune: per-channel tasks (channels='each') concatenate several encoder passes")
-    windows, valid = inputs.windows.windows, inputs.windows.valid
     targets = Targets(task.kind, inputs.y[split["train"]], inputs.n_classes)
     torch.manual_seed(inputs.seed)
     model = FineTuned(copy.deepcopy(inputs.method.encoder), inputs.method.embedding_dim, targets.width).to(device)
-    with one_thread() if device.type == "cpu" else contextlib.nullcontext():
-        cached = _load_cached(model, inputs)
-        if cached is None:
-            cached = _train(model, inputs, settings, targets, windows, valid)
-        model.eval()
-        outputs = predict_records(model, windows, valid, split["test"], device)
-    y_pred, scores = targets.predictions(outputs)
-    return Outcome(y_pred, scores, cached["params"], cached["val_score"], cached["history"])
+    cached = _load_cached(model, inputs)
+    if cached is None:
+        cached = _train(model, inputs, settings, targets, inputs.windows.windows, inputs.windows.valid)
+    model.eval()
+    return model, targets, cached
 
 
 def _train(model: FineTuned, inputs: EvalInputs, settings, targets: Targets, windows, valid) -> dict[str, Any]:
