@@ -193,21 +193,8 @@ def _all_labels(record: dict[str, Any]) -> bool:
 
 def _build_group(results: list[dict[str, Any]], significance: Significance | None,
                  protocol: str = DEFAULT_PROTOCOL) -> list[PresetBoard]:
-    """The boards of one (preset, protocol, suite) group. The layouts' index keeps frozen-probe
-    results only; a group of another protocol is indexed under that name (it is alone here)."""
-    original: dict[int, dict[str, Any]] = {}
-    indexed = []
-    for record in results:
-        if record.get("protocol", DEFAULT_PROTOCOL) != DEFAULT_PROTOCOL:
-            renamed = {**record, "protocol": DEFAULT_PROTOCOL}
-            original[id(renamed)] = record
-            record = renamed
-        indexed.append(record)
-    stored = index_results(indexed)
-    for by_probe in stored.cells.values():
-        for probe, records in by_probe.items():
-            by_probe[probe] = [original.get(id(r), r) for r in records]
-    results = [original.get(id(r), r) for r in indexed]
+    """The boards of one (preset, protocol, suite) group."""
+    stored = index_results(results, protocol)
     reasons: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (preset, task) -> method -> why
     for (preset, method, task), reason in stored.reasons.items():
         reasons[(preset, task)][method] = reason
