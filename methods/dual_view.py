@@ -54,6 +54,7 @@ Departures:
 - "Normalize per sample" read as one z-score per view over all leads and samples (the presentation names no axes; per-lead z-scores would erase relative lead amplitudes).
 - "5-epoch warm start" read as a linear learning-rate warm-up over 5 epochs, expressed in steps (above).
 - Evaluation embeds a window's deterministic views and averages them (above), instead of feeding a longer or denser window than training used.
+- Seed 001 drops multi-label PTB-XL ECGs and evaluates by clustering, attention maps, linear probing and fine-tuning; task definition and evaluation are the harness's.
 - ``dual-view`` is an alias of ``dual-view-seqaug`` (the strategy the presentation lists first).
 """
 

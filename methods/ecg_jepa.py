@@ -43,6 +43,8 @@ Departures:
 - One mask per batch as in the code (the paper leaves it open); ratios use round(), the code int().
 - ecg-jepa-hybrid: the report does not say how the two inputs meet; we add an MLP embedding of the scaled parameters to every patch token (reference scales and 2,000 further steps are our choices).
 - ecg-jepa-hybrid: parameters are measured per record (its windows joined) on lead II (and I for the axis), not per window.
+- Seed 003 pretrains on Shaoxing (Ningbo + Chapman, 500 Hz) and evaluates on PTB-XL (AUROC, F1); data, resampling to 250 Hz and evaluation are the harness's.
+- ecg-jepa-hybrid: seed 003 names no clinical parameters; HR, PR, QRS, QT, QTc, frontal axis and a fill count are our choice.
 - Presets smoke/cpu use a larger lr (1e-3 / 1e-4) for their few hundred steps.
 """
 

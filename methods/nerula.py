@@ -38,10 +38,12 @@ Departures:
 - No band-pass filter or per-record z-scoring (the LLA code's preprocessing): every method in the harness sees the same signals.
 - Projector/predictor sizes, the EMA schedule (tau 0.996 -> 1, cosine) and batch 256 are BYOL's/the harness's: the paper's values were not available to us.
 - The decoder (linear upsampling of the last-layer latents, three conv stages that double the length, 96/48/24 channels, kernel 9) is ours: the paper's decoder was not available to us.
-- Both views are reconstructed (the mean of the two Huber losses), as both pathways treat the two views alike; Huber delta 1.
+- Both views are reconstructed (the mean of the two Huber losses); Fig. 2 reconstructs "one of the signals". Huber delta 1 (the paper gives no delta).
 - L_nc is the negative cosine averaged over the two directions; the BYOL rung keeps BYOL's 2 - 2 cos summed over them, an affine map of it (same optimum, same Adam steps up to epsilon).
 - The encoder follows the LLA code (arch (2, 2, 8), windows 19 then 3 global layers, 1x1 conv 96 -> 128, resize to 1,152 steps, batch-norm "layer norms"); leads are input channels (one lead here), not the LLA lead axis.
 - No gradient clipping (none stated); the harness default is 3.0.
+- Eq. 7's cosine is taken between BYOL's online prediction and EMA-target projection of the pooled final latents, not directly between the two 128-position masked vectors (complementary, hence orthogonal as they stand).
+- nerula-ladder-byol's augmentations are BYOL's module's (time flip, negation, resized crop, noise); the paper also names time warping, which is not applied.
 - The final 128-position latent is the last layer (5 positions at the paper preset) resampled linearly to 128, then masked: the paper gives the length, not how it arises.
 - Masks are resized per layer by majority over each position's span (ties: its centre sample), keeping a visible position for each view; the paper says "interpolate" only.
 """

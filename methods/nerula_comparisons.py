@@ -24,6 +24,8 @@ our reading, see methods/nerula.py), batch 256, Adam 1e-4.
 Departures:
 - simclr-lead2: lead masking off (one lead: masking it would blank the whole view); the rest of SimCLR's augmentation pool and loss unchanged.
 - nerula-resnet-clocs: a segment's features come from the ResNet on that 5 s segment; embed() averages the two segments' features (as clocs-cmsc), the harness needs one vector per window.
+- simclr-lead2: SimCLR's encoder (ResNet-18), augmentations, temperature 0.5 and head are simclr's own (Mehari & Strodthoff): NERULA gives none; weight decay 0 (Adam 1e-4 only, NERULA's).
+- Ti-MAE row: ``ti-mae`` keeps its own input (100 Hz x 1,000 samples) and optimiser (AdamW lr 1e-3, wd 0.05), not NERULA's Adam 1e-4 "for all experiments" or the 500 Hz x 5,000 reading.
 - nerula-resnet-clocs: no same-patient positives (CLOCS's patient term is contrastive; Table 1 keeps only the positive-pair choice).
 """
 

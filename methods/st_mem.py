@@ -42,12 +42,20 @@ Departures:
 - Band-pass as a zero-phase order-2 Butterworth applied in the frequency domain (sosfiltfilt's response, periodic window edges), in torch on the device; the paper gives the band, not the filter.
 - Per-sample standardisation over all leads and time together (keeps relative lead amplitudes); the paper does not say which axes.
 - No random 9 s crop of 10 s records: the harness cuts non-overlapping 9 s windows.
+- Encoder positions are a learned table (positions="learned") shared by the leads; the authors' code fixes (frozen) 1-D sine/cosine positions, [SEP] slots included; seed 003 does not say.
+- Seed 003 pretrains on Shaoxing (Ningbo + Chapman, 500 Hz) and evaluates on PTB-XL's 5 superclasses (linear probe, KNN, DBI/silhouette/CHI); data and evaluation are the harness's.
 - Patch projection is one linear layer (the paper's "flattened and linearly projected"); the final LayerNorm is applied per token before pooling.
 - Decoder: fixed sine/cosine positions, 4 heads, no lead embedding (it sees one lead at a time); the paper gives only its width and depth.
-- Weight decay 0.05 on all parameters (MAE's value); schedule (warm-up, cosine decay, epochs) is owned by the harness.
+- Decoder input drops the encoder's [SEP] outputs; the authors' code decodes them too (with their own sine/cosine slots) and discards their predictions.
+- Weight decay 0.05 on all parameters (MAE's value; the authors' pretrain config uses 0.01); schedule (warm-up, cosine decay, epochs) is owned by the harness.
 - No gradient clipping; the harness default is 3.0.
 - st-mem-triplet: margin 1.0 on squared distances as in the report's code; its extra 64 -> 9 layer is dropped so the head is the 768 -> 64 map the report describes.
-- st-mem-vqvae: codebook initialised uniform(-1/K, 1/K) (van den Oord et al.); commitment 0.05 and 1,024 codes from the report's configuration.
+- st-mem-triplet: the head output is L2-normalised; seed 003's printed model shows no normalisation.
+- st-mem-triplet: multilabel positives = identical label set, negatives = no shared label (seed 003: "same diagnosis" over 5 superclasses, single-label).
+- st-mem-triplet: Adam lr 1.5e-4, batch 128 are our choices (seed 003 gives none).
+- st-mem-vqvae: codebook initialised uniform(-1/K, 1/K) (van den Oord et al.); commitment 0.05 and 1,024 codes are not in seed 003's printed model (our values).
+- st-mem-vqvae: the representation is the quantised 512-d vector; seed 003 says "use the ENCODER" without saying whether before or after quantisation.
+- st-mem-vqvae: AdamW lr 5e-4, batch 64 are our choices (seed 003 gives none).
 """
 
 from __future__ import annotations

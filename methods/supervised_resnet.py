@@ -28,7 +28,7 @@ every task whose dataset has lead II (single-lead rhythm tasks included). ``supe
 (1,000 samples), the dual-view transformer's input.
 
 Departures:
-- ResNet-50 row: kernel 7 in every block's middle conv (the harness ResNet's; 2-D ResNet-50 uses 3), 100 Hz x 10 s, batch 256: NERULA gives depth only.
+- ResNet-50 row: kernel 7 in every block's middle conv (the harness ResNet's; 2-D ResNet-50 uses 3), 100 Hz x 10 s (not the nerula ladder's 500 Hz x 5,000), batch 256, weight decay 1e-4: NERULA gives depth and Adam 1e-4 only.
 - NERULA gives no architecture, input rate or schedule for its supervised ResNet: ResNet-18 (harness ResNet1d), 100 Hz x 10 s, Adam lr 1e-3, weight decay 1e-4, batch 256, no augmentation, no label smoothing, are our choices.
 - Frozen-probe evaluation of the trained encoder (NERULA reports its supervised row's own predictions); the harness compares every row under the same probes.
 - Multilabel and binary tasks use sigmoid/BCE heads; multiclass uses softmax/CE.

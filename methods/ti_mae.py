@@ -19,8 +19,9 @@ Input. Lead II at 100 Hz, 10 s windows (1,000 tokens): NERULA's single-lead comp
 PTB-XL's 100 Hz rate (the rate is our choice; the harness resamples any dataset to it).
 
 Departures:
-- Sizes (encoder 128-d x 4 layers, decoder 64-d x 2 layers, 4 heads, MLP ratio 4) and the kernel-3 token embedding are ours, MAE/Informer-style; the paper's exact values (and NERULA's ECG settings) could not be checked.
-- Optimiser is MAE's (AdamW, betas (0.9, 0.95), weight decay 0.05) at lr 1e-3; the harness owns warmup/decay.
+- Sizes (encoder 128-d x 4 layers, decoder 64-d x 2 layers, 4 heads, MLP ratio 4) and the kernel-3 token embedding are ours, MAE/Informer-style; the paper's exact values could not be checked and NERULA gives none.
+- Optimiser is MAE's (AdamW, betas (0.9, 0.95), weight decay 0.05) at lr 1e-3, not NERULA's Adam lr 1e-4 "for all experiments"; the harness owns warmup/decay.
+- Input 100 Hz x 1,000 samples, not the 500 Hz x 5,000 samples the nerula ladder reads NERULA's input as.
 - The kernel-3 token embedding is applied before masking (as "masks out embedded time series data"), so a visible token carries its two neighbours' values; ``token_kernel`` = 1 removes that leak.
 - Pre-norm transformer layers with GELU and a final LayerNorm (ecgbench.encoders.TransformerEncoder1d), MAE's block, not the post-norm vanilla Transformer.
 - No gradient clipping; the harness default is 3.0.

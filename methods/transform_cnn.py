@@ -22,14 +22,20 @@ excluded) follow the released code (``main.py``, ``utils.py``, ``model.py``).
 
 Departures:
 - Leaky ReLU (slope 0.2) in the conv blocks, as the released code (``tf.nn.leaky_relu``): seed 004 describes ReLU; seed 000 names no activation.
-- No learning-rate decay: the code decays by 0.9 every 10k steps (staircase); the harness owns the schedule.
+- Max pooling (size 8, stride 2) after conv blocks 1 and 2 only, block 3 going straight to global max pooling, as the released code; seed 004 puts a size-8 max pool in every block and gives no stride.
+- L2 (1e-4, ``sum(w**2)/2``) on conv kernels as well as dense kernels, as the released code; seed 004 names it for the dense layers only.
+- Dense-head width 128 and leaky ReLU come from the released code; seed 004 gives neither.
+- Pretext is transformation recognition (seed 004 §1.1.1, the paper); seed 004 §1.2's contrastive pretext and batch-norm CNN describe another implementation and are not followed.
+- Lead II by default; seed 004 (DREAMER, 256 Hz, 2560-sample windows) names no lead.
+- No learning-rate decay: the code decays by 0.9 every 10k steps (staircase), seed 004 tuned none or cosine with warm restarts; the harness owns the schedule.
+- Adam lr 1e-3 and 128 windows per batch (the released code); seed 004's tuned runs used lr 2.0e-3-2.4e-3, 32 or 64 windows and 5-8 warm-up epochs (see ``search_space``).
 - Steps, not epochs: the paper trains 100 epochs over SWELL+AMIGOS+DREAMER+WESAD; ``max_steps`` stands in.
 - Scaling factor 0.9 (the paper's); the released ``main.py`` sets ``scale_param = 1.1``.
 - Batched transformations on tensors instead of per-window numpy/cv2; same sample centres, same parameters.
 - Time warping resamples back to the window length if the warped signal came out shorter (the code would fail).
 - No trailing-zero trimming of windows (the harness gives full windows).
 - No gradient clipping (none in the released code); the harness default is 3.0.
-- Residual variants (transform-cnn-res1/-res12/-res123) are this benchmark's ablation, not in the paper.
+- Residual variants (transform-cnn-res1/-res12/-res123) are seed 000's proposal, not in the paper; the shortcut (1x1 conv, as every block changes channels) is added after the block's second activation, before pooling, where He et al. add before the last activation.
 """
 
 from __future__ import annotations

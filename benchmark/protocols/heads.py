@@ -7,7 +7,14 @@ with a sigmoid activation are trained on the labels; dropout (60 %) and L2 regul
 follow the task kind (softmax cross-entropy, or binary cross-entropy on one logit per label,
 or mean squared error on standardised targets). ``linear`` is one linear layer, the same loop.
 
-Departure: trained on the cached record embeddings (mean of window features), not per window, so every frozen protocol sees the same input.
+Departures:
+- Trained on the cached record embeddings (mean of window features), not per window, so every frozen protocol sees the same input.
+- Embeddings standardised with the training rows' mean and std first (as the probes); seed 004 does not.
+- Dropout 0.6 and L2 1e-4 are carried over from seed 004's pretext dense layers; seed 004 gives none for the emotion network.
+- L2 as torch ``weight_decay`` 1e-4, i.e. ``1e-4 * sum(w**2) / 2`` in the loss (``tf.nn.l2_loss``, as the released code); a Keras ``l2(1e-4)`` would be twice as strong.
+- Adam, lr 1e-3, 32 rows per batch (we pick); seed 004 names SGD with categorical cross-entropy only for its fine-tuning and no optimiser for this network.
+- Loss by task kind (binary cross-entropy, mean squared error) where seed 004 has categorical cross-entropy for its classes only.
+- Up to 100 epochs with early stopping on validation (patience 20, we pick); seed 004 gives no stopping rule.
 """
 
 from __future__ import annotations
