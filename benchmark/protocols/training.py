@@ -106,8 +106,9 @@ def val_metric(targets: Targets, task, y_val: np.ndarray) -> Callable[[np.ndarra
 
 
 def parameter_groups(module: nn.Module, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-    """L2 on weight matrices and kernels only, not on biases or norm scales (as Keras'
-    ``kernel_regularizer`` in seed 004's code)."""
+    """L2 on weight matrices and kernels only, not on biases or norm scales (seed 004 names L2 on
+    its dense layers' weights). ``weight_decay`` w adds w * p to the gradient, i.e. w/2 * sum(p^2)
+    in the loss: half of what Keras' ``l2(w)`` adds."""
     params = [p for p in module.parameters() if p.requires_grad]
     decayed = [p for p in params if p.ndim > 1]
     plain = [p for p in params if p.ndim <= 1]
