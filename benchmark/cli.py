@@ -7,6 +7,7 @@ them, so ``--help`` and ``list`` answer at once. Misuse exits non-zero with one 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, description in rows:
         print(f"{name:<{width}}  {description}")
     return 0
+
+
+def _jobs(text: str | None) -> int | None:
+    """--jobs N, or auto (also $ECGBENCH_JOBS): one worker process per core on CPU."""
+    text = text or os.environ.get("ECGBENCH_JOBS") or "auto"
+    if text == "auto":
+        return None
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise UsageError(f"--jobs expects a positive number or 'auto', got {text!r}") from None
+    if jobs < 1:
+        raise UsageError(f"--jobs expects a positive number or 'auto', got {text!r}")
+    return jobs
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -199,6 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pretrain_dataset=_pretrain_data(args.pretrain_data),
         shard=_shard(args.shard),
         compile=args.compile,
+        jobs=_jobs(getattr(args, "jobs", None)),
     )
     from ecgbench.validate import validate_plan, validate_request
 
@@ -658,6 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the training step on CUDA (falls back to eager where it fails; "
                           "'ecgbench bench --compile' shows where it helps)")
+    run.add_argument("--jobs", default=None, metavar="N",
+                     help="on CPU, run unfinished (method, seed) jobs in N worker processes with "
+                          "cores/N threads each (default: auto = one per core, or $ECGBENCH_JOBS; 1: serial)")
     run.add_argument("--nproc", type=int, default=None, metavar="N",
                      help="pretrain with N processes (DistributedDataParallel): relaunches this command "
                           "under 'torchrun --nproc-per-node N'")
@@ -703,7 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     bench.add_argument("--steps", type=int, default=10, help="timed optimiser steps per method (default: 10)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default: 3)")
-    bench.add_argument("--batch-size", type=int, default=None, help="override the preset batch size")
+    bench.add_argument("--batch-size", type=lambda v: v if v == "auto" else int(v), default=None,
+                       help="override the preset batch size; 'auto': double it while a step fits in memory (CUDA)")
     bench.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps (CUDA)")
     bench.add_argument("--probe-records", type=int, default=2000, help="embeddings per probe-fit timing (default: 2000)")
     bench.add_argument("--data", default=None, help="also compare prepared-store vs per-record wfdb loading for this dataset (e.g. ptbxl)")

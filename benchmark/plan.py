@@ -30,6 +30,7 @@ class RunRequest:
     compile: bool = False  # torch.compile the training step on CUDA (not part of any key: same math)
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th job from index
     protocols: list[str] = field(default_factory=lambda: ["frozen-probe"])  # ecgbench.protocols
+    jobs: int | None = 1  # CPU worker processes for unfinished jobs; None: one per core (ecgbench.parallel)
 
 
 @dataclass

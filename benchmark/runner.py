@@ -29,13 +29,53 @@ class Runner(RunContext):
     def run(self) -> list[dict[str, Any]]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        results: list[dict[str, Any]] = []
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with record.tracking(self), Progress(*columns, console=self.console, transient=False) as progress:
-            self.progress = progress
-            for method, seed in self.jobs():
-                results.extend(self.run_method_seed(method, seed))
+        with record.tracking(self):
+            self.run_in_workers()
+            with Progress(*columns, console=self.console, transient=False) as progress:
+                self.progress = progress
+                return self.walk()
+
+    def walk(self) -> list[dict[str, Any]]:
+        """This shard's jobs one after the other (every stage a worker finished is cached)."""
+        results: list[dict[str, Any]] = []
+        for method, seed in self.jobs():
+            results.extend(self.run_method_seed(method, seed))
         return results
+
+    def run_in_workers(self) -> None:
+        """On CPU, the unfinished jobs first in worker processes (:mod:`ecgbench.parallel`)."""
+        from ecgbench import parallel
+
+        if self.device.type != "cpu" or distributed.is_distributed() or self.request.jobs == 1:
+            return
+        pending = [(m, s) for m, s in self.jobs() if not self.job_complete(m, s)]
+        workers = parallel.worker_count(self.request.jobs, len(pending))
+        if workers < 2:
+            return
+        self.console.log(f"{len(pending)} jobs in {workers} worker processes")
+        parent = self.tracker.parent_id if self.tracker else None
+        new_results, failed = parallel.run_jobs(self.request, pending, workers, parent, self.console)
+        self.new_results += new_results
+        for method, seed, error in failed:
+            self.console.log(f"[yellow]{method} seed {seed} failed in a worker; running it here[/]: {error}")
+        if self.tracker:
+            self.tracker.reload_logged()  # what the workers logged
+
+    def job_complete(self, method_name: str, seed: int) -> bool:
+        """Whether every result of this (method, seed) is stored (so a worker has nothing to do)."""
+        label_tasks = self.plan.tasks if METHODS.get(method_name).uses_labels else [None]
+        pairs = protocols.evaluations(self.request.protocols, self.request.probes)
+        for label_task in label_tasks:
+            config = self.run_config(method_name, seed, label_task)
+            if not self.store.run_record(config.run_id).exists():
+                return False
+            for task in self.plan.tasks if label_task is None else [label_task]:
+                for protocol, probe in pairs:
+                    for fraction in self.plan.eval_settings.label_fractions:
+                        if not evaluate.result_location(self, config, task, probe, fraction, protocol)[0].exists():
+                            return False
+        return True
 
     def jobs(self) -> list[tuple[str, int]]:
         """This shard's (method, seed) pretraining jobs: every n-th of the grid, from the i-th.

@@ -142,6 +142,11 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=self.uri)
             self.experiment_id = self._experiment(experiment, artifact_root)
             self._end_orphans()
+        self.reload_logged()
+
+    @_guarded
+    def reload_logged(self) -> None:
+        """Read which keys are logged (FINISHED) again, e.g. after other processes logged."""
         self._logged = {run.data.tags[KEY_TAG] for run in self._search("attributes.status = 'FINISHED'")
                         if KEY_TAG in run.data.tags}
 
