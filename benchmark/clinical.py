@@ -8,16 +8,18 @@ error, or outside a plausible range) is filled with a typical adult value (75 bp
 400, 410 ms, 45 degrees), and a last column counts the filled parameters, so a model can tell
 measured from filled: :data:`N_COLUMNS` columns in all.
 
-:func:`record_features` measures every record of a dataset once, on the record as the encoder
-sees it (its leads at the encoder's rate: its valid windows joined end to end), in parallel
-(joblib), and caches the (N, 7) table under a key made of the dataset's name, version and
-record ids, the input spec and :data:`EXTRACTOR_VERSION` (atomic writes: a killed run leaves
-no half-written table).
+:func:`record_features` measures each record once, on the record as the encoder sees it (its
+leads at the encoder's rate: its valid windows joined end to end), in parallel (joblib), and
+keeps one table per dataset (name, version, content fingerprint), input spec and
+:data:`EXTRACTOR_VERSION`, by record id, so any subset of the dataset reuses it. The runner
+keeps the table beside the datasets (the data root's ``derived`` folder), so every results
+folder shares it (atomic writes: a killed run leaves no half-written table).
 """
 
 from __future__ import annotations
 
 import logging
+import zipfile
 import warnings
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from ecgbench.api import InputSpec, Recordings
 from ecgbench.config import short_hash
-from ecgbench.store import cached_array, write_json, write_npy
+from ecgbench.store import write_json
 
 EXTRACTOR_VERSION = 1  # bump when the measurement changes: it is part of every cache key
 FIELDS: tuple[str, ...] = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "qrs_axis_deg")
@@ -115,30 +117,75 @@ def clinical_features(signals: list[np.ndarray] | np.ndarray, fs: float,
 
 
 def cache_path(data: Recordings, spec: InputSpec, cache_dir: Path) -> Path:
-    """Where :func:`record_features` keeps ``data``'s table for ``spec``."""
-    records = short_hash(tuple(str(r) for r in data.meta["record_id"]), 8)
-    return Path(cache_dir) / (f"{data.name}-{data.version}-{records}-{short_hash(spec, 8)}"
-                              f"-x{EXTRACTOR_VERSION}.npy")
+    """The table of ``data``'s dataset (name, version, content fingerprint) for ``spec``: one
+    row per record measured so far, whatever subset asked for it."""
+    content = f"-{data.fingerprint}" if data.fingerprint else ""
+    return Path(cache_dir) / (f"clinical-{data.name}-{data.version}{content}-{short_hash(spec, 8)}"
+                              f"-x{EXTRACTOR_VERSION}.npz")
 
 
 def record_features(data: Recordings, spec: InputSpec, cache_dir: Path,
                     n_jobs: int = -1) -> np.ndarray:
-    """(N, 7) clinical features of every record of ``data`` as ``spec`` adapts it, measured
-    once and cached in ``cache_dir`` (read back on every later call)."""
+    """(N, 7) clinical features of every record of ``data`` as ``spec`` adapts it. Each record
+    is measured once per dataset version and input spec: the table in ``cache_dir`` keeps
+    every record measured so far (by record id), and a call measures only the records it
+    lacks (under a file lock: processes sharing the cache measure each record once)."""
+    from filelock import FileLock
+
     path = cache_path(data, spec, cache_dir)
-    cached = cached_array(path, (len(data), N_COLUMNS))
-    if cached is not None:
-        return cached.astype(np.float32)
+    ids = np.asarray([str(r) for r in data.meta["record_id"]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        known = _read_table(path)
+        missing = np.flatnonzero([record not in known for record in ids])
+        if len(missing):
+            measured = _measure(data, missing, spec, n_jobs)
+            known.update(zip(ids[missing], measured))
+            _write_table(path, known, data, spec)
+    return np.stack([known[record] for record in ids]).astype(np.float32)
+
+
+def _measure(data: Recordings, rows: np.ndarray, spec: InputSpec, n_jobs: int) -> np.ndarray:
+    import dataclasses
+
     from ecgbench.adapt import adapt
 
-    adapted = adapt(data, spec)  # (N, W, leads, n) windows at the encoder's leads and rate
-    signals = [np.concatenate(list(windows[valid]), axis=-1)  # (leads, valid windows * n)
+    subset = dataclasses.replace(data, signals=np.asarray(data.signals[rows]),
+                                 meta=data.meta.iloc[rows].reset_index(drop=True))
+    adapted = adapt(subset, spec)  # (n, W, leads, samples) windows at the encoder's leads and rate
+    signals = [np.concatenate(list(windows[valid]), axis=-1)  # (leads, valid windows * samples)
                for windows, valid in zip(adapted.windows, adapted.valid)]
-    features = clinical_features(signals, spec.fs, tuple(spec.leads), n_jobs)
+    return clinical_features(signals, spec.fs, tuple(spec.leads), n_jobs)
+
+
+def _read_table(path: Path) -> dict[str, np.ndarray]:
+    """record id -> feature row; empty when the table is missing or damaged (remeasured)."""
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as table:
+            ids, features = table["record_id"], table["features"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        logging.getLogger(__name__).warning("%s: unreadable clinical-feature table; measuring again", path)
+        return {}
+    if features.shape != (len(ids), N_COLUMNS):
+        return {}
+    return dict(zip(ids.astype(str), features))
+
+
+def _write_table(path: Path, known: dict[str, np.ndarray], data: Recordings, spec: InputSpec) -> None:
+    from ecgbench.store import atomic_write
+
+    ids = np.asarray(sorted(known))
+    features = np.stack([known[record] for record in ids]).astype(np.float32)
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a path
+            np.savez(handle, record_id=ids, features=features)
+
+    atomic_write(path, save)
     write_json(path.with_suffix(".json"), {
-        "dataset": f"{data.name}@{data.version}", "records": len(data), "input_spec": repr(spec),
-        "extractor_version": EXTRACTOR_VERSION, "columns": [*FIELDS, "n_filled"],
+        "dataset": f"{data.name}@{data.version}", "fingerprint": data.fingerprint,
+        "records": len(ids), "input_spec": repr(spec), "extractor_version": EXTRACTOR_VERSION,
+        "columns": [*FIELDS, "n_filled"],
         "mean_filled_per_record": round(float(features[:, -1].mean()), 3),
     })
-    write_npy(path, features)
-    return features

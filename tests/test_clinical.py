@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -80,16 +81,45 @@ def test_record_features_are_measured_once_per_record_and_read_back(tmp_path, mo
     assert not list(tmp_path.glob("*.tmp*"))
     again = record_features(data, spec, tmp_path)
     assert len(calls) == 4 and np.array_equal(first, again)  # read back, not measured again
-    # The key names what the table was built from: another version, spec or record set.
+    # The key names what the table was built from: another version, content or spec.
     assert cache_path(_recordings("v2"), spec, tmp_path) != path
+    assert cache_path(dataclasses.replace(data, fingerprint="abc"), spec, tmp_path) != path
     assert cache_path(data, InputSpec(LEADS, 500, 5000), tmp_path) != path
     assert f"x{clinical.EXTRACTOR_VERSION}" in path.name
 
 
-def test_a_truncated_cache_is_recomputed(tmp_path, capsys):
+def test_a_subset_measures_only_the_records_the_table_lacks(tmp_path, monkeypatch):
+    data, spec = _recordings(), InputSpec(LEADS, 250, 2500)
+    calls = []
+    original = clinical.clinical_parameters
+    monkeypatch.setattr(clinical, "clinical_parameters",
+                        lambda s, fs, leads: calls.append(float(s[1].sum())) or original(s, fs, leads))
+    rows = [2, 0]
+    subset = dataclasses.replace(data, signals=data.signals[rows], meta=data.meta.iloc[rows].reset_index(drop=True))
+    part = record_features(subset, spec, tmp_path, n_jobs=1)
+    assert len(calls) == 2
+    whole = record_features(data, spec, tmp_path, n_jobs=1)
+    assert len(calls) == 4  # records 1 and 3 only
+    assert np.array_equal(whole[rows], part)
+    assert np.array_equal(whole, clinical_features(
+        [np.concatenate([s[:, :2500], s[:, 2500:5000]], axis=-1) for s in _adapted_signals(data, spec)],
+        250, LEADS, n_jobs=1))
+
+
+def _adapted_signals(data, spec):
+    from ecgbench.adapt import adapt
+
+    adapted = adapt(data, spec)
+    return [np.concatenate(list(w[v]), axis=-1) for w, v in zip(adapted.windows, adapted.valid)]
+
+
+def test_a_truncated_cache_is_recomputed(tmp_path, caplog):
     data, spec = _recordings(), InputSpec(LEADS, 250, 2500)
     path = cache_path(data, spec, tmp_path)
-    path.write_bytes(b"\x93NUMPY")  # a killed writer's leftover
-    features = record_features(data, spec, tmp_path, n_jobs=1)
-    assert features.shape == (4, N_COLUMNS) and np.load(path).shape == (4, N_COLUMNS)
-    assert "recomputing" in capsys.readouterr().err
+    path.write_bytes(b"PK\x03\x04")  # a killed writer's leftover
+    with caplog.at_level("WARNING"):
+        features = record_features(data, spec, tmp_path, n_jobs=1)
+    assert features.shape == (4, N_COLUMNS)
+    with np.load(path) as table:
+        assert table["features"].shape == (4, N_COLUMNS) and len(table["record_id"]) == 4
+    assert "measuring again" in caplog.text

@@ -194,10 +194,24 @@ def training_windows(ctx: RunContext, method, task: Task | None = None):
 
 def derived_inputs(ctx: RunContext, method, data) -> dict[str, np.ndarray]:
     """The method's per-record derived input for ``data`` ({} for most methods), computed once
-    per dataset version and input spec and cached under the store's cache/derived."""
+    per record and dataset version and cached beside the datasets (see :func:`derived_cache`)."""
     if not method.derived_input:
         return {}
-    return {method.derived_input: method.derive_inputs(data, ctx.store.root / "cache" / "derived")}
+    return {method.derived_input: method.derive_inputs(data, derived_cache(ctx))}
+
+
+def derived_cache(ctx: RunContext) -> Path:
+    """The data root's ``derived`` folder, shared by every results folder; the results folder's
+    cache where the data root is read-only (a shared copy)."""
+    import os
+
+    from ecgbench.datasets import data_root
+
+    shared = data_root(ctx.request.data_root) / "derived"
+    writable = shared if shared.exists() else shared.parent
+    if writable.exists() and os.access(writable, os.W_OK):
+        return shared
+    return ctx.store.root / "cache" / "derived"
 
 
 def each_channel(data, spec) -> bool:
