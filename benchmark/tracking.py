@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import signal
+import shutil
 import socket
 import sqlite3
 import sys
@@ -394,11 +395,46 @@ def _prepare_sqlite(database: Path, artifact_root: Path | None) -> None:
 
 
 def _create_database(path: Path, artifact_root: Path | None) -> None:
+    """A new, fully migrated MLflow database at ``path``: a copy of this machine's empty
+    template (:func:`_schema_template`) with the Default experiment's artifact location set,
+    or migrated in place where no template can be kept."""
+    artifact_uri = (artifact_root or path.parent / "mlartifacts").resolve().as_uri()
+    template = _schema_template()
+    if template is None:
+        _migrate(path, artifact_uri)
+        return
+    shutil.copyfile(template, path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (f"{artifact_uri}/0",))
+
+
+def _migrate(path: Path, artifact_uri: str) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    uri = f"sqlite:///{path.resolve()}"
-    SqlAlchemyStore(uri, (artifact_root or path.parent / "mlartifacts").resolve().as_uri())
+    SqlAlchemyStore(f"sqlite:///{path.resolve()}", artifact_uri)
     _forget_engines(path)  # the file is renamed next: no connection may outlive it
+
+
+@functools.cache
+def _schema_template() -> Path | None:
+    """An empty MLflow database at the installed MLflow's latest schema, made once per machine
+    and version under the user cache: a new sqlite store otherwise runs every one of MLflow's
+    alembic migrations, seconds for each new results folder. None if it cannot be kept."""
+    import mlflow
+    from filelock import FileLock
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ecgbench" / "mlflow-schema"
+    path = folder / f"mlflow-{mlflow.__version__}-{_get_latest_schema_revision()}.db"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{path}.lock", timeout=_LOCK_TIMEOUT_S):
+            if not path.exists() or _schema_problem(path) is not None:
+                atomic_write(path, lambda tmp: _migrate(tmp, (folder / "mlartifacts").resolve().as_uri()))
+    except (OSError, sqlite3.Error, TimeoutError) as error:
+        log.debug("no MLflow schema template (%s); migrating each new database", error)
+        return None
+    return path
 
 
 def _forget_engines(database: Path) -> None:

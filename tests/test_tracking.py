@@ -217,3 +217,30 @@ def test_sync_logs_what_the_store_lacks_once(tmp_path, caplog):
     (result,) = runs_of(results, keys[1])
     assert result.info.status == "FINISHED" and result.data.metrics == {"macro_auroc": 0.6, "ci_low": 0.4}
     assert [r.info.status for r in runs_of(results, "run-a")] == ["FINISHED"]
+
+
+def test_new_databases_copy_a_migrated_template_made_once(tmp_path, monkeypatch):
+    """A new sqlite store is a copy of one migrated template per machine and MLflow version
+    (migrating takes seconds); a damaged template is rebuilt; the copy names its own artifacts."""
+    import sqlite3
+
+    from ecgbench import tracking
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tracking._schema_template.cache_clear()
+    migrations = []
+    migrate = tracking._migrate
+    monkeypatch.setattr(tracking, "_migrate", lambda path, uri: migrations.append(path) or migrate(path, uri))
+    for name in ("a", "b"):
+        tracking.Tracker.for_results(tmp_path / name)
+    assert len(migrations) == 1  # the template only
+    template = tracking._schema_template()
+    assert template.parent == tmp_path / "cache" / "ecgbench" / "mlflow-schema"
+    with sqlite3.connect(tmp_path / "b" / "mlflow.db") as db:
+        location = db.execute("SELECT artifact_location FROM experiments WHERE experiment_id = 0").fetchone()[0]
+    assert location == (tmp_path / "b" / "mlartifacts").resolve().as_uri() + "/0"
+    template.write_bytes(b"not a database")
+    tracking._schema_template.cache_clear()
+    tracking.Tracker.for_results(tmp_path / "c")
+    assert len(migrations) == 2 and tracking._schema_problem(template) is None
+    tracking._schema_template.cache_clear()
