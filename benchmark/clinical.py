@@ -9,7 +9,7 @@ error, or outside a plausible range) is filled with a typical adult value (75 bp
 measured from filled: :data:`N_COLUMNS` columns in all.
 
 :func:`record_features` measures each record once, on the record as the encoder sees it (its
-leads at the encoder's rate: its valid windows joined end to end), in parallel (joblib), and
+leads at the encoder's rate: its valid windows joined end to end), in parallel (worker processes), and
 keeps one table per dataset (name, version, content fingerprint), input spec and
 :data:`EXTRACTOR_VERSION`, by record id, so any subset of the dataset reuses it. The runner
 keeps the table beside the datasets (the data root's ``derived`` folder), so every results
@@ -35,7 +35,7 @@ TYPICAL_VALUES: tuple[float, ...] = (75.0, 160.0, 95.0, 400.0, 410.0, 45.0)
 PLAUSIBLE: tuple[tuple[float, float], ...] = ((20, 300), (60, 400), (40, 250), (200, 700),
                                               (200, 700), (-180, 180))
 N_COLUMNS = len(FIELDS) + 1  # the parameters, then how many of them were filled
-PARALLEL_FROM = 16  # records: below this, joblib's worker start-up costs more than it saves
+PARALLEL_FROM = 16  # records: below this, starting worker processes costs more than it saves
 
 
 def _median_ms(stop: np.ndarray, start: np.ndarray, fs: float) -> float:
@@ -103,11 +103,19 @@ def clinical_parameters(signal: np.ndarray, fs: float, leads: tuple[str, ...]) -
 def clinical_features(signals: list[np.ndarray] | np.ndarray, fs: float,
                       leads: tuple[str, ...], n_jobs: int = -1) -> np.ndarray:
     """One (leads, T_i) signal per row -> (rows, 7): the six parameters with missing ones
-    filled by typical values, then the number filled. Many rows run in parallel (joblib)."""
+    filled by typical values, then the number filled. Many rows run in parallel (worker processes)."""
     if len(signals) >= PARALLEL_FROM and n_jobs != 1:
-        from joblib import Parallel, delayed
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        rows = Parallel(n_jobs=n_jobs)(delayed(clinical_parameters)(s, fs, leads) for s in signals)
+        from ecgbench.parallel import usable_cores
+
+        workers = usable_cores() if n_jobs < 1 else n_jobs
+        # a pool that ends with the call: joblib's reusable loky workers idle on for minutes,
+        # and a process that started them waits for them before it can exit
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows = list(pool.map(clinical_parameters, signals, [fs] * len(signals), [leads] * len(signals),
+                                 chunksize=max(1, len(signals) // (8 * workers))))
     else:
         rows = [clinical_parameters(s, fs, leads) for s in signals]
     values = np.stack(rows).reshape(len(signals), len(FIELDS))

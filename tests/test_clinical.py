@@ -123,3 +123,10 @@ def test_a_truncated_cache_is_recomputed(tmp_path, caplog):
     with np.load(path) as table:
         assert table["features"].shape == (4, N_COLUMNS) and len(table["record_id"]) == 4
     assert "measuring again" in caplog.text
+
+
+def test_many_records_are_measured_in_worker_processes_with_the_same_values():
+    signals = [_simulated(rate, seconds=10) for rate in (60, 75, 90, 105)] * 4  # 16: the parallel path
+    assert len(signals) >= clinical.PARALLEL_FROM
+    parallel = clinical_features(signals, 250, LEADS, n_jobs=2)
+    assert np.array_equal(parallel, np.tile(clinical_features(signals[:4], 250, LEADS, n_jobs=1), (4, 1)))
