@@ -52,8 +52,10 @@ def run_jobs(request: Any, jobs: list[tuple[str, int]], workers: int, parent_run
     threads = max(1, usable_cores() // workers)
     new_results, failed = 0, []
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's threads exist
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(request, threads, parent_run_id)) as pool:
+    from ecgbench.tracking import interrupts_raise
+
+    with interrupts_raise(), ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                                 initargs=(request, threads, parent_run_id)) as pool:
         futures = {pool.submit(_run_job, method, seed): (method, seed) for method, seed in jobs}
         try:
             for done, future in enumerate(as_completed(futures), 1):
@@ -68,8 +70,10 @@ def run_jobs(request: Any, jobs: list[tuple[str, int]], workers: int, parent_run
                 console.log(f"job {done}/{len(jobs)} {method} seed {seed}: "
                             + (f"[red]failed[/] ({str(error).splitlines()[0][:160]})" if error else
                                f"done in {outcome['seconds']:.1f} s ({outcome['cpu_seconds']:.1f} CPU-s)"))
-        except BaseException:
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or broken: stop the workers now
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in list((pool._processes or {}).values()):  # no public handle on them
+                process.terminate()  # their partial checkpoints resume on the next run
             raise
     return new_results, failed
 

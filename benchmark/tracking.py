@@ -202,7 +202,7 @@ class Tracker:
         SIGTERM (handled while the block runs, then raised on as KeyboardInterrupt / exit 143)."""
         status = "FAILED"
         try:
-            with _interrupts_raise():
+            with interrupts_raise():
                 self.start(name, params)
                 yield self
             status = "FINISHED"
@@ -483,7 +483,7 @@ def _owner_gone(tags: dict[str, str]) -> bool:
 
 
 @contextlib.contextmanager
-def _interrupts_raise() -> Iterator[None]:
+def interrupts_raise() -> Iterator[None]:
     """While the block runs, SIGTERM raises Terminated and SIGINT KeyboardInterrupt, so the
     open runs end KILLED on the way out (signal handlers exist only in the main thread)."""
     if threading.current_thread() is not threading.main_thread():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ecgbench import parallel
@@ -58,3 +60,40 @@ def test_workers_store_the_same_results_as_a_serial_run_and_log_each_once(tmp_pa
 
     again = Runner(resolve(request(tmp_path / "workers", jobs=2, track=True, **common)))
     assert len(again.run()) == 3 and again.new_results == 0  # nothing pending: no workers started
+
+
+def test_a_terminated_run_stops_its_workers_and_resumes(tmp_path):
+    """SIGTERM to the parent while workers run: the workers end with it (none left running),
+    and the same command then finishes the grid."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "ecgbench.cli", "run", "--methods", "random-init,simclr,byol", "--tasks",
+            "synth-sex", "--probes", "lr", "--set", "data.n_patients=90", "--set", "eval.bootstrap=20",
+            "--results-dir", str(tmp_path / "results"), "--no-tracking", "--jobs", "2"]
+    env = {**os.environ, "ECGBENCH_DATA": str(tmp_path / "data")}
+    process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 300
+    for line in process.stderr:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        if children.exists():
+            workers |= {int(pid) for pid in children.read_text().split()}
+        if "worker processes" in line:
+            time.sleep(2)  # let them start their jobs
+            workers |= {int(pid) for pid in children.read_text().split()}
+            process.send_signal(signal.SIGTERM)
+            break
+        assert time.monotonic() < deadline
+    process.communicate(timeout=120)
+    assert process.returncode != 0 and workers
+    time.sleep(1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+    assert alive == []
+    finished = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert len(list(ResultStore(tmp_path / "results").results())) == 3
