@@ -13,7 +13,14 @@ Correctness lives in the tests; speed lives here. Every figure is measured, neve
   ratio staged / loader time is the fraction of wall time the device is busy with compute
   (1.0 means data loading never holds the step back).
 * **torch.compile** (CUDA, ``--compile``): the same staged-batch loop with the compiled
-  ``training_step``; reported beside eager so the flag is used only where it helps.
+  ``training_step``; reported beside eager (with its own MFU and the number of graphs compiled,
+  which stays 1 for ECG-JEPA's varying mask sizes) so the flag is used only where it helps.
+* **batch size** (``--batch-size auto``, CUDA): the preset's batch doubled while one training
+  step fits in :data:`AUTO_BATCH_MEMORY_FRACTION` of the device memory (an out-of-memory error
+  counts as not fitting); on the CPU the preset's batch is kept.
+* **one pretraining**: the wall-clock time of the preset's whole pretraining (``max_steps`` x
+  the preset's batch windows) at the measured samples/s (the faster of eager and compiled),
+  next to the compute the source paper or seed report states (:data:`REPORTED_COMPUTE`).
 * **embedding**: frozen ``embed`` throughput in eval mode.
 * **probes**: fit time of each probe (small grid) on random embeddings of the method's width.
 * **data** (``--data``): loading a prepared array store vs a per-record ``wfdb.rdsamp`` loop over
@@ -50,6 +57,67 @@ PEAK_BF16_TFLOPS: dict[str, float] = {
 }
 
 
+# The compute each method's seed report (000-004) states for its training, with where it says
+# so; "not reported" where the source is silent. The original papers were not checked here.
+NOT_REPORTED = "not reported"
+REPORTED_COMPUTE: dict[str, dict[str, str]] = {
+    "nerula": {"hardware": "1x NVIDIA GeForce RTX 4090", "time": NOT_REPORTED, "epochs": NOT_REPORTED,
+               "source": "seed 002 (NERULA, arXiv:2405.19348) Sec. 5.2, for all its experiments"},
+    "st-mem": {"hardware": NOT_REPORTED, "time": NOT_REPORTED, "epochs": NOT_REPORTED,
+               "source": "seed 003 (ST-MEM/ECG-JEPA report): no compute stated"},
+    "ecg-jepa": {"hardware": NOT_REPORTED, "time": NOT_REPORTED, "epochs": NOT_REPORTED,
+                 "source": "seed 003 (ST-MEM/ECG-JEPA report): no compute stated"},
+    "dual-view": {"hardware": "2x NVIDIA GB10 (256 GB)", "time": "10 h",
+                  "epochs": "not reported (a 5-epoch warm start)",
+                  "source": "seed 001 (dual-view report), Training"},
+    "transform-cnn": {"hardware": NOT_REPORTED, "time": "~1.3 h until convergence",
+                      "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (no skip connections)"},
+    "transform-cnn-res1": {"hardware": NOT_REPORTED, "time": "~1.1 h until convergence",
+                           "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (skip in block 1)"},
+    "transform-cnn-res12": {"hardware": NOT_REPORTED, "time": "~1.1 h until convergence",
+                            "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (skips in blocks 1-2)"},
+    "transform-cnn-res123": {"hardware": NOT_REPORTED, "time": "~1.05 h until convergence",
+                             "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (skips in all blocks)"},
+}
+# Families that take their entry from the method they follow.
+_REPORTED_FAMILY = {"nerula-": "nerula", "simclr-lead2": "nerula", "st-mem-": "st-mem",
+                    "ecg-jepa-": "ecg-jepa", "dual-view-": "dual-view"}
+
+# ``--batch-size auto``: grow the batch while a step's peak memory stays under this fraction.
+AUTO_BATCH_MEMORY_FRACTION = 0.85
+AUTO_BATCH_MAX_DOUBLINGS = 6
+
+
+def reported_compute(method: str) -> dict[str, str]:
+    """The pretraining compute the method's source reports (hardware, time, epochs, source)."""
+    if method in REPORTED_COMPUTE:
+        return REPORTED_COMPUTE[method]
+    for prefix, family in _REPORTED_FAMILY.items():
+        if method.startswith(prefix):
+            return REPORTED_COMPUTE[family]
+    return {"hardware": NOT_REPORTED, "time": NOT_REPORTED, "epochs": NOT_REPORTED,
+            "source": "no seed report states compute for this method"}
+
+
+def pretraining_hours(max_steps: int, batch_size: int, samples_per_s: float | None) -> float | None:
+    """Wall-clock hours of ``max_steps`` optimiser steps of ``batch_size`` windows at a measured
+    ``samples_per_s`` (steps x batch / samples/s); None without a positive throughput."""
+    if not samples_per_s or not math.isfinite(samples_per_s) or samples_per_s <= 0:
+        return None
+    return max_steps * batch_size / samples_per_s / 3600.0
+
+
+def largest_batch(fits: Callable[[int], bool], start: int, max_doublings: int = AUTO_BATCH_MAX_DOUBLINGS) -> int:
+    """The largest of ``start * 2**k`` (k <= ``max_doublings``) for which ``fits`` holds, trying
+    them in order and stopping at the first that does not; ``start`` if even that fails."""
+    best = start
+    for k in range(1, max_doublings + 1):
+        if not fits(start * 2**k):
+            break
+        best = start * 2**k
+    return best
+
+
 def peak_tflops(device_name: str) -> float | None:
     for key, value in PEAK_BF16_TFLOPS.items():
         if key in device_name:
@@ -63,9 +131,9 @@ class BenchSettings:
     device: str = "auto"
     steps: int = 10
     warmup: int = 3
-    batch_size: int | None = None  # default: the method's preset batch size
+    batch_size: int | str | None = None  # default: the method's preset batch size; "auto": fit to memory
     compile: bool = False
-    probe_records: int = 2000
+    probe_records: int = 2000  # 0: no probe timings
     embed_batches: int = 5
     overrides: dict[str, str] = field(default_factory=dict)
 
@@ -88,6 +156,12 @@ class MethodBench:
     loader_samples_per_s: float | None = None
     busy_fraction: float | None = None
     compiled_samples_per_s: float | None = None
+    compiled_mfu: float | None = None
+    compiled_graphs: int | None = None  # graphs torch.compile built over the timed steps
+    preset_batch_size: int | None = None
+    preset_max_steps: int | None = None
+    pretrain_hours: float | None = None  # one preset pretraining at the faster measured speed
+    reported_compute: dict[str, str] = field(default_factory=dict)
     embed_samples_per_s: float | None = None
     probe_fit_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -118,7 +192,20 @@ def _random_batch(method, batch_size: int, device, generator) -> dict[str, Any]:
     }
     if getattr(method, "uses_labels", False):
         batch["label"] = torch.randint(0, 2, (batch_size,), generator=generator)
-    return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.to(device) for k, v in {**batch, **_derived_inputs(method, batch_size)}.items()}
+
+
+def _derived_inputs(method, batch_size: int) -> dict[str, Any]:
+    """Typical per-record inputs for a method that takes them (ecg-jepa-hybrid's clinical
+    parameters), so its step and embedding run as in a real run."""
+    if getattr(method, "derived_input", None) != "clinical":
+        return {}
+    import torch
+
+    from ecgbench.clinical import N_COLUMNS, TYPICAL_VALUES
+
+    row = torch.tensor([*TYPICAL_VALUES, 0.0][:N_COLUMNS], dtype=torch.float32)
+    return {"clinical": row.expand(batch_size, -1).contiguous()}
 
 
 def _prepare_method(method, device):
@@ -183,7 +270,8 @@ def bench_method(name: str, settings: BenchSettings, device, console=None) -> Me
                               overrides=dict(settings.overrides), track=False,
                               pretrain_dataset="synthetic"))  # random batches: no data is read
     config = plan.method_configs[name]
-    batch_size = int(settings.batch_size or config.batch_size)
+    auto_batch = settings.batch_size == "auto"
+    batch_size = int(config.batch_size if auto_batch or not settings.batch_size else settings.batch_size)
     from ecgbench.registry import METHODS
 
     cls = METHODS.get(name)
@@ -198,6 +286,8 @@ def bench_method(name: str, settings: BenchSettings, device, console=None) -> Me
         encoder_parameters=sum(p.numel() for p in method.encoder.parameters()),
         train_samples_per_s=float("nan"), train_step_ms=float("nan"), peak_memory_mb=float("nan"),
         peak_memory_kind="cuda max allocated" if device.type == "cuda" else "process peak RSS",
+        preset_batch_size=int(config.batch_size), preset_max_steps=int(config.max_steps),
+        reported_compute=reported_compute(name),
     )
     if not cls.needs_training:
         result.train_samples_per_s = 0.0
@@ -205,8 +295,11 @@ def bench_method(name: str, settings: BenchSettings, device, console=None) -> Me
         result.peak_memory_mb = _peak_rss_mb()
     else:
         optimizer = _prepare_method(method, device)
-        staged = _random_batch(method, batch_size, device, generator)
         step = _step_fn(method, optimizer, device)
+        if auto_batch and device.type == "cuda":
+            batch_size = largest_batch(lambda b: _fits(method, step, b, device), batch_size)
+            result.batch_size = batch_size
+        staged = _random_batch(method, batch_size, device, generator)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         seconds = _timed(step, lambda i: staged, settings.steps, settings.warmup, device)
@@ -218,9 +311,31 @@ def bench_method(name: str, settings: BenchSettings, device, console=None) -> Me
         _loader(method, step, batch_size, device, settings, seconds, result)
         if settings.compile and device.type == "cuda":
             _compiled(method, optimizer, staged, device, settings, result)
+        fastest = max(result.train_samples_per_s, result.compiled_samples_per_s or 0.0)
+        result.pretrain_hours = pretraining_hours(config.max_steps, config.batch_size, fastest)
     _embedding(method, batch_size, device, settings, generator, result)
-    result.probe_fit_seconds = probe_fit_seconds(method.embedding_dim, settings.probe_records)
+    if settings.probe_records > 0:
+        result.probe_fit_seconds = probe_fit_seconds(method.embedding_dim, settings.probe_records)
     return result
+
+
+def _fits(method, step, batch_size: int, device) -> bool:
+    """Whether one training step at ``batch_size`` runs within the memory budget (CUDA)."""
+    import torch
+
+    batch = _random_batch(method, batch_size, device, torch.Generator().manual_seed(0))
+    torch.cuda.reset_peak_memory_stats(device)
+    try:
+        step(batch)
+        _sync(device)
+    except torch.OutOfMemoryError:
+        return False
+    finally:
+        del batch
+        method.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(device).total_memory
+    return torch.cuda.max_memory_allocated(device) <= AUTO_BATCH_MEMORY_FRACTION * total
 
 
 def _flops(method, staged: dict, device, result: MethodBench) -> None:
@@ -256,6 +371,7 @@ def _loader(method, step, batch_size: int, device, settings: BenchSettings, stag
         batch = next(batches)
         if getattr(method, "uses_labels", False):
             batch["label"] = torch.zeros(batch_size, dtype=torch.long)
+        batch.update(_derived_inputs(method, batch_size))
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     seconds = _timed(step, next_batch, settings.steps, settings.warmup, device)
@@ -266,12 +382,18 @@ def _loader(method, step, batch_size: int, device, settings: BenchSettings, stag
 def _compiled(method, optimizer, staged: dict, device, settings: BenchSettings, result: MethodBench) -> None:
     import torch
 
+    from torch._dynamo.utils import counters
+
     eager = method.training_step
     try:
         method.training_step = torch.compile(eager)
         step = _step_fn(method, optimizer, device)
+        graphs = counters["stats"]["unique_graphs"]
         seconds = _timed(step, lambda i: staged, settings.steps, settings.warmup + 2, device)
+        result.compiled_graphs = counters["stats"]["unique_graphs"] - graphs
         result.compiled_samples_per_s = result.batch_size / seconds
+        if result.mfu is not None and result.achieved_tflops:
+            result.compiled_mfu = result.mfu * result.compiled_samples_per_s / result.train_samples_per_s
     except Exception as error:  # report, do not abort the bench: compile support varies by model
         result.error = f"torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
     finally:
@@ -285,10 +407,11 @@ def _embedding(method, batch_size: int, device, settings: BenchSettings, generat
     spec = method.input_spec
     x = torch.randn(batch_size, len(spec.leads), spec.n_samples, generator=generator).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    derived = {k: v.to(device) for k, v in _derived_inputs(method, batch_size).items()}
 
     def step(batch, _i):
         with torch.no_grad(), autocast:
-            return method.embed(batch)
+            return method.embed(batch, **derived)
 
     seconds = _timed(step, lambda i: x, settings.embed_batches, 1, device)
     result.embed_samples_per_s = batch_size / seconds
@@ -348,7 +471,8 @@ def run_bench(methods: list[str], settings: BenchSettings, console=None,
     from ecgbench.train import resolve_device
 
     device = resolve_device(settings.device)
-    probe_fit_seconds(8, 60)  # import scikit-learn and warm its code paths outside the timings
+    if settings.probe_records > 0:
+        probe_fit_seconds(8, 60)  # import scikit-learn and warm its code paths outside the timings
     results = []
     for name in methods:
         if on_method:
@@ -376,6 +500,25 @@ def _sig(value: float | None) -> str:
 
 
 def render_bench(results: list[MethodBench]) -> str:
+    """The speed table, then the table of one preset pretraining against the reported compute."""
+    return _render_speed(results) + "\n\n" + render_pretraining(results)
+
+
+def render_pretraining(results: list[MethodBench]) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for r in results:
+        reported = r.reported_compute or reported_compute(r.method)
+        rows.append([r.method, r.preset_max_steps, r.preset_batch_size, _num(r.pretrain_hours, 2),
+                     reported.get("hardware", NOT_REPORTED), reported.get("time", NOT_REPORTED),
+                     reported.get("epochs", NOT_REPORTED), reported.get("source", "")])
+    headers = ["method", "steps", "batch", "one pretraining here (h)", "reported hardware",
+               "reported time", "reported epochs", "source"]
+    return tabulate(rows, headers=headers, tablefmt="github")
+
+
+def _render_speed(results: list[MethodBench]) -> str:
     from tabulate import tabulate
 
     rows = []
@@ -384,13 +527,15 @@ def render_bench(results: list[MethodBench]) -> str:
         rows.append([
             r.method, r.batch_size, _num(r.encoder_parameters / 1e6, 2), _num(r.train_samples_per_s),
             _num(r.loader_samples_per_s), _num(r.busy_fraction, 2), _num(r.compiled_samples_per_s),
+            "-" if r.compiled_graphs is None else r.compiled_graphs,
             _sig(r.flops_per_sample / 1e9 if r.flops_per_sample else None), _sig(r.achieved_tflops),
-            _num(100 * r.mfu if r.mfu is not None else None, 1), _num(r.peak_memory_mb, 0),
+            _num(100 * r.mfu if r.mfu is not None else None, 1),
+            _num(100 * r.compiled_mfu if r.compiled_mfu is not None else None, 1), _num(r.peak_memory_mb, 0),
             _num(r.embed_samples_per_s), _num(probe_total, 2), r.error or "",
         ])
     headers = ["method", "batch", "enc. params (M)", "train samples/s", "with loader samples/s",
-               "busy fraction", "compiled samples/s", "GFLOP/sample (fwd+bwd)", "TFLOP/s", "MFU %",
-               "peak mem (MB)", "embed samples/s", "probe fit s (5 probes)", "note"]
+               "busy fraction", "compiled samples/s", "graphs", "GFLOP/sample (fwd+bwd)", "TFLOP/s", "MFU %",
+               "compiled MFU %", "peak mem (MB)", "embed samples/s", "probe fit s (5 probes)", "note"]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 

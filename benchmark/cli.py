@@ -392,7 +392,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from ecgbench.audit import report_text
     from ecgbench.datasets import data_root
 
-    print(report_text(data_root(args.data_root), args.version, args.real))
+    print(report_text(data_root(args.data_root), args.version, args.real, args.results_dir))
     return 0
 
 
@@ -714,6 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--version", type=int, default=None, help="suite version (default: the current one)")
     audit.add_argument("--data-root", default=None, help="where the suite is generated/cached")
     audit.add_argument("--real", default=None, metavar="DIR", help="a folder of CinC 2021 .hea/.mat records to measure beside the suite")
+    audit.add_argument("--results-dir", default=None, help="also each stored method (lr probe) against random-init: paired bootstrap, Holm")
     audit.set_defaults(handler=cmd_audit)
 
     bench = commands.add_parser("bench", help="measure pretraining, loading, embedding and probe speed per method")

@@ -17,12 +17,22 @@ from torch import nn
 def ema_update(online: nn.Module, target: nn.Module, tau: float, copy_buffers: bool = True
                ) -> None:
     """Move ``target``'s parameters towards ``online``'s; buffers (batch-norm running
-    statistics) are copied when ``copy_buffers``. The two modules must have the same layout."""
-    for p_o, p_t in zip(online.parameters(), target.parameters(), strict=True):
-        p_t.lerp_(p_o.detach(), 1.0 - tau)
+    statistics) are copied when ``copy_buffers``. The two modules must have the same layout.
+
+    One multi-tensor ``lerp`` for all parameters (as timm's EMA): a ViT-B target is one kernel
+    launch per step on CUDA, not one per tensor; ``tau`` stays a Python float, so no host sync."""
+    targets, onlines = _paired(target.parameters(), online.parameters())
+    if targets:
+        torch._foreach_lerp_(targets, [p.detach() for p in onlines], 1.0 - tau)
     if copy_buffers:
-        for b_o, b_t in zip(online.buffers(), target.buffers(), strict=True):
-            b_t.copy_(b_o)
+        targets, onlines = _paired(target.buffers(), online.buffers())
+        if targets:
+            torch._foreach_copy_(targets, onlines)
+
+
+def _paired(targets, onlines) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    pairs = list(zip(targets, onlines, strict=True))  # ValueError when the layouts differ
+    return [t for t, _ in pairs], [o for _, o in pairs]
 
 
 def cosine_tau(step: int, max_steps: int, tau_base: float) -> float:

@@ -28,7 +28,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
         logits = z @ z.T / temperature  # (2N, 2N) cosine similarities / tau
         self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
         logits = logits.masked_fill(self_mask, float("-inf"))  # not its own negative
-        positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+        positive = (torch.arange(2 * n, device=z.device) + n) % (2 * n)  # made on the device: no copy
         return F.cross_entropy(logits, positive)
 
 

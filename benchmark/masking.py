@@ -212,11 +212,10 @@ def resize_mask(mask: Tensor, length: int) -> Tensor:
     if length >= 2:
         mixed = mask.any(dim=1) & ~mask.all(dim=1)
         none, every = mixed & ~out.any(dim=1), mixed & out.all(dim=1)
+        # excess per sample of span, nudged by +-1/(4T) towards the centre sample: never 0, and
+        # exactly negated for ~mask, so both fix-ups choose the same position. Every row is
+        # scored and only the rows in need change (no data-dependent branch: no host sync).
+        score = excess.double() / (end - start).double() + (centre.double() * 2 - 1) / (4 * n)
         for rows, pick, value in ((none, torch.argmax, True), (every, torch.argmin, False)):
-            if rows.any():
-                # excess per sample of span, nudged by +-1/(4T) towards the centre sample: never
-                # 0, and exactly negated for ~mask, so both fix-ups choose the same position.
-                score = excess[rows].double() / (end - start).double()
-                score = score + (centre[rows].double() * 2 - 1) / (4 * n)
-                out[torch.nonzero(rows).flatten(), pick(score, dim=1)] = value
+            out = torch.where(rows[:, None] & (i == pick(score, dim=1, keepdim=True)), value, out)
     return out

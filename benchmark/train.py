@@ -67,6 +67,15 @@ class WindowDataset(Dataset):
         return batch
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor drawn during a step (e.g. a mask) on ``device`` without stalling the host:
+    on CUDA the copy goes through pinned memory with ``non_blocking`` (a copy from pageable
+    memory waits for every queued kernel); elsewhere a plain ``.to``."""
+    if torch.device(device).type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def already_batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The DataLoader's collate step for :meth:`WindowDataset.__getitems__` (nothing left to do)."""
     return batch
@@ -226,8 +235,9 @@ def pretrain(
 
     ``compile``: run the training step through ``torch.compile`` on CUDA (``ecgbench run
     --compile``; ``ecgbench bench --compile`` measures where it helps: +59 % for ST-MEM on an
-    H100 in results/bench/h100-paper-vit-compile.json, while ECG-JEPA's data-dependent mask sizes do not compile). A step that fails to
-    compile falls back to eager for the rest of the run, and the record says so.
+    H100 in results/bench/h100-paper-vit-compile.json; ECG-JEPA's varying mask sizes share one graph, its mask
+    being drawn outside the compiled region). A step that fails to compile falls back to eager for the rest
+    of the run, and the record says so.
     """
     config = method.config
     if len(data) < config.batch_size:

@@ -109,6 +109,8 @@ class BYOL(Method):
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.tau = c.tau_base
+        # tau on the device for the step's outputs, filled in place: no host copy per step
+        self.register_buffer("tau_now", torch.tensor(float(c.tau_base)), persistent=False)
 
     def _online(self) -> list[nn.Module]:
         return [self.encoder, self.projector]
@@ -129,7 +131,7 @@ class BYOL(Method):
             z1 = self.target_projector(self.target_encoder(v1))  # (B, proj_dim)
             z2 = self.target_projector(self.target_encoder(v2))
         loss = byol_loss(p1, z2) + byol_loss(p2, z1)
-        return {"loss": loss, "tau": torch.tensor(self.tau, device=x.device)}
+        return {"loss": loss, "tau": self.tau_now.clone()}
 
     @torch.no_grad()
     def on_train_step_end(self, step: int, max_steps: int) -> None:
@@ -138,5 +140,6 @@ class BYOL(Method):
         tau is a function of ``step`` alone, so a resumed run continues the same schedule.
         """
         self.tau = cosine_tau(step, max_steps, self.config.tau_base)
+        self.tau_now.fill_(self.tau)
         for online, target in zip(self._online(), self._target()):
             ema_update(online, target, self.tau)

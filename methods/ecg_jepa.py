@@ -51,6 +51,8 @@ Departures:
 from __future__ import annotations
 
 import copy
+import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,12 +102,29 @@ class LeadwisePredictor(nn.Module):
         return out.reshape(b, n_leads, -1, dim)
 
 
+def outside_compile(fn):
+    """``torch.compiler.disable(fn)``, applied once torch._dynamo is loaded (it is whenever
+    something compiles): decorating with it at class definition imports torch._dynamo in every
+    process that imports this module, about 2 s each."""
+    disabled = None
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        nonlocal disabled
+        if "torch._dynamo" not in sys.modules:
+            return fn(*args, **kwargs)
+        if disabled is None:
+            disabled = torch.compiler.disable(fn)
+        return disabled(*args, **kwargs)
+
+    return call
+
+
 class EcgJepa(Method):
     """ECG-JEPA: predict EMA-target latents of randomly masked time patches, cross-pattern ViT."""
 
     name = "ecg-jepa"
     version = 1
-    compilable = False  # the mask size is drawn per step: torch.compile recompiled for minutes (H100)
     paper = ("Kim, Learning General Representation of 12-Lead Electrocardiogram with a "
              "Joint-Embedding Predictive Architecture, arXiv:2410.08559, 2024")
 
@@ -155,6 +174,8 @@ class EcgJepa(Method):
                                            c.predictor_heads, c.mlp_ratio,
                                            self.context_encoder.n_patches)
         self.tau = float(c.ema[0])
+        # tau on the device for the step's outputs, filled in place: no host copy per step
+        self.register_buffer("tau_now", torch.tensor(self.tau), persistent=False)
 
     def _vit(self) -> LeadTimeViT:
         c = self.config
@@ -181,25 +202,40 @@ class EcgJepa(Method):
             return random_time_mask(n, tuple(c.mask_ratio), device=device)
         return multi_block_mask(n, c.n_blocks, tuple(c.block_ratio), device=device)
 
+    @outside_compile
+    def draw_mask(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """This step's mask: the visible and masked patch positions on ``device`` and the masked
+        fraction (a CPU scalar). Drawn on the CPU, outside torch.compile, so no host sync; the
+        position counts are marked dynamic, so one compiled graph serves every mask size."""
+        mask = self.sample_mask(torch.device("cpu"))
+        visible, masked = mask_indices(mask, device)
+        if "torch._dynamo" in sys.modules:  # compiling: mark the counts dynamic
+            for positions in (visible, masked):
+                torch._dynamo.maybe_mark_dynamic(positions, 0)
+        return visible, masked, mask.float().mean()
+
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        x = batch["signal"]  # (B, 8, 2500)
-        mask = self.sample_mask(torch.device("cpu"))  # drawn on the CPU: its indices need no GPU sync
-        visible, masked = mask_indices(mask, x.device)  # no host sync on CUDA
+        visible, masked, mask_ratio = self.draw_mask(batch["signal"].device)
+        loss = self.jepa_loss(batch, visible, masked)
+        return {"loss": loss, "mask_ratio": mask_ratio, "tau": self.tau_now.clone()}
+
+    def jepa_loss(self, batch: dict[str, Tensor], visible: Tensor, masked: Tensor) -> Tensor:
+        """Smooth-L1 between the predicted and the (layer-normalised) target latents of the
+        ``masked`` patches of every lead, the context encoder seeing the ``visible`` ones."""
         with torch.no_grad():
             target = self.target_encoder.encode(self.tokens(self.target_encoder, batch))  # (B, L, N, D)
             target = F.layer_norm(target.float(), target.shape[-1:])[:, :, masked]
         encoder = self.context_encoder
         context = encoder.encode(self.tokens(encoder, batch)[:, :, visible], time_index=visible)
         prediction = self.predictor(context, visible, masked)  # (B, L, M, D)
-        loss = F.smooth_l1_loss(prediction.float(), target, beta=self.config.smooth_l1_beta)
-        return {"loss": loss, "mask_ratio": mask.float().mean(),  # logged values stay on the CPU:
-                "tau": torch.tensor(self.tau)}  # a scalar copied to CUDA syncs every step
+        return F.smooth_l1_loss(prediction.float(), target, beta=self.config.smooth_l1_beta)
 
     @torch.no_grad()
     def on_train_step_end(self, step: int, max_steps: int) -> None:
         """EMA update of the target encoder; the momentum rises linearly over training."""
         start, end = (float(v) for v in self.config.ema)
         self.tau = linear_tau(step, max_steps, start, end)
+        self.tau_now.fill_(self.tau)
         ema_update(self.context_encoder, self.target_encoder, self.tau)
 
 

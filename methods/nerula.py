@@ -70,6 +70,7 @@ from ecgbench.losses import huber_reconstruction, negative_cosine
 from ecgbench.masking import complementary_patch_mask, resize_mask
 from ecgbench.method import Method, MethodConfig
 from ecgbench.methods.byol import BYOL
+from ecgbench.train import to_device
 
 PAPER = ("Manimaran et al., NERULA: A Dual-Pathway Self-Supervised Learning Framework for "
          "Electrocardiogram Signal Analysis, arXiv:2405.19348, 2024")
@@ -143,8 +144,10 @@ class _MaskedViews(BYOL):
     def views(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The keep masks of the two views, (B, T) bool each: m and 1 - m."""
         c = self.config
+        # drawn on the CPU: the draw reads its own sizes, which on CUDA would sync every step
         hidden = complementary_patch_mask(x.shape[0], x.shape[-1], c.mask_ratio,
-                                          tuple(c.n_patches), device=x.device)
+                                          tuple(c.n_patches), device="cpu")
+        hidden = to_device(hidden, x.device)
         return ~hidden, hidden
 
     def encode(self, encoder: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
@@ -167,7 +170,7 @@ class _MaskedViews(BYOL):
         keeps = self.views(x)
         features = tuple(self.encode(self.encoder, x, k) for k in keeps)
         loss = self.non_contrastive(x, keeps, features)
-        return {"loss": loss, "tau": torch.tensor(self.tau, device=x.device)}
+        return {"loss": loss, "tau": self.tau_now.clone()}
 
 
 class NerulaLadderMasking(_MaskedViews):
@@ -301,4 +304,4 @@ class Nerula(NerulaLadderLatent):
                        + huber_reconstruction(r2, x, c.huber_delta))
         loss = c.nc_weight * nc + c.recon_weight * recon
         return {"loss": loss, "non_contrastive": nc.detach(), "reconstruction": recon.detach(),
-                "tau": torch.tensor(self.tau, device=x.device)}
+                "tau": self.tau_now.clone()}

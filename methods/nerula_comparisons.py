@@ -90,4 +90,4 @@ class NerulaResNetClocs(NerulaLadderByol):
         with torch.no_grad():
             z1, z2 = (self.target_projector(h) for h in self.target_encoder.views(x))
         loss = byol_loss(p1, z2) + byol_loss(p2, z1)
-        return {"loss": loss, "tau": torch.tensor(self.tau, device=x.device)}
+        return {"loss": loss, "tau": self.tau_now.clone()}

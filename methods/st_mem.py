@@ -149,6 +149,9 @@ class StMem(Method):
         self.decoder = TransformerEncoder1d(c.decoder_dim, c.decoder_depth, c.decoder_heads,
                                             c.mlp_ratio, c.dropout)
         self.decoder_head = nn.Linear(c.decoder_dim, c.patch_size)
+        self.register_buffer("decoder_positions",  # fixed: built once, not every step
+                             sinusoidal_positions(self.encoder.n_patches, c.decoder_dim),
+                             persistent=False)
 
     def reconstruct(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Preprocessed (B, L, T) -> (prediction (B * L, N, patch), mask (B * L, N) True = masked)."""
@@ -160,7 +163,7 @@ class StMem(Method):
         latent = self.encoder.encode(visible)  # (B, L, K, D): visible patches of all leads
         per_lead = self.decoder_embed(latent).flatten(0, 1)  # (B * L, K, D_dec)
         full = scatter_tokens(per_lead, keep_idx, n, self.mask_token)  # (B * L, N, D_dec)
-        full = full + sinusoidal_positions(n, full.shape[-1], device=x.device).to(full.dtype)
+        full = full + self.decoder_positions.to(full.dtype)
         return self.decoder_head(self.decoder(full)), mask
 
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -14,8 +14,11 @@ from ecgbench.bench import (
     BenchSettings,
     bench_wfdb_vs_prepared,
     count_training_flops,
+    largest_batch,
     peak_tflops,
+    pretraining_hours,
     render_bench,
+    reported_compute,
     run_bench,
 )
 from ecgbench.cli import main
@@ -56,8 +59,11 @@ def test_bench_smoke_on_cpu(one_torch_thread):
     assert simclr.loader_samples_per_s > 0 and 0 < simclr.busy_fraction <= 1
     assert simclr.flops_per_sample > 0 and simclr.mfu is None  # no MFU without a known peak
     assert set(simclr.probe_fit_seconds) == {"svc", "rf", "lr", "mlp", "knn"}
-    table = render_bench(results)
-    assert table.count("\n") == 3 and "simclr" in table
+    assert simclr.preset_max_steps == 12 and simclr.preset_batch_size == 16
+    assert simclr.pretrain_hours == pytest.approx(12 * 16 / simclr.train_samples_per_s / 3600)
+    speed, pretraining = render_bench(results).split("\n\n")
+    assert speed.count("\n") == 3 and "simclr" in speed
+    assert pretraining.count("\n") == 3 and "not reported" in pretraining
 
 
 def test_a_failing_method_is_reported_not_raised(one_torch_thread, monkeypatch):
@@ -94,3 +100,48 @@ def test_bench_command_writes_json(tmp_path, capsys, one_torch_thread):
     record = json.loads(out.read_text())
     assert record["methods"][0]["method"] == "clocs" and record["settings"]["preset"] == "smoke"
     assert "| clocs" in capsys.readouterr().out
+
+
+def test_one_pretraining_is_steps_times_batch_over_throughput():
+    # ST-MEM's paper preset: 10,000 steps of 256 windows at 2,707 samples/s (H100, eager)
+    assert pretraining_hours(10_000, 256, 2707.0) == pytest.approx(10_000 * 256 / 2707.0 / 3600)
+    assert pretraining_hours(10_000, 256, 2707.0) == pytest.approx(0.2627, abs=1e-4)
+    assert pretraining_hours(100, 4096, 4096.0) == pytest.approx(100 / 3600)
+    for nothing in (0.0, None, float("nan"), -1.0):
+        assert pretraining_hours(100, 16, nothing) is None
+
+
+def test_reported_compute_names_its_source_or_says_not_reported():
+    nerula = reported_compute("nerula-ladder-latent")
+    assert nerula["hardware"] == "1x NVIDIA GeForce RTX 4090" and "seed 002" in nerula["source"]
+    assert nerula["time"] == "not reported"
+    assert reported_compute("dual-view-seqaug")["time"] == "10 h"
+    assert reported_compute("ecg-jepa-hybrid")["hardware"] == "not reported"
+    assert reported_compute("transform-cnn-res123")["time"].startswith("~1.05 h")
+    assert reported_compute("simclr") == reported_compute("byol")  # no seed reports their compute
+    assert "no seed report" in reported_compute("simclr")["source"]
+
+
+def test_largest_batch_doubles_until_a_step_no_longer_fits():
+    tried = []
+
+    def fits(batch):
+        tried.append(batch)
+        return batch <= 1000
+
+    assert largest_batch(fits, 128) == 512 and tried == [256, 512, 1024]
+    assert largest_batch(lambda b: False, 128) == 128
+    assert largest_batch(lambda b: True, 128, max_doublings=2) == 512
+
+
+def test_auto_batch_keeps_the_preset_batch_on_cpu(one_torch_thread):
+    settings = BenchSettings(preset="smoke", device="cpu", steps=1, warmup=0, probe_records=0,
+                             batch_size="auto")
+    (result,) = run_bench(["simclr"], settings)
+    assert result.error is None and result.batch_size == 16 and result.probe_fit_seconds == {}
+
+
+def test_a_method_with_a_derived_input_is_benched_with_it(one_torch_thread):
+    settings = BenchSettings(preset="smoke", device="cpu", steps=1, warmup=0, probe_records=0)
+    (result,) = run_bench(["ecg-jepa-hybrid"], settings)
+    assert result.error is None and result.train_samples_per_s > 0 and result.embed_samples_per_s > 0
