@@ -1,6 +1,7 @@
 """Probes: scikit-learn estimators fitted on frozen embeddings, tuned on the validation split.
 
-Every probe is ``Pipeline(StandardScaler, estimator)`` seeded through ``random_state``.
+Every probe is ``Pipeline(StandardScaler, estimator)`` seeded through ``random_state`` (an
+RBF SVC chosen from a grid has its kernel as a step of its own: :func:`_svc_on_shared_kernel`).
 :func:`fit_probe` fits one candidate per grid point on train, scores it on validation with the
 task's main metric and keeps the best (ties go to the earlier candidate). The kept model is
 the one fitted on train only: refitting on train + validation would change the model after
@@ -186,7 +187,8 @@ def fit_probe(
     Selects what fitting each :func:`make_estimator` pipeline on train and scoring it on
     validation would select (tests/test_probes.py compares the two); only the work differs:
     the scaler is fitted once and shared, single-threaded candidates run in parallel, the RBF
-    SVC grid shares one precomputed kernel (:func:`_svc_on_shared_kernel`).
+    SVC grid shares one precomputed kernel (:func:`_svc_on_shared_kernel`) and keeps the
+    winner as fitted on it.
     """
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -213,10 +215,8 @@ def fit_probe(
         if best is None or _better(value, outcomes[best][0], higher):
             best = index
     model = outcomes[best][1]
-    if model is None:  # the search scored candidates without keeping them: refit the winner
-        with _thread_settings():
-            model = search.build(points[best]).fit(search.x_train, search.y_train)
-    estimator = Pipeline([("scale", scaler), ("model", model)])
+    steps = model.steps if isinstance(model, Pipeline) else [("model", model)]
+    estimator = Pipeline([("scale", scaler), *steps])
     candidates = [(params, value) for params, (value, _) in zip(points, outcomes)]
     return ProbeFit(estimator, points[best], outcomes[best][0], candidates,
                     time.perf_counter() - start, n_classes)
@@ -265,38 +265,68 @@ def _fit_each(search: _Search, points: list[dict[str, Any]]) -> Outcomes:
 
 
 def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outcomes:
-    """Score every C on one precomputed RBF kernel; the winner is refitted as the plain RBF SVC.
+    """Fit every C on one precomputed RBF kernel; each model is the plain RBF SVC in effect.
 
     libsvm spends almost all its time on kernel rows (n x features each); the grid differs
-    only in C, so the train x train and val x train kernels are computed once (with
-    ``gamma="scale"``'s value) and each candidate's solver only looks entries up. Decision
-    values agree with the RBF SVC's to ~1e-13 (same support vectors), so the ranking of the
-    candidates is the same. Models are not kept (``None``): :func:`fit_probe` refits the
-    winner with :func:`make_estimator`'s RBF SVC, so the kept model is exactly the plain one.
-    Falls back to :func:`_fit_each` when the train kernel would not fit in
-    :data:`KERNEL_BYTES`.
+    only in C, so the train x train kernel is computed once (with ``gamma="scale"``'s value)
+    and each candidate's solver only looks entries up. A kept model is
+    ``Pipeline(kernel rows against the training rows, SVC(kernel="precomputed"))``: same
+    support vectors and decision values within ~1e-13 of :func:`make_estimator`'s RBF SVC
+    (tests/test_probes.py compares predictions), without refitting the winner (a plain RBF
+    refit cost more than the whole grid on the kernel). The C values fit concurrently, each
+    one-vs-rest on its own threads too: libsvm releases the GIL and the fits differ in length.
+    Falls back to :func:`_fit_each` when the train kernel would not fit in :data:`KERNEL_BYTES`.
     """
-    from joblib import Parallel, delayed
-    from sklearn.metrics.pairwise import rbf_kernel
-    from threadpoolctl import threadpool_limits
+    from sklearn import config_context
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.utils.parallel import Parallel, delayed
 
     if len(search.x_train) ** 2 * 8 > KERNEL_BYTES:
         return _fit_each(search, points)
-    x_train = np.asarray(search.x_train, dtype=np.float64)
-    variance = x_train.var()
-    gamma = 1.0 / (x_train.shape[1] * variance) if variance != 0 else 1.0  # SVC's "scale"
-    with threadpool_limits(limits=N_JOBS):  # one large product: let BLAS use the cores
-        kernel = rbf_kernel(x_train, gamma=gamma)
-        kernel_val = rbf_kernel(np.asarray(search.x_val, dtype=np.float64), x_train, gamma=gamma)
+    rows = np.asarray(search.x_train, dtype=np.float64)
+    variance = rows.var()
+    gamma = 1.0 / (rows.shape[1] * variance) if variance != 0 else 1.0  # SVC's "scale"
+    kernel_rows = FunctionTransformer(_rbf_kernel_rows, kw_args={"rows": rows, "gamma": gamma})
+    kernel = kernel_rows.transform(rows)
+    np.fill_diagonal(kernel, 1.0)  # as libsvm's RBF gives exactly; block products leave ~1e-16
+    kernel_val = kernel_rows.transform(search.x_val)
 
-    def one(params: dict[str, Any]) -> tuple[float, None]:
+    def one(params: dict[str, Any]) -> tuple[float, Any]:
         model = search.build(params, kernel="precomputed").fit(kernel, search.y_train)
-        return search.score(model, kernel_val), None
+        return search.score(model, kernel_val), Pipeline([("kernel", kernel_rows), ("model", model)])
 
-    n_jobs = 1 if search.kind == "multilabel" else N_JOBS  # one-vs-rest is parallel inside
-    return Parallel(n_jobs=n_jobs, backend="threading")(delayed(one)(p) for p in points)
+    with config_context(assume_finite=True):  # the kernel is finite; skip a full scan per fit
+        return Parallel(n_jobs=len(points), backend="threading")(delayed(one)(p) for p in points)
 
 
+def _rbf_kernel_rows(x: np.ndarray, rows: np.ndarray, gamma: float) -> np.ndarray:
+    """scikit-learn's ``rbf_kernel(x, rows, gamma)``, in blocks of x's rows on N_JOBS threads.
+
+    One call on 17,000 rows holds three full-size temporaries and runs its element-wise
+    passes on one core; blocks keep the temporaries small, use both cores, and share the
+    rows' norms. Each block is ``rbf_kernel``'s own arithmetic.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.metrics.pairwise import euclidean_distances
+    from sklearn.utils.extmath import row_norms
+
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty((len(x), len(rows)))
+    rows_squared = row_norms(rows, squared=True)[np.newaxis, :]
+
+    def block(start: int) -> None:
+        part = slice(start, start + KERNEL_BLOCK_ROWS)
+        squared = euclidean_distances(x[part], rows, Y_norm_squared=rows_squared, squared=True)
+        squared *= -gamma
+        np.exp(squared, out=out[part])
+
+    Parallel(n_jobs=N_JOBS, backend="threading")(
+        delayed(block)(start) for start in range(0, len(x), KERNEL_BLOCK_ROWS))
+    return out
+
+
+KERNEL_BLOCK_ROWS = 512  # 512 x 17,000 float64 kernel entries are 70 MB
 KERNEL_BYTES = 4 * 2**30  # largest precomputed train kernel (float64) the SVC search builds
 _SHARED_WORK = {"svc": _svc_on_shared_kernel}
 

@@ -8,6 +8,8 @@ machine the wall time means little without it.
 
     python scripts/probe_timing.py --out results/bench/probes-17000x256.json
 
+``--skip-plain`` / ``--skip-search`` time one side only (the plain default MLP alone takes minutes).
+
 The embeddings are a realistic stand-in for a multilabel ECG task (5 correlated labels,
 prevalences 10-45 %, labels partly non-linear in a 16-d latent that the 256-d embedding mixes
 with noise), generated from ``--seed``.
@@ -87,14 +89,17 @@ def probes_module(path: Path | None):
     return module
 
 
-def time_probe(probe: str, kind: str, data, seed: int, probes, plain: bool = True) -> dict:
+def time_probe(probe: str, kind: str, data, seed: int, probes, plain: bool = True,
+               search: bool = True) -> dict:
     xt, yt, xv, yv = data
-    fit, wall, cpu, load = timed(lambda: probes.fit_probe(probe, kind, xt, yt, xv, yv, MAIN_METRIC, seed, "full"))
+    skipped = (None, None, None, None)
+    fit, wall, cpu, load = (timed(lambda: probes.fit_probe(probe, kind, xt, yt, xv, yv, MAIN_METRIC, seed, "full"))
+                            if search else skipped)
     _, plain_wall, plain_cpu, plain_load = (timed(lambda: plain_estimator(probe, kind).fit(xt, yt))
-                                            if plain else (None, None, None, None))
+                                            if plain else skipped)
     return {
-        "probe": probe, "candidates": len(fit.candidates), "chosen": repr(fit.params),
-        "val_" + MAIN_METRIC: round(fit.val_score, 4),
+        "probe": probe, "candidates": fit and len(fit.candidates), "chosen": fit and repr(fit.params),
+        "val_" + MAIN_METRIC: fit and round(fit.val_score, 4),
         "search_wall_s": wall, "search_cpu_s": cpu, "search_load_avg_1m": load,
         "plain_fit_wall_s": plain_wall, "plain_fit_cpu_s": plain_cpu, "plain_load_avg_1m": plain_load,
     }
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes-module", type=Path, default=None,
                         help="time this file's fit_probe instead of ecgbench.probes (before/after)")
     parser.add_argument("--skip-plain", action="store_true", help="time the search only")
+    parser.add_argument("--skip-search", action="store_true", help="time the plain fits only")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write (temp file + rename)")
     args = parser.parse_args(argv)
 
@@ -123,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     data = (x[:args.n_train], y[:args.n_train], x[args.n_train:], y[args.n_train:])
     rows = []
     for probe in args.probes.split(","):
-        rows.append(time_probe(probe, args.kind, data, args.seed, probes_module(args.probes_module), not args.skip_plain))
+        rows.append(time_probe(probe, args.kind, data, args.seed, probes_module(args.probes_module),
+                               not args.skip_plain, not args.skip_search))
         print(json.dumps(rows[-1]), flush=True)
     total = {k: round(sum(r[k] for r in rows), 2) if all(r[k] is not None for r in rows) else None
              for k in ("search_wall_s", "search_cpu_s", "plain_fit_wall_s", "plain_fit_cpu_s")}

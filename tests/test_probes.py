@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 
+from ecgbench import probes
 from ecgbench.metrics import metric_value, score
 from ecgbench.probes import (
     PROBES, ProbeFit, candidate_params, fit_probe, make_estimator, predict,
@@ -224,10 +225,43 @@ def test_search_selects_what_the_exhaustive_search_selects(probe, kind):
         fit = fit_probe(probe, kind, xt, yt, xv, yv, MAIN[kind], seed=0, grid="full")
     assert fit.params == params
     assert [v for _, v in fit.candidates] == pytest.approx(values, rel=1e-9, abs=1e-12)
-    ours, theirs = predict(fit, xs, kind), predict(reference, xs, kind)
-    # the kept model is the same; a forest sums its trees' outputs in thread order (ulps)
+    # the kept model is the same; a forest sums its trees' outputs in thread order (ulps), the
+    # SVC's kernel entries are rounded differently from libsvm's (~1e-16)
+    _assert_same_predictions(predict(fit, xs, kind), predict(reference, xs, kind), kind,
+                             rtol=1e-12, atol=1e-15)
+
+
+def _assert_same_predictions(ours, theirs, kind, rtol, atol):
     if kind == "regression":
-        np.testing.assert_allclose(ours.y_pred, theirs.y_pred, rtol=1e-12)
+        np.testing.assert_allclose(ours.y_pred, theirs.y_pred, rtol=rtol)
     else:
         np.testing.assert_array_equal(ours.y_pred, theirs.y_pred)
-        np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(ours.scores, theirs.scores, rtol=rtol, atol=atol)
+
+
+# ----- exact shortcuts -----------------------------------------------------------------------
+def test_kernel_rows_are_sklearns_rbf_kernel(monkeypatch):
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    monkeypatch.setattr(probes, "KERNEL_BLOCK_ROWS", 7)  # several blocks and a ragged last one
+    rng = np.random.default_rng(0)
+    x, rows = rng.normal(size=(50, 6)), rng.normal(size=(30, 6))
+    np.testing.assert_allclose(probes._rbf_kernel_rows(x, rows, 0.2), rbf_kernel(x, rows, gamma=0.2),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kept_svc_is_the_plain_rbf_svc(kind, monkeypatch):
+    """The kept SVC (fitted on the shared precomputed kernel, no refit) is the plain RBF SVC."""
+    monkeypatch.setattr(probes, "KERNEL_BLOCK_ROWS", 64)  # the train kernel in several blocks
+    xt, yt, xv, yv, xs, _ = _split(*_informative(kind, seed=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_probe("svc", kind, xt, yt, xv, yv, MAIN[kind], seed=0, grid="full")
+    plain = make_estimator("svc", kind, fit.params, seed=0).fit(xt, yt)
+    svc = fit.estimator[-1]
+    for inner in ("estimator", "regressor"):  # one-vs-rest, target scaling
+        svc = getattr(svc, inner, svc)
+    assert svc.kernel == "precomputed"  # the shortcut was taken
+    _assert_same_predictions(predict(fit, xs, kind), predict(plain, xs, kind), kind,
+                             rtol=1e-10, atol=1e-12)
