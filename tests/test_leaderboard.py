@@ -1,10 +1,13 @@
 """The generated leaderboard block: ranks and mean ranks on a hand-built example, probe chosen on
-validation, presets never mixed, idempotent regeneration, and `--check` on a stale block."""
+validation, presets never mixed, idempotent regeneration, `--check` on a stale block, registered
+methods without results listed as not run, n records / patients per task, and the real-sample
+section kept apart from the synthetic one with its significance read from its own store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ecgbench.cli import main
@@ -16,6 +19,7 @@ from ecgbench.leaderboard import (
     build,
     group_key,
     rank,
+    registered_methods,
     render_block,
     render_task,
     replace_block,
@@ -23,7 +27,8 @@ from ecgbench.leaderboard import (
 )
 from ecgbench.store import ResultStore, write_json
 
-TASKS = {"synth-superclass": ("multilabel", "macro_auroc"), "synth-age": ("regression", "mae")}
+TASKS = {"synth-superclass": ("multilabel", "macro_auroc"), "synth-age": ("regression", "mae"),
+         "ptbxl-sex": ("binary", "macro_auroc")}
 
 
 def put(root: Path, method: str, task: str, probe: str, seed: int, test: float, val: float, *,
@@ -95,7 +100,7 @@ def test_ranks_and_mean_ranks_on_a_hand_built_example(example):
         ("m2", {"synth-superclass": 2.5, "synth-age": 1.0}, 1.75, 2),
         ("m3 (control)", {"synth-superclass": 2.5}, 2.5, 1),
     ]
-    block = render_block(stored(example), with_significance=False)
+    block = render_block(stored(example), example, with_significance=False)
     rows = summary_rows(block, "cpu")
     assert rows["m1"] == ["2", "1", "1.50", "2/2"]
     assert rows["m3 (control)"] == ["not run", "2.5", "2.50", "1/2"]
@@ -112,7 +117,7 @@ def test_presets_are_ranked_separately(example):
     smoke = boards[1].tasks[0]
     assert [(e.method, e.rank) for e in smoke.entries] == [("m2", 1.0), ("m1", 2.0)]
     assert {e.method: e.rank for e in boards[0].tasks[1].entries}["m1"] == 1.0  # cpu ranks unchanged
-    block = render_block(stored(example), with_significance=False)
+    block = render_block(stored(example), example, with_significance=False)
     assert "0.950" not in block.split("### Preset `smoke`")[0]  # no smoke number in the cpu section
 
 
@@ -146,11 +151,11 @@ def test_significance_column_from_a_comparison_function(example):
 def test_block_regenerates_idempotently(example, tmp_path):
     doc = tmp_path / "BENCHMARK.md"
     doc.write_text("# Title\n\n## Protocol\n\ntext\n", encoding="utf-8")
-    block = render_block(stored(example), with_significance=False)
+    block = render_block(stored(example), example, with_significance=False)
     assert update(doc, block) is True
     first = doc.read_text(encoding="utf-8")
     assert first.startswith("# Title\n\n## Protocol\n\ntext\n") and first.count(START) == 1
-    assert update(doc, render_block(stored(example), with_significance=False)) is False
+    assert update(doc, render_block(stored(example), example, with_significance=False)) is False
     assert doc.read_text(encoding="utf-8") == first
     doc.write_text(first + "\n## After\n\nkept\n", encoding="utf-8")
     assert update(doc, block.replace("m1", "m9")) is True
@@ -260,3 +265,129 @@ def test_other_protocols_get_their_own_ranking(example):
     assert all(r["protocol"] == "linear" for e in linear.entries for r in e.records)  # the stored records
     assert all(r["protocol"] == "frozen-probe" for e in boards["frozen-probe"].tasks[0].entries for r in e.records)
     assert {t.task: t for t in boards["frozen-probe"].tasks}["synth-superclass"].entries[0].method == "m1"
+
+
+# ----- completeness, n, and the real-sample section -------------------------------------------
+def with_predictions(root: Path, method: str, task: str, seed: int, y, y_pred, patients, scores=None,
+                     **fields) -> None:
+    """Attach stored test predictions (ecgbench.stats' format) and extra fields to a result."""
+    from ecgbench import stats
+
+    store = ResultStore(root)
+    record = next(r for r in store.results() if (r["method"], r["task"], r["seed"]) == (method, task, seed))
+    path = store.result_path(record["run_id"], record["task_key"], f"frozen-probe-{record['probe']}")
+    stats.write_predictions(path.with_suffix(".npz"), range(len(y)), patients, y, y_pred, scores)
+    write_json(path, {**record, "predictions": path.with_suffix(".npz").name, **fields})
+
+
+def section(block: str, start: str, end: str | None = None) -> str:
+    part = block.split(start, 1)[1]
+    return part.split(end, 1)[0] if end else part
+
+
+def test_registered_methods_without_results_are_listed_as_not_run(example):
+    put(example, "m4", "synth-age", "lr", 0, 0.0, val=0.0, status="not_applicable")
+    put(example, "m4", "synth-superclass", "lr", 0, 0.0, val=0.0, status="not_applicable")
+    registered = {"m1": "m1", "m2": "m2", "m3": "m3 (control)", "m4": "m4", "m9": "m9 (supervised)"}
+    (board,) = build(stored(example), registered=registered)
+    assert board.not_run == ["m9 (supervised)"]
+    assert board.unranked() == [("m4", {"synth-age": "n/a: needs 12 leads", "synth-superclass": "n/a: needs 12 leads"}),
+                                ("m9 (supervised)", {"synth-age": "not run", "synth-superclass": "not run"})]
+    block = render_block(stored(example), example, with_significance=False, registered=registered)
+    rows = summary_rows(block, "cpu")
+    assert rows["m1"] == ["2", "1", "1.50", "2/2"]  # the mean rank is over the tasks a method ran on
+    assert rows["m4"] == ["n/a", "n/a", "–", "0/2"]
+    assert rows["m9 (supervised)"] == ["not run", "not run", "–", "0/2"]
+    assert "Not run: 1 registered methods have no result in this group yet" in block
+
+
+def test_registered_methods_come_from_the_registry_without_aliases():
+    labels = registered_methods()
+    assert labels["random-init"] == "random-init (control)"
+    assert labels["supervised-resnet"] == "supervised-resnet (supervised)" and labels["simclr"] == "simclr"
+    assert "clocs" not in labels and "clocs-cmsc" in labels  # clocs is an alias of clocs-cmsc
+
+
+def test_each_task_shows_its_n_records_and_patients(tmp_path):
+    y = np.linspace(20, 80, 30)
+    patients = np.repeat(np.arange(10), 3)  # 30 test records of 10 patients
+    put(tmp_path, "m1", "synth-age", "lr", 0, 10.0, val=9.0)
+    with_predictions(tmp_path, "m1", "synth-age", 0, y, y + 1, patients)
+    put(tmp_path, "m1", "synth-superclass", "lr", 0, 0.8, val=0.9)  # neither n_patients nor predictions
+    block = render_block(stored(tmp_path), tmp_path, with_significance=False, registered={})
+    assert "n (records / patients): train 1,400 / ? · val 300 / ? · test 300 / 10" in section(
+        block, "#### synth-age@v1", "####")  # test patients counted from the stored predictions
+    assert "n (records / patients): train 1,400 / ? · val 300 / ? · test 300 / ?" in section(
+        block, "#### synth-superclass@v1")
+    record = next(r for r in stored(tmp_path) if r["task"] == "synth-superclass")
+    write_json(ResultStore(tmp_path).result_path("m1-cpu0", "synth-superclass@v1", "frozen-probe-lr"),
+               {**record, "n_patients": {"train": 600, "val": 127, "test": 128}})
+    block = render_block(stored(tmp_path), tmp_path, with_significance=False, registered={})
+    assert "train 1,400 / 600 · val 300 / 127 · test 300 / 128" in section(block, "#### synth-superclass@v1")
+
+
+def sample_fixture(root: Path) -> Path:
+    """A synthetic store where m1 beats m2, and a real-sample store beside it (``real-sample/``)
+    where m2 beats m1 by a wide margin on stored predictions, with n per split."""
+    from sklearn.metrics import roc_auc_score
+
+    for seed in (0, 1):
+        put(root, "m1", "synth-superclass", "lr", seed, 0.80, val=0.9)
+        put(root, "m2", "synth-superclass", "lr", seed, 0.70, val=0.8)
+    sample = root / "real-sample"
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 80)
+    patients = np.arange(80) // 2
+    sizes = {"n": {"train": 200, "val": 58, "test": 80}, "n_patients": {"train": 191, "val": 46, "test": 40},
+             "adaptation": {"dataset": "ptbxl@1.0.3-p1-100-abc"}}
+    for method, noise in (("m1", 2.0), ("m2", 0.3)):
+        for seed in (0, 1):
+            scores = y + rng.normal(0, noise, y.size)
+            auroc = float(roc_auc_score(y, scores))
+            put(sample, method, "ptbxl-sex", "lr", seed, auroc, val=auroc)
+            with_predictions(sample, method, "ptbxl-sex", seed, y, (scores > 0.5).astype(int), patients,
+                             scores, **sizes)
+    return root
+
+
+def test_real_sample_section_is_separate_titled_and_shows_n(tmp_path):
+    root = sample_fixture(tmp_path)
+    block = render_block(stored(root), root, registered={"m1": "m1", "m2": "m2"})
+    main_part, small = block.split("**Small-sample results on real data.**")
+    assert "ptbxl" not in main_part  # never ranked with the synthetic suite
+    synthetic = summary_rows(section(main_part, "#### synth-superclass@v1"), "")
+    assert synthetic["1"][0] == "m1" and synthetic["2"][0] == "m2"  # unchanged by the sample's order
+    assert "### Small-sample results on real data · preset `cpu` · frozen-probe" in small
+    assert "synth-" not in small
+    assert "n (records / patients): train 200 / 191 · val 58 / 46 · test 80 / 40" in small
+    rows = summary_rows(section(small, "#### ptbxl-sex@v1"), "")
+    assert rows["1"][:2] == ["m2", "lr"] and rows["1"][-1] == "best"
+    assert rows["2"][0] == "m1" and rows["2"][-1].startswith("p = ") and rows["2"][-1].endswith(" *")
+    assert "Not tested" not in small  # every method had its predictions in the sample store
+    assert summary_rows(small, "")["m2"] == ["1", "1.00", "1/1"]
+
+
+def test_no_real_sample_store_means_no_section(example):
+    block = render_block(stored(example), example, with_significance=False, registered={})
+    assert "Small-sample" not in block
+
+
+def test_not_applicable_records_as_the_runner_writes_them(example):
+    """The runner's not-applicable records carry no adaptation (no data was read): they still
+    belong to their synthetic suite's group, and a task on which every method that tried was not
+    applicable still gets a table with the reasons."""
+    store = ResultStore(example)
+    for task in ("synth-age", "synth-rhythm"):
+        write_json(store.result_path("m5-cpu0", f"{task}@v1", "frozen-probe-lr"), {
+            "run_id": "m5-cpu0", "method": "m5", "control": False, "uses_labels": False, "task": task,
+            "task_key": f"{task}@v1", "task_kind": "multiclass", "main_metric": "macro_f1", "probe": "lr",
+            "protocol": "frozen-probe", "preset": "cpu", "seed": 0, "metrics": {}, "status": "not_applicable",
+            "reason": "needs lead II", "probe_spec": {"protocol": "frozen-probe", "probe": "lr"}})
+    (board,) = build(stored(example))
+    assert board.suite == "synthetic v1"
+    tasks = {t.task: t for t in board.tasks}
+    assert tasks["synth-age"].missing["m5"] == "n/a: needs lead II"
+    assert tasks["synth-rhythm"].entries == [] and tasks["synth-rhythm"].missing == {"m5": "n/a: needs lead II"}
+    block = render_block(stored(example), example, with_significance=False, registered={})
+    assert "#### synth-rhythm@v1 · macro_f1" in block
+    assert summary_rows(block, "cpu")["m5"] == ["n/a", "n/a", "not run", "–", "0/3"]  # age, rhythm, superclass

@@ -159,6 +159,27 @@ def test_cli_writes_the_file(store, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+def test_real_sample_section_comes_after_the_synthetic_one_with_its_n(store):
+    """Results under <results-dir>/real-sample get their own titled section, after the main one,
+    with n records / patients per split, and never enter the synthetic groups' tables."""
+    sample = store / "real-sample"
+    for method, value in (("good", 0.70), ("random-init", 0.65)):
+        put(sample, method, "synth-superclass", 0, value)
+        record = next(r for r in records(sample) if r["method"] == method)
+        write_json(ResultStore(sample).result_path(record["run_id"], "ptbxl-superclass@v1", "frozen-probe-lr"),
+                   {**record, "task": "ptbxl-superclass", "task_key": "ptbxl-superclass@v1",
+                    "adaptation": {"dataset": "ptbxl@1.0.3-p1-100-abc"},
+                    "n": {"train": 200, "val": 50, "test": 42}, "n_patients": {"train": 191, "val": 44, "test": 38}})
+        next(ResultStore(sample).root.glob(f"runs/{record['run_id']}/synth-superclass@v2/*.json")).unlink()
+    page = render(records(store), store)
+    main_part, small = page.split("<h2 id=small-sample>Small-sample results on real data</h2>")
+    assert "ptbxl" not in main_part
+    assert "Small-sample results on real data · preset cpu · frozen-probe" in small
+    assert "n (records / patients): train 200 / 191 · val 50 / 44 · test 42 / 38" in small
+    assert "synth-superclass" not in small.split("<h2>Pretraining loss</h2>")[0].split("<h2>Label efficiency")[0]
+    assert "n (records / patients): train 1,400 / ? · val 300 / ? · test 300 / ?" in main_part
+
+
 def test_empty_store_gives_a_page_not_a_crash(tmp_path):
     page = render([], tmp_path)
     assert "No scored results yet" in page

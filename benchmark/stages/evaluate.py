@@ -187,6 +187,7 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         "val_score": prediction.val_score,
         **({"history": prediction.history} if prediction.history else {}),  # per epoch: loss, val score
         "n": {s: int(len(idx)) for s, idx in split.items()},
+        "n_patients": {s: len(set(patients[idx].tolist())) for s, idx in split.items()},
         "adaptation": adaptation,
         "probe_spec": probe_spec,
         "run_config": config.to_dict(),
