@@ -88,6 +88,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--data-root", type=Path, default=None, help="default: a fresh temporary folder")
+    parser.add_argument("--after-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="--set items for the interleaved 'after' runs, e.g. data.version=2 when the "
+                             "default suite version changed: before and after then score the same data")
+    parser.add_argument("--readme-runs", type=int, default=1,
+                        help="then this many runs of the command exactly as the README gives it")
     parser.add_argument("--out", type=Path, required=True)
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="smoke-timing-"))
@@ -96,24 +101,28 @@ def main() -> int:
     base_env.pop("ECGBENCH_JOBS", None)
     envs = {"before": {**base_env, "PYTHONPATH": str(options.before_pkg)}, "after": base_env}
 
-    warm = run_once("after", [*COMMAND, "--results-dir", str(work / "warm"), "--no-tracking"], envs["after"],
-                    work / "warm.log")  # generates the suite and the clinical table once
+    after_set = [item for pair in options.after_set for item in ("--set", pair)]
+    warm = [run_once("after", [*COMMAND, "--results-dir", str(work / f"warm{i}"), "--no-tracking", *extra],
+                     envs["after"], work / f"warm{i}.log")  # the suites and clinical tables, once
+            for i, extra in enumerate([[], after_set] if after_set else [[]])]
     runs, metrics = [], {}
-    for round_index in range(options.rounds):
-        for variant in ("before", "after"):
-            results = work / f"{variant}-{round_index}"
-            args = [*COMMAND, "--results-dir", str(results)]
-            fresh = run_once(variant, args, envs[variant], work / f"{variant}-{round_index}.log")
-            cached = run_once(variant, args, envs[variant], work / f"{variant}-{round_index}-cached.log")
-            metrics[variant] = main_metrics(results)
-            runs.append({**fresh, "round": round_index, "results": len(metrics[variant]),
-                         "cached_rerun_wall_s": cached["wall_s"], "cached_rerun_cpu_s": cached["cpu_s"]})
-            print(json.dumps(runs[-1]), flush=True)
+    schedule = [(r, v) for r in range(options.rounds) for v in ("before", "after")]
+    schedule += [(r, "readme") for r in range(options.readme_runs)]
+    for round_index, variant in schedule:
+        results = work / f"{variant}-{round_index}"
+        args = [*COMMAND, "--results-dir", str(results), *(after_set if variant == "after" else [])]
+        env = envs["before" if variant == "before" else "after"]
+        fresh = run_once(variant, args, env, work / f"{variant}-{round_index}.log")
+        cached = run_once(variant, args, env, work / f"{variant}-{round_index}-cached.log")
+        metrics[variant] = main_metrics(results)
+        runs.append({**fresh, "round": round_index, "results": len(metrics[variant]),
+                     "cached_rerun_wall_s": cached["wall_s"], "cached_rerun_cpu_s": cached["cpu_s"]})
+        print(json.dumps(runs[-1]), flush=True)
     shared = sorted(set(metrics["before"]) & set(metrics["after"]))
     differences = {k: abs(metrics["before"][k] - metrics["after"][k]) for k in shared
                    if metrics["before"][k] is not None and metrics["after"][k] is not None}
     record = {
-        "command": " ".join(["python", *sys.argv]), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", *sys.argv]), "after_set": options.after_set, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.machine(), "cpus": os.cpu_count(), "grid": "ecgbench " + " ".join(COMMAND),
         "note": "wall and CPU seconds (process tree) per fresh results folder; the data root (synthetic suite, "
                 "clinical-feature table) warmed once first; before/after interleaved per round",
@@ -137,7 +146,8 @@ def main() -> int:
             record["profile"][variant] = {"load_avg_1m_before": round(load, 2), "seconds": stage_seconds(profile)}
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(record, indent=2) + "\n")
-    shutil.rmtree(work / "warm", ignore_errors=True)
+    for i in range(2):
+        shutil.rmtree(work / f"warm{i}", ignore_errors=True)
     print(f"wrote {options.out}; logs in {work}")
     return 0
 
