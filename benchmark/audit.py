@@ -175,13 +175,64 @@ def audit_table(rows: list[dict[str, Any]]) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def report_text(data_root: str | Path, version: int | None = None, real: str | Path | None = None) -> str:
-    """``ecgbench audit``: the shortcut audit of one suite version and, with ``real``, the realism
-    figures of the suite (first 300 records) beside those of the real records in that folder."""
+CONTROL = "random-init"
+
+
+def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: str = "lr") -> list[dict[str, Any]]:
+    """Per task of :func:`suite_audit`, preset and method stored in ``results_dir`` (frozen
+    ``probe``): the method's mean test value over seeds and the paired-bootstrap difference to the
+    untrained control on the same test records, Holm-corrected over the task's methods at that
+    preset (:func:`ecgbench.stats.compare_methods`)."""
+    from ecgbench.stats import compare_methods
+    from ecgbench.store import ResultStore
+
+    results = list(ResultStore(Path(results_dir)).results())
+    out = []
+    for row in rows:
+        presets = sorted({r.get("preset") for r in results
+                          if r.get("task_key") == row["task_key"] and r.get("method") == CONTROL})
+        for preset in presets:
+            comparison = compare_methods(results, row["task_key"], results_dir, preset=preset, probe=probe,
+                                         reference=CONTROL)
+            out += [_against_control_row(row, preset, test) for test in comparison.rows]
+    return out
+
+
+def _against_control_row(row: dict[str, Any], preset: str, test: dict[str, Any]) -> dict[str, Any]:
+    return {"task_key": row["task_key"], "preset": preset, "metric": row["metric"], "trivial": row["value"],
+            "control": test["value_a"], "method": test["method_b"], "value": test["value_b"],
+            "seeds": test["seeds_b"], "difference": test["value_b"] - test["value_a"],
+            "ci": [-test["ci_high"], -test["ci_low"]], "p_holm": test["p_holm"], "significant": test["significant"]}
+
+
+def control_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one row per task and method of :func:`against_control`."""
+    from tabulate import tabulate
+
+    def fmt(value: float, metric: str) -> str:
+        return f"{value:.{2 if metric == 'mae' else 3}f}"
+
+    body = [[r["task_key"], r["preset"], r["metric"], fmt(r["trivial"], r["metric"]), fmt(r["control"], r["metric"]),
+             r["method"], r["seeds"], fmt(r["value"], r["metric"]),
+             (f"{r['difference']:+.{2 if r['metric'] == 'mae' else 3}f} [{fmt(r['ci'][0], r['metric'])}, "
+              f"{fmt(r['ci'][1], r['metric'])}]"), f"{r['p_holm']:.3f}" + (" *" if r["significant"] else "")]
+            for r in rows]
+    return tabulate(body, headers=["task", "preset", "metric", "trivial features", CONTROL, "method", "seeds",
+                                   "method (test)", "method - control [95% CI]", "p (Holm)"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def report_text(data_root: str | Path, version: int | None = None, real: str | Path | None = None,
+                results_dir: str | Path | None = None) -> str:
+    """``ecgbench audit``: the shortcut audit of one suite version; with ``results_dir``, beside
+    the control and each method stored there; with ``real``, the realism figures of the suite
+    (first 300 records) beside those of the real records in that folder."""
     from ecgbench.datasets import synthetic
 
     rows = suite_audit(data_root, version)
     parts = [audit_table(rows)]
+    if results_dir:
+        parts.append(control_table(against_control(rows, results_dir)))
     if real:
         recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
         x, fs = real_cinc_samples(real)

@@ -83,11 +83,43 @@ def test_shortcut_audit_scores_like_a_probe():
 
 
 @pytest.mark.slow
-def test_trivial_features_stay_clearly_below_ceiling_on_the_suite(tmp_path):
-    """On the current suite version, heart rate and per-lead amplitude/spread leave the diagnostic
+@pytest.mark.parametrize("version", [2, 3])
+def test_trivial_features_stay_clearly_below_ceiling_on_the_suite(tmp_path, version):
+    """On suite versions 2 and 3, heart rate and per-lead amplitude/spread leave the diagnostic
     and demographic tasks far from solved (rhythm, defined by rate, is the expected exception)."""
-    results = {r["task"]: r for r in audit.suite_audit(tmp_path, n_patients=400, bootstrap=200)}
-    assert all(r["task_key"].endswith("@v2") for r in results.values())
+    results = {r["task"]: r for r in audit.suite_audit(tmp_path, version, n_patients=400, bootstrap=200)}
+    assert all(r["task_key"].endswith(f"@v{version}") for r in results.values())
     assert results["synth-superclass"]["ci"][1] < 0.8, results["synth-superclass"]
     assert results["synth-sex"]["ci"][1] < 0.85, results["synth-sex"]
     assert results["synth-age"]["value"] > 8.0, results["synth-age"]  # MAE in years; sd of age is 17
+
+
+def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
+    """Two methods stored beside the control on one task: the one whose scores carry the label
+    differs significantly from the untrained control; the one equal to it does not."""
+    from ecgbench.metrics import metric_value
+    from ecgbench.stats import write_predictions
+    from ecgbench.store import ResultStore, write_json
+
+    rng = np.random.default_rng(0)
+    y, groups = rng.integers(0, 2, 200), np.repeat(np.arange(100), 2)
+    scores = {"random-init": rng.normal(size=200), "trained": y + rng.normal(0, 0.5, 200)}
+    scores["copy"] = scores["random-init"]
+    for method, score in scores.items():
+        path = ResultStore(tmp_path).result_path(f"{method}-0", "synth-sex@v3", "frozen-probe-lr-0")
+        write_predictions(path.with_suffix(".npz"), np.arange(200), groups, y, (score > 0.5).astype(int), score)
+        write_json(path, {"key": f"{method}-0/synth-sex@v3/frozen-probe-lr-0", "run_id": f"{method}-0",
+                          "method": method, "task": "synth-sex", "task_key": "synth-sex@v3", "task_kind": "binary",
+                          "main_metric": "macro_auroc", "probe": "lr", "protocol": "frozen-probe", "preset": "cpu",
+                          "seed": 0, "val_score": 0.5, "predictions": path.with_suffix(".npz").name,
+                          "metrics": {"macro_auroc": metric_value("binary", "macro_auroc", y, (score > 0.5).astype(int), score)}})
+    audit_rows = [{"task_key": "synth-sex@v3", "metric": "macro_auroc", "value": 0.6},
+                  {"task_key": "synth-age@v3", "metric": "mae", "value": 12.0}]  # no results: left out
+    rows = {r["method"]: r for r in audit.against_control(audit_rows, tmp_path)}
+    assert set(rows) == {"trained", "copy"} and rows["trained"]["preset"] == "cpu"
+    assert rows["trained"]["significant"] and rows["trained"]["ci"][0] > 0 < rows["trained"]["difference"]
+    assert not rows["copy"]["significant"] and rows["copy"]["difference"] == 0
+    control = metric_value("binary", "macro_auroc", y, (scores["random-init"] > 0.5).astype(int), scores["random-init"])
+    assert rows["trained"]["control"] == pytest.approx(control) and rows["trained"]["trivial"] == 0.6
+    table = audit.control_table(list(rows.values()))
+    assert "random-init" in table.splitlines()[0] and " *" in table and "synth-age" not in table

@@ -52,10 +52,10 @@ Versions
 --------
 ``load(root, version=...)`` (``--set data.version=1``); the version is the first part of
 ``Recordings.version`` and of every synthetic task's key (``synth-superclass@v2``), so results of
-two versions are never compared. Labels are drawn from the same random stream in both.
+two versions are never compared. Labels are drawn from the same random stream in all of them.
 
 * ``1``: the original suite, kept bit for bit (its results keep their keys).
-* ``2`` (default): the labels act where the PTB-XL statements put them, as in version 1, but
+* ``2``: the labels act where the PTB-XL statements put them, as in version 1, but
   hypertrophy changes *where* the QRS voltage points (tall R in V5-V6, deep S in V1-V2) far more
   than how large it is, and the nuisances vary independently of the labels and across
   patients and records: body gain (log-sd 0.18 -> 0.30) and a per-record amplifier gain
@@ -63,15 +63,26 @@ two versions are never compared. Labels are drawn from the same random stream in
   lead reversals (3% LA/RA, 3% two neighbouring V leads; ``lead_swap`` column), more
   beat-to-beat variation. Heart rate, lead voltages and noise levels move towards the real CinC
   2021 samples as measured by :func:`ecgbench.audit.realism` (see :class:`Profile`).
+* ``3`` (default): version 2's labels (same stream) with wider nuisances that real ECGs show apart from
+  any label, from a random stream of their own: heart orientation as spread as in adults
+  (frontal axis sd 30 degrees, was 18), a chest-wall gain of the precordial leads per patient
+  (log-sd 0.25) apart from the limb leads, a per-record contact gain per electrode (log-sd 0.12),
+  a wider device gain (0.2), precordial electrodes misplaced more (sd 11 degrees, 0.12 height),
+  and noise levels spread wider across records (log-sd 0.9, same median). Sex also acts where
+  it does in real ECGs beyond voltage and intervals: the "male pattern" ST elevation in V1-V4
+  (about 1 mm in young men, fading with age, a quarter of it in women). 30% of patients are
+  in the test split (15% before), for tighter confidence intervals. Rhythm classes stay
+  defined by rate (SBRAD < 60 < SR < 100 < STACH; AF by irregular RR and missing P waves).
 
 ``sex`` (0 male, 1 female, PTB-XL convention) and ``age`` (years) shift morphology subtly:
 women have a slightly higher heart rate, lower voltage, narrower QRS and longer QTc; age lowers
 voltage and heart-rate variability, lengthens PR and QTc, moves the axis leftwards and makes
-pathology more frequent. Neither is predictable far above what real ECGs allow.
+pathology more frequent; from version 3 young men also show the "male pattern" ST elevation in
+V1-V4. Neither is predictable far above what real ECGs allow.
 
 Also: ``heart_rate`` (bpm, measured from the generated beats), ``rr_cv`` (RR coefficient of
 variation), ``pr_ms``, ``qrs_ms``, ``qtc_ms`` (generator truth), ``mi_territory`` and
-``cd_type`` ("-" when absent); version 2 also ``lead_swap`` ("-", "LA/RA", "V1/V2", ...).
+``cd_type`` ("-" when absent); from version 2 also ``lead_swap`` ("-", "LA/RA", "V1/V2", ...).
 """
 
 from __future__ import annotations
@@ -80,7 +91,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +103,8 @@ from ecgbench.config import apply_overrides, rule, short_hash
 from ecgbench.store import remove_stale_temps
 
 NAME = "synthetic"
-VERSION = "2"  # the default; "1" stays selectable (``--set data.version=1``) and bit-identical
-VERSIONS = ("1", "2")
+VERSION = "3"  # the default; "1" and "2" stay selectable (``--set data.version=1``) and bit-identical
+VERSIONS = ("1", "2", "3")
 LICENSE = "MIT (generated)"
 
 SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
@@ -109,7 +120,9 @@ class Profile:
     """Constants in which the suite versions differ. Version 1 is the original suite, kept bit for
     bit; version 2 moves the nuisances towards the real CinC 2021 samples (``ecgbench.audit
     .realism``), widens them independently of the labels, and draws its extras (electrode
-    misplacement, lead reversals, device gain) from a random stream of their own."""
+    misplacement, lead reversals, device gain) from a random stream of their own; version 3
+    widens them further (orientation, chest and contact gains from a third stream), adds the
+    male ST pattern and tests on more patients."""
 
     sinus_hr: tuple[float, float] = (72.0, 8.0)  # patient mean, sd (bpm)
     sinus_clip: tuple[float, float] = (63.0, 97.0)
@@ -124,6 +137,12 @@ class Profile:
     device_gain_sd: float = 0.0  # per-record amplifier / calibration spread
     electrode_sd: tuple[float, float] = (0.0, 0.0)  # per-record precordial shift: angle (rad), height
     swap_rate: tuple[float, float] = (0.0, 0.0)  # records with an LA/RA reversal, with 2 V leads swapped
+    rotation_sd: tuple[float, float, float] = (0.32, 0.2, 0.14)  # heart orientation: frontal, horizontal, sagittal (rad)
+    noise_spread: float = 0.6  # log-sd across records of the baseline-wander and EMG levels
+    chest_gain_sd: float = 0.0  # per-patient precordial gain (chest wall), apart from the limb leads
+    contact_gain_sd: float = 0.0  # per-record gain of each measured channel (electrode contact, position)
+    male_st: float = 0.0  # J-point / ST elevation towards V1-V4 of young men, heart-dipole mV
+    splits: tuple[float, float] = (0.7, 0.15)  # default train and val fractions of patients
 
 
 PROFILES = {
@@ -132,8 +151,24 @@ PROFILES = {
                  v_gains=(1.1, 1.6, 1.55, 1.4, 1.15, 0.85), bw=0.05, emg=0.011, beat_jitter=0.03,
                  hyp_voltage=(0.1, 0.35), hyp_turn=0.9, device_gain_sd=0.15,
                  electrode_sd=(0.12, 0.08), swap_rate=(0.03, 0.03)),
+    "3": Profile(sinus_hr=(80.0, 11.0), sinus_clip=(61.0, 99.0), gain_sd=0.3, limb_gain=0.68,
+                 v_gains=(1.1, 1.6, 1.55, 1.4, 1.15, 0.85), bw=0.05, emg=0.0125, beat_jitter=0.03,
+                 hyp_voltage=(0.1, 0.35), hyp_turn=0.9, device_gain_sd=0.2,
+                 electrode_sd=(0.2, 0.12), swap_rate=(0.03, 0.03), rotation_sd=(0.52, 0.3, 0.2),
+                 noise_spread=0.9, chest_gain_sd=0.25, contact_gain_sd=0.12, male_st=0.1,
+                 splits=(0.55, 0.15)),
 }
 SWAPS = ("-", "LA/RA", "V1/V2", "V2/V3", "V3/V4", "V4/V5", "V5/V6")
+
+
+def _fraction_or_empty() -> dict[str, Any]:
+    def check(value: Any) -> bool:
+        try:
+            return value is None or 0 < float(value) < 1
+        except ValueError:
+            return False
+
+    return rule(check, "a fraction in (0, 1), or unset for the suite version's")
 
 
 @dataclass(frozen=True)
@@ -148,8 +183,9 @@ class SyntheticOptions:
     seed: int = 0
     fs: int = 500
     seconds: int = 10
-    train_fraction: float = 0.7  # of patients
-    val_fraction: float = 0.15  # of patients; the rest is test
+    # of patients, the rest is test; empty: the version's (0.7 and 0.15; 0.55 and 0.15 from v3)
+    train_fraction: float | None = field(default=None, metadata=_fraction_or_empty())
+    val_fraction: float | None = field(default=None, metadata=_fraction_or_empty())
     noise: float = 1.0  # multiplies every noise amplitude
     effect: float = 1.0  # multiplies pathology effect sizes
     individuality: float = 1.0  # multiplies the spread of per-patient morphology
@@ -159,7 +195,7 @@ class SyntheticOptions:
 def load(root: Path | str, **options: Any) -> Recordings:
     """The suite for ``options`` (SyntheticOptions overrides), generated once, then cached.
     ``Recordings.version`` is ``"<suite version>-<hash of the other options>"``."""
-    opts = apply_overrides(SyntheticOptions(), options, "data")
+    opts = resolved(apply_overrides(SyntheticOptions(), options, "data"))
     version = str(opts.version)
     key = options_hash(opts)
     folder = Path(root) / f"synthetic-v{version}-{key}"
@@ -171,10 +207,17 @@ def load(root: Path | str, **options: Any) -> Recordings:
                       fs=opts.fs, lead_names=STANDARD_LEADS)
 
 
+def resolved(opts: SyntheticOptions) -> SyntheticOptions:
+    """``opts`` with the split fractions left unset filled in from the suite version."""
+    train, val = PROFILES[str(opts.version)].splits
+    return replace(opts, train_fraction=train if opts.train_fraction is None else float(opts.train_fraction),
+                   val_fraction=val if opts.val_fraction is None else float(opts.val_fraction))
+
+
 def options_hash(opts: SyntheticOptions) -> str:
-    """Hash of every option but the version (which prefixes it): version-1 keys stay as they were
-    before versions existed."""
-    return short_hash({k: v for k, v in asdict(opts).items() if k != "version"})
+    """Hash of every option (resolved) but the version (which prefixes it): version-1 keys stay as
+    they were before versions existed."""
+    return short_hash({k: v for k, v in asdict(resolved(opts)).items() if k != "version"})
 
 
 def _generate_to(folder: Path, opts: SyntheticOptions) -> None:
@@ -244,8 +287,9 @@ def _patients(o: SyntheticOptions, rng: np.random.Generator, prof: Profile) -> d
     p["pr"] = np.clip(rng.normal(0.150, 0.016 * k, n) + 0.0006 * (age - 60), 0.11, 0.20)
     p["qtc"] = rng.normal(0.405, 0.016 * k, n) + 0.012 * sex + 0.0004 * (age - 60)
     # heart orientation (radians): frontal axis, horizontal rotation, sagittal tilt
-    p["rotation"] = np.stack([rng.normal(0, 0.32 * k, n) - 0.006 * (age - 60),
-                              rng.normal(0, 0.2 * k, n), rng.normal(0, 0.14 * k, n)], 1)
+    spread = np.array(prof.rotation_sd) * k
+    p["rotation"] = np.stack([rng.normal(0, spread[0], n) - 0.006 * (age - 60),
+                              rng.normal(0, spread[1], n), rng.normal(0, spread[2], n)], 1)
     p["wave_amp"] = np.exp(rng.normal(0, 0.15 * k, (n, len(WAVES))))
     p["wave_dir"] = rng.normal(0, 0.12 * k, (n, 3, len(WAVES)))
     p["leads"] = _lead_offsets(n, k, rng)
@@ -263,6 +307,7 @@ def _records(o: SyntheticOptions, rng: np.random.Generator, prof: Profile) -> tu
     counts = rng.integers(1, o.max_records_per_patient + 1, o.n_patients)
     pidx = np.repeat(np.arange(o.n_patients), counts)
     r = {key: value[pidx] for key, value in pat.items()}
+    r["patient"] = pidx
     n = len(pidx)
     # STTC is partly transient; rhythm is a patient tendency
     r["STTC"] = np.where(rng.random(n) < 0.88, r["STTC"], rng.random(n) < 0.15)
@@ -380,7 +425,8 @@ class _Morphology:
     tw: np.ndarray  # (n,) T width factor
 
 
-def _morphology(r: dict, effect: float, rng: np.random.Generator, prof: Profile) -> _Morphology:
+def _morphology(r: dict, effect: float, rng: np.random.Generator, prof: Profile,
+                body: np.random.Generator) -> _Morphology:
     n = len(r["age"])
     jitter = np.exp(rng.normal(0, 0.05, (n, len(WAVES))))
     vec = _unit(_DIRS + r["wave_dir"], 1) * (_AMPS * r["wave_amp"] * jitter)[:, None, :]
@@ -396,6 +442,8 @@ def _morphology(r: dict, effect: float, rng: np.random.Generator, prof: Profile)
     _add_sttc(m, r, effect)
     _add_cd(m, r, effect)
     _add_hyp(m, r, effect, prof)
+    if prof.male_st:
+        _add_male_st(m, r, prof.male_st, body)
     m.vec[r["rhythm"] == 1, :, P] = 0.0  # AF: no P waves
     m.offset[:, P] = -m.pr
     m.vec = _rotation(r["rotation"] + rng.normal(0, 0.04, (n, 3))) @ m.vec
@@ -405,6 +453,16 @@ def _morphology(r: dict, effect: float, rng: np.random.Generator, prof: Profile)
 def _severity(r: dict, name: str, effect: float, extra: np.ndarray | bool = True) -> np.ndarray:
     """Effect size per record: 0 where the pathology (and ``extra`` condition) is absent."""
     return r[name] * np.asarray(extra) * r[f"{name}_sev"] * effect
+
+
+def _add_male_st(m: _Morphology, r: dict, level: float, rng: np.random.Generator) -> None:
+    """The "male pattern" (Surawicz & Parikh 2002): J-point / ST elevation in V1-V4 in most young
+    men, fading with age, in few women; an anterior ST dipole whose size varies per patient."""
+    n_patients = int(r["patient"].max()) + 1
+    size = np.exp(rng.normal(0, 0.4, n_patients))[r["patient"]]
+    youth = np.clip(1.5 - r["age"] / 60, 0.2, 1.2)
+    anterior = _unit(np.array([0.3, 0.1, 0.95]), 0)
+    m.vec[:, :, ST] += anterior * (level * np.where(r["sex"] == 1, 0.25, 1.0) * youth * size)[:, None]
 
 
 def _add_mi(m: _Morphology, r: dict, effect: float) -> None:
@@ -480,13 +538,15 @@ def _add_hyp(m: _Morphology, r: dict, effect: float, prof: Profile) -> None:
 # ----- plan: everything per record that rendering needs ------------------------------------------
 def _plan(o: SyntheticOptions, prof: Profile) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     rng = np.random.default_rng([o.seed, 0])
+    body = np.random.default_rng([o.seed, 3])  # own stream: versions 1 and 2 never draw from it
     meta, r = _records(o, rng, prof)
-    m = _morphology(r, o.effect, rng, prof)
+    m = _morphology(r, o.effect, rng, prof, body)
     n = len(meta)
     gain = r["gain"] * np.exp(rng.normal(0, 0.06, n))
     offsets = r["leads"] + rng.normal(0, 0.03, r["leads"].shape) * [1, 0.5, 0.5]
     extra = np.random.default_rng([o.seed, 2])  # own stream: version 1 (all zero here) stays as it was
     gain, offsets, swap = _recording_nuisances(gain, offsets, prof, o.noise, extra)
+    offsets = _chest_and_contact_gains(offsets, meta["patient_id"].to_numpy(), prof, o, body)
     lead = _lead_matrix(offsets, gain, prof)
     atrial = _unit(np.array([-0.3, 0.5, 0.8]) + rng.normal(0, 0.2, (n, 3)), 1)
     is_af = r["rhythm"] == 1
@@ -497,8 +557,8 @@ def _plan(o: SyntheticOptions, prof: Profile) -> tuple[pd.DataFrame, dict[str, n
         "width": m.width, "offset": m.offset, "qtc": m.qtc, "qw": m.qw, "tw": m.tw,
         "hr": r["hr"], "af": is_af, "af_sigma": rng.uniform(0.12, 0.28, n),
         "hrv": r["hrv"] * np.where(r["rhythm"] == 3, 0.5, 1.0), "resp_hz": r["resp_hz"],
-        "bw": prof.bw * np.exp(rng.normal(0, 0.6, n)) * o.noise,
-        "emg": prof.emg * np.exp(rng.normal(0, 0.6, n)) * o.noise,
+        "bw": prof.bw * np.exp(rng.normal(0, prof.noise_spread, n)) * o.noise,
+        "emg": prof.emg * np.exp(rng.normal(0, prof.noise_spread, n)) * o.noise,
         "mains": 0.006 * np.exp(rng.normal(0, 0.7, n)) * o.noise,
         "mains_hz": np.where(rng.random(n) < 0.5, 50.0, 60.0),
     }
@@ -525,6 +585,22 @@ def _recording_nuisances(gain: np.ndarray, offsets: np.ndarray, prof: Profile, n
     u = rng.random(n)
     swap = np.where(u < arm, 1, np.where(u < arm + chest, 2 + rng.integers(0, 5, n), 0))
     return gain, offsets, swap
+
+
+def _chest_and_contact_gains(offsets: np.ndarray, patient: np.ndarray, prof: Profile, o: SyntheticOptions,
+                             rng: np.random.Generator) -> np.ndarray:
+    """Log gains added per channel, drawn without looking at any label: the chest wall scales the
+    precordial leads apart from the limb leads (per patient, a little per record), and each
+    electrode's contact and position scale its channel per record."""
+    if not (prof.chest_gain_sd or prof.contact_gain_sd):
+        return offsets
+    n = len(offsets)
+    chest = rng.normal(0, prof.chest_gain_sd * o.individuality, o.n_patients)[patient] \
+        + rng.normal(0, 0.3 * prof.chest_gain_sd * o.noise, n)
+    offsets = offsets.copy()
+    offsets[:, 2:, 2] += chest[:, None]
+    offsets[:, :, 2] += rng.normal(0, prof.contact_gain_sd * o.noise, (n, 8))
+    return offsets
 
 
 def _qrs_duration(m: _Morphology) -> np.ndarray:

@@ -96,3 +96,12 @@ def test_a_run_on_the_old_suite_keys_its_tasks_at_v1(key):
     assert [t.key for t in resolve(request).tasks] == ["synth-superclass@v1", "synth-age@v1"]
     default = resolve(RunRequest(methods=["random-init"], tasks=["synth-age"], probes=["lr"], seeds=[0]))
     assert [t.key for t in default.tasks] == [f"synth-age@v{synthetic.VERSION}"]
+
+
+def test_every_suite_version_keys_its_tasks():
+    from ecgbench.plan import RunRequest, resolve
+
+    for version in synthetic.VERSIONS:
+        request = RunRequest(methods=["random-init"], tasks=["synth-sex"], probes=["lr"], seeds=[0],
+                             overrides={"data.version": version})
+        assert [t.key for t in resolve(request).tasks] == [f"synth-sex@v{version}"]
