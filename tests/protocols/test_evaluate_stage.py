@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ecgbench.cli import main
+from ecgbench.registry import TASKS
 from ecgbench.runner import Runner, RunRequest, resolve
 from ecgbench.stats import compare_methods, load_predictions
 from ecgbench.store import ResultStore
@@ -49,7 +50,7 @@ def test_every_protocol_is_scored_apart_and_reused(tmp_path, one_torch_thread):
     table = render(results)
     for protocol in PROTOCOLS:
         assert f"· {protocol} ·" in table  # one table per protocol, never one ranking
-    comparison = compare_methods(results, "synth-sex@v2", runner.store.root, protocol="head", probe="head")
+    comparison = compare_methods(results, TASKS.get("synth-sex").key, runner.store.root, protocol="head", probe="head")
     assert {comparison.reference} <= {"random-init", "transform-cnn"}  # the head's own predictions compared
 
     tuned = sorted((tmp_path / "results" / "cache" / "checkpoints").rglob("finetune-*.pt"))
