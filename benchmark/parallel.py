@@ -49,11 +49,11 @@ def run_jobs(request: Any, jobs: list[tuple[str, int]], workers: int, parent_run
     (method, seed, error) of the jobs that failed (the caller's serial pass runs them again)."""
     import multiprocessing
 
+    from ecgbench.tracking import interrupts_raise
+
     threads = max(1, usable_cores() // workers)
     new_results, failed = 0, []
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's threads exist
-    from ecgbench.tracking import interrupts_raise
-
     with interrupts_raise(), ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                                  initargs=(request, threads, parent_run_id)) as pool:
         futures = {pool.submit(_run_job, method, seed): (method, seed) for method, seed in jobs}
