@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 GiB = 2**30
-MEMORY_PER_WORKER = 3 * GiB  # peak RSS of one smoke/cpu-preset job is about 2.5 GiB
+MEMORY_PER_WORKER = 3 * GiB  # a whole serial smoke grid peaked at 2.5-3.0 GiB RSS (top, /usr/bin/time)
 
 
 def usable_cores() -> int:
