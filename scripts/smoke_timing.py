@@ -138,10 +138,9 @@ def main() -> int:
             profile = work / f"{variant}.prof"
             results = work / f"{variant}-profile"
             load = os.getloadavg()[0]
+            jobs = ["--jobs", "1"] if variant == "after" else []  # the old code has no --jobs
             subprocess.call([sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "ecgbench.cli", *COMMAND,
-                             "--results-dir", str(results), "--jobs", "1"] if variant == "after" else
-                            [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "ecgbench.cli", *COMMAND,
-                             "--results-dir", str(results)], env=envs[variant],
+                             "--results-dir", str(results), *jobs], env=envs[variant],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             record["profile"][variant] = {"load_avg_1m_before": round(load, 2), "seconds": stage_seconds(profile)}
     options.out.parent.mkdir(parents=True, exist_ok=True)
