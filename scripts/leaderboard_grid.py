@@ -10,7 +10,8 @@ Two sections (issue 14):
   ``--data-root`` holding a copy (``ptb-xl/``, ``cinc2017/``).
 
 Each job is one ``ecgbench run`` command (one method, one seed, one dataset's tasks) run under
-``nice -n 10`` with ``OMP_NUM_THREADS=1``. Every stage of the runner is cached, so a job killed
+``nice -n 10`` with ``OMP_NUM_THREADS=1``; ``--workers 2`` runs two such jobs at once, taken in
+grid order (one per core at most: each is one thread). Every stage of the runner is cached, so a job killed
 half-way resumes where it stopped; a job whose exact command finished (exit 0) is skipped, as
 written in ``<results-dir>/grid-log.jsonl`` (one line per job: command, start, seconds, exit
 status). A method that cannot run on a task is not skipped here: the runner stores a
@@ -36,6 +37,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -112,9 +114,12 @@ def finished_commands(log: Path) -> set[str]:
     return done
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def append(log: Path, entry: dict) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a", encoding="utf-8") as handle:
+    with _LOG_LOCK, open(log, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
@@ -206,6 +211,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--order", choices=("seed", "method"), default="seed",
                         help="seed: every method at one seed before the next seed (default); method: all seeds of a method first")
     parser.add_argument("--budget-minutes", type=float, default=None, help="start no job after this long")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="jobs run at once, each on one thread, taken in grid order (one per core at most)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands still to run")
     parser.add_argument("--status", action="store_true", help="what is stored, n/a, and still to run")
     parser.add_argument("--completed", action="store_true",
@@ -239,18 +246,41 @@ def main(argv: list[str] | None = None) -> int:
     pending = [(job, command) for job, command in pending if shlex.join(command) not in done]
     print(f"{len(grid) - len(pending)} of {len(grid)} jobs finished earlier ({log}); {len(pending)} to run",
           file=sys.stderr)
-    start, failures = time.perf_counter(), 0
-    for job, command in pending:
-        if args.dry_run:
-            print(shlex.join(command))
-            continue
-        if args.budget_minutes is not None and time.perf_counter() - start > 60 * args.budget_minutes:
-            print(f"budget of {args.budget_minutes:g} min spent; rerun the same command to continue",
-                  file=sys.stderr)
-            break
-        print(f"running: {shlex.join(command)}", file=sys.stderr, flush=True)
-        failures += run_job(command, log, job) != 0
+    if args.dry_run:
+        print("\n".join(shlex.join(command) for _, command in pending))
+        return 0
+    failures = run_pending(pending, log, args.workers, args.budget_minutes)
     return 1 if failures else 0
+
+
+def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
+                budget_minutes: float | None) -> int:
+    """Run the jobs in order on ``workers`` threads (each job its own one-thread process); no job
+    starts after the budget. Returns how many failed."""
+    queue, lock, failures = list(pending), threading.Lock(), []
+    start = time.perf_counter()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                if budget_minutes is not None and time.perf_counter() - start > 60 * budget_minutes:
+                    print(f"budget of {budget_minutes:g} min spent; rerun the same command to continue",
+                          file=sys.stderr)
+                    queue.clear()
+                    return
+                job, command = queue.pop(0)
+            print(f"running: {shlex.join(command)}", file=sys.stderr, flush=True)
+            if run_job(command, log, job) != 0:
+                failures.append(job)
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(failures)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,63 @@
+"""scripts/leaderboard_grid.py: the resumable grid runner's job order, log and workers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "leaderboard_grid.py"
+
+
+@pytest.fixture(scope="module")
+def grid():
+    spec = importlib.util.spec_from_file_location("leaderboard_grid", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_seed_order_runs_every_method_at_a_seed_before_the_next(grid):
+    jobs = grid.jobs("synthetic", ["byol", "random-init"], [0, 1])
+    assert [(j.method, j.seed) for j in jobs] == [("random-init", 0), ("byol", 0), ("random-init", 1), ("byol", 1)]
+
+
+def test_workers_run_jobs_at_once_in_grid_order_and_log_each(grid, tmp_path, monkeypatch):
+    started, running, peak, lock = [], [0], [0], threading.Lock()
+
+    def fake_job(command, log, job):
+        with lock:
+            started.append(job.method)
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        grid.append(log, {"command": " ".join(command), "returncode": 1 if job.method == "bad" else 0})
+        return 1 if job.method == "bad" else 0
+
+    monkeypatch.setattr(grid, "run_job", fake_job)
+    jobs = [grid.Job(m, 0, ("synth-sex",)) for m in ("a", "b", "bad", "c")]
+    pending = [(job, job.command("cpu", "results", None)) for job in jobs]
+    log = tmp_path / "grid-log.jsonl"
+    assert grid.run_pending(pending, log, workers=2, budget_minutes=None) == 1
+    assert peak[0] == 2 and started[:2] == ["a", "b"] and sorted(started) == ["a", "b", "bad", "c"]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(entries) == 4
+    assert len(grid.finished_commands(log)) == 3  # the failed job runs again next time
+
+
+def test_no_job_starts_after_the_budget(grid, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(grid, "run_job", lambda command, log, job: calls.append(job) or 0)
+    jobs = [grid.Job(m, 0, ("synth-sex",)) for m in ("a", "b")]
+    pending = [(job, job.command("cpu", "results", None)) for job in jobs]
+    assert grid.run_pending(pending, tmp_path / "log.jsonl", workers=2, budget_minutes=-1) == 0
+    assert calls == []
