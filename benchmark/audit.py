@@ -6,7 +6,9 @@
 * :func:`shortcut_audit` fits the harness's own probe (logistic or ridge regression, C chosen on
   validation, test metric with a patient bootstrap CI) on trivial features: heart rate and each
   lead's amplitude and standard deviation. A suite on which these features reach the ceiling
-  cannot tell representations apart.
+  cannot tell representations apart. Beside it, the same probe on the generator's own interval
+  measurements (:func:`interval_features`): what exact heart rate, RR variability, PR, QRS and QTc
+  would give, a reference for how much of each label a reader of intervals could reach.
 """
 
 from __future__ import annotations
@@ -119,6 +121,17 @@ def trivial_features(recordings: Recordings) -> tuple[np.ndarray, list[str]]:
     return np.nan_to_num(np.column_stack([rate, high - low, x.std(axis=2)])), columns
 
 
+INTERVALS = ("heart_rate", "rr_cv", "pr_ms", "qrs_ms", "qtc_ms")
+
+
+def interval_features(recordings: Recordings) -> tuple[np.ndarray, list[str]] | None:
+    """The generator-truth rate and intervals of each record (the synthetic suite stores them in
+    its metadata), or None for a dataset that lacks them."""
+    if not set(INTERVALS) <= set(recordings.meta.columns):
+        return None
+    return recordings.meta[list(INTERVALS)].to_numpy(dtype=float), list(INTERVALS)
+
+
 def _heart_rate(lead: np.ndarray, fs: int) -> float:
     peaks = _r_peaks(lead, fs)
     return 60.0 * fs / np.median(np.diff(peaks)) if len(peaks) > 2 else float("nan")
@@ -151,27 +164,39 @@ def shortcut_audit(task: Task, recordings: Recordings, features: np.ndarray, boo
 def suite_audit(root: str | Path, version: int | None = None, bootstrap: int = 1000, seed: int = 0,
                 **options: Any) -> list[dict[str, Any]]:
     """The shortcut audit of every synthetic task on one suite version (default: the current),
-    each task at that version (its key says which)."""
+    each task at that version (its key says which); each row also holds, under ``intervals``, the
+    same probe on the generator-truth intervals (:func:`interval_features`)."""
     from ecgbench.datasets import synthetic
     from ecgbench.registry import TASKS
 
     recordings = synthetic.load(root, **options, **({} if version is None else {"version": version}))
     version = recordings.version.split("-")[0]
     features, _ = trivial_features(recordings)
+    intervals, _ = interval_features(recordings)
     names = [e.name for e in TASKS.entries.values() if e.module == "ecgbench.tasks.synthetic"]
-    return [shortcut_audit(TASKS.get(name).at_data_options({"version": version}), recordings, features,
-                           bootstrap, seed) for name in sorted(names)]
+    rows = []
+    for name in sorted(names):
+        task = TASKS.get(name).at_data_options({"version": version})
+        row = shortcut_audit(task, recordings, features, bootstrap, seed)
+        row["intervals"] = shortcut_audit(task, recordings, intervals, bootstrap, seed)
+        rows.append(row)
+    return rows
 
 
 def audit_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one row per task of :func:`suite_audit`."""
     from tabulate import tabulate
 
-    digits = {"mae": 2}
-    body = [[r["task_key"], r["metric"], f"{r['value']:.{digits.get(r['metric'], 3)}f} "
-             f"[{r['ci'][0]:.{digits.get(r['metric'], 3)}f}, {r['ci'][1]:.{digits.get(r['metric'], 3)}f}]",
-             r["n_test"]] for r in rows]
-    return tabulate(body, headers=["task", "metric", "trivial features: test [95% CI]", "test records"],
+    def cell(result: dict[str, Any] | None, metric: str) -> str:
+        if result is None:
+            return "–"
+        d = 2 if metric == "mae" else 3
+        return f"{result['value']:.{d}f} [{result['ci'][0]:.{d}f}, {result['ci'][1]:.{d}f}]"
+
+    body = [[r["task_key"], r["metric"], cell(r, r["metric"]), cell(r.get("intervals"), r["metric"]), r["n_test"]]
+            for r in rows]
+    return tabulate(body, headers=["task", "metric", "trivial features: test [95% CI]",
+                                   "generator-truth intervals: test [95% CI]", "test records"],
                     tablefmt="github", disable_numparse=True)
 
 
@@ -226,15 +251,18 @@ def report_text(data_root: str | Path, version: int | None = None, real: str | P
                 results_dir: str | Path | None = None) -> str:
     """``ecgbench audit``: the shortcut audit of one suite version; with ``results_dir``, beside
     the control and each method stored there; with ``real``, the realism figures of the suite
-    (first 300 records) beside those of the real records in that folder."""
+    (first 300 records) beside those of the real records in that folder; with ``results_dir``, also
+    what the stored methods' cached embeddings hold of the generator's truth (:mod:`ecgbench.decoding`)."""
     from ecgbench.datasets import synthetic
+    from ecgbench.decoding import decoding_table, what_embeddings_hold
 
     rows = suite_audit(data_root, version)
+    recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
     parts = [audit_table(rows)]
     if results_dir:
         parts.append(control_table(against_control(rows, results_dir)))
+        parts.append(decoding_table(what_embeddings_hold(recordings, results_dir)))
     if real:
-        recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
         x, fs = real_cinc_samples(real)
         parts.append(realism_table({f"synthetic v{recordings.version.split('-')[0]} (first 300)":
                                     realism(np.asarray(recordings.signals[:300]), recordings.fs),

@@ -92,6 +92,11 @@ def test_trivial_features_stay_clearly_below_ceiling_on_the_suite(tmp_path, vers
     assert results["synth-superclass"]["ci"][1] < 0.8, results["synth-superclass"]
     assert results["synth-sex"]["ci"][1] < 0.85, results["synth-sex"]
     assert results["synth-age"]["value"] > 8.0, results["synth-age"]  # MAE in years; sd of age is 17
+    # the generator-truth intervals measure what the labels are made of: rate and RR variability
+    # define rhythm; QRS, PR and QTc carry part of the superclasses and of sex
+    intervals = {task: r["intervals"]["value"] for task, r in results.items()}
+    assert intervals["synth-rhythm"] > 0.95, intervals
+    assert intervals["synth-sex"] > results["synth-sex"]["value"], intervals
 
 
 def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
