@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from ecgbench.api import Recordings
 
 TRUTH = ("heart_rate", "rr_cv", "pr_ms", "qrs_ms", "qtc_ms", "age")
