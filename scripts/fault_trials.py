@@ -26,16 +26,16 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from netutil import start_mlflow_server, stop_server  # the tests' loopback helpers
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 GRID = ["run", "--methods", "random-init,simclr", "--tasks", "synth-sex", "--probes", "lr,knn", "--seeds", "0",
@@ -210,60 +210,28 @@ def compare(results: Path, reference: Path) -> dict:
 
 
 # ----- a tracking server that dies -----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(root / f"server-{port}.log", "wb")
-    process = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=ENV)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                return process, uri
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"mlflow server did not start (see {root})")
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
 def server_trial(work: Path, data: Path, reference: Path) -> dict:
     """The server dies (kill -9) once the run has logged its first result; the run must still
     write every JSON result, with one warning; `track sync` backfills after a restart."""
     root, results = work / "server", work / "server" / "results"
     root.mkdir(parents=True)
-    server, uri = start_server(root)
+    server, uri = start_mlflow_server(root, timeout=180, env=ENV)
     clock = time.monotonic()
     process = ecgbench(results, data, "--tracking-uri", uri)
-    database = root / "server.db"
+    database = root / "mlflow.db"
     while process.poll() is None and count(database, KEYED) == 0:
         time.sleep(0.1)
     killed_alive = process.poll() is None
-    kill_group(server)
+    stop_server(server, signal.SIGKILL)
     stderr = ended(process)
     elapsed = time.monotonic() - clock
-    server, uri = start_server(root)
+    server, uri = start_mlflow_server(root, timeout=180, env=ENV)
     try:
         sync = subprocess.run([str(BIN / "ecgbench"), "track", "sync", "--results-dir", str(results),
                                "--tracking-uri", uri], env=ENV, capture_output=True, text=True)
         audit = view_audit(uri, results)
     finally:
-        kill_group(server)
+        stop_server(server, signal.SIGKILL)
     return {"server_killed_mid_run": killed_alive, "code": process.returncode, "seconds": round(elapsed, 1),
             "warnings": stderr.count(WARNING), "traceback": "Traceback" in stderr,
             "json_results": f"{len(list((results / 'runs').glob('*/*/*.json')))}/"

@@ -1,4 +1,5 @@
-"""Loopback helpers the tests share (imported by name: tests/ is on sys.path under pytest)."""
+"""Loopback helpers the tests share (imported by name: tests/ is on sys.path under pytest), and
+scripts/fault_trials.py."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_mlflow_server(root: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
-    """A real ``mlflow server`` (sqlite backend over ``root``) on a free port, in its own
+def start_mlflow_server(root: Path, timeout: float = 120,
+                        env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A real ``mlflow server`` (sqlite backend ``root/mlflow.db``) on a free port, in its own
     process group; returns (process, uri) once /health answers."""
     port = free_port()
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
@@ -28,7 +30,7 @@ def start_mlflow_server(root: Path, timeout: float = 120) -> tuple[subprocess.Po
                "--artifacts-destination", str(root / "artifacts")]
     log_path = root / f"server-{port}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
