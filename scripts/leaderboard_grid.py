@@ -82,6 +82,18 @@ def registered_methods() -> list[str]:
     return METHODS.select("all")
 
 
+def base_methods(method: str) -> set[str]:
+    """The methods whose pretrained run ``method`` starts from (``base_method``, recursively):
+    its job waits on their lock, so it is not started while one of them runs."""
+    from ecgbench.registry import METHODS
+
+    bases, name = set(), METHODS.get(method).base_method
+    while name:
+        bases.add(name)
+        name = METHODS.get(name).base_method
+    return bases
+
+
 def ordered(methods: list[str]) -> list[str]:
     first = [m for m in PRIORITY if m in methods]
     return first + [m for m in methods if m not in first]
@@ -254,26 +266,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
-                budget_minutes: float | None) -> int:
-    """Run the jobs in order on ``workers`` threads (each job its own one-thread process); no job
-    starts after the budget. Returns how many failed."""
-    queue, lock, failures = list(pending), threading.Lock(), []
+                budget_minutes: float | None, bases=base_methods) -> int:
+    """Run the jobs in order on ``workers`` threads (each job its own one-thread process); a job
+    whose base method (``bases``) is running at the same seed waits, and the next job goes first.
+    No job starts after the budget. Returns how many failed."""
+    queue, running, failures = list(pending), set(), []
+    ready = threading.Condition()
     start = time.perf_counter()
 
-    def worker() -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
+    def next_job() -> tuple[Job, list[str]] | None:
+        with ready:
+            while queue:
                 if budget_minutes is not None and time.perf_counter() - start > 60 * budget_minutes:
                     print(f"budget of {budget_minutes:g} min spent; rerun the same command to continue",
                           file=sys.stderr)
                     queue.clear()
-                    return
-                job, command = queue.pop(0)
+                    break
+                for i, (job, _) in enumerate(queue):
+                    if not any((base, job.seed) in running for base in bases(job.method)):
+                        running.add((job.method, job.seed))
+                        return queue.pop(i)
+                ready.wait()
+            return None
+
+    def worker() -> None:
+        while (taken := next_job()) is not None:
+            job, command = taken
             print(f"running: {shlex.join(command)}", file=sys.stderr, flush=True)
             if run_job(command, log, job) != 0:
                 failures.append(job)
+            with ready:
+                running.discard((job.method, job.seed))
+                ready.notify_all()
 
     threads = [threading.Thread(target=worker) for _ in range(max(1, workers))]
     for thread in threads:
@@ -281,7 +305,6 @@ def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
     for thread in threads:
         thread.join()
     return len(failures)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,7 +47,7 @@ def test_workers_run_jobs_at_once_in_grid_order_and_log_each(grid, tmp_path, mon
     jobs = [grid.Job(m, 0, ("synth-sex",)) for m in ("a", "b", "bad", "c")]
     pending = [(job, job.command("cpu", "results", None)) for job in jobs]
     log = tmp_path / "grid-log.jsonl"
-    assert grid.run_pending(pending, log, workers=2, budget_minutes=None) == 1
+    assert grid.run_pending(pending, log, workers=2, budget_minutes=None, bases=lambda m: set()) == 1
     assert peak[0] == 2 and started[:2] == ["a", "b"] and sorted(started) == ["a", "b", "bad", "c"]
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(entries) == 4
@@ -61,3 +61,26 @@ def test_no_job_starts_after_the_budget(grid, tmp_path, monkeypatch):
     pending = [(job, job.command("cpu", "results", None)) for job in jobs]
     assert grid.run_pending(pending, tmp_path / "log.jsonl", workers=2, budget_minutes=-1) == 0
     assert calls == []
+
+
+def test_a_variant_does_not_start_while_its_base_runs(grid, tmp_path, monkeypatch):
+    """ecg-jepa-hybrid starts from ecg-jepa's run and would only wait on its lock: the free worker
+    takes the next job instead."""
+    events, lock = [], threading.Lock()
+
+    def fake_job(command, log, job):
+        with lock:
+            events.append(("start", job.method))
+        time.sleep(0.2 if job.method == "base" else 0.05)
+        with lock:
+            events.append(("end", job.method))
+        return 0
+
+    monkeypatch.setattr(grid, "run_job", fake_job)
+    jobs = [grid.Job(m, 0, ("synth-sex",)) for m in ("base", "variant", "other")]
+    pending = [(job, job.command("cpu", "results", None)) for job in jobs]
+    grid.run_pending(pending, tmp_path / "log.jsonl", workers=2, budget_minutes=None,
+                     bases=lambda m: {"base"} if m == "variant" else set())
+    assert events.index(("start", "other")) < events.index(("start", "variant"))
+    assert events.index(("end", "base")) < events.index(("start", "variant"))
+    assert grid.base_methods("ecg-jepa-hybrid") == {"ecg-jepa"} and grid.base_methods("simclr") == set()
