@@ -247,6 +247,53 @@ def control_table(rows: list[dict[str, Any]]) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
+def self_supervised(method: str) -> bool:
+    """Trained without labels: neither a control nor a label-using method (unknown names: False)."""
+    from ecgbench.registry import METHODS
+
+    try:
+        cls = METHODS.get(method)
+    except (KeyError, ValueError):
+        return False
+    return cls.needs_training and not cls.uses_labels
+
+
+def control_summary(rows: list[dict[str, Any]]) -> str:
+    """Markdown: per task and preset of :func:`against_control`, the trivial features, the control,
+    the best self-supervised method with its difference to the control (Holm p), and how many
+    self-supervised methods are significantly better / worse than the control."""
+    from tabulate import tabulate
+
+    from ecgbench.api import HIGHER_IS_BETTER
+
+    body = []
+    for (task, preset), group in _grouped(rows).items():
+        metric, d = group[0]["metric"], 2 if group[0]["metric"] == "mae" else 3
+        sign = 1 if HIGHER_IS_BETTER[metric] else -1
+        ssl = [r for r in group if self_supervised(r["method"])]
+        if not ssl:
+            continue
+        best = max(ssl, key=lambda r: sign * r["value"])
+        better = sorted(r["method"] for r in ssl if r["significant"] and sign * r["difference"] > 0)
+        worse = [r for r in ssl if r["significant"] and sign * r["difference"] < 0]
+        body.append([task, preset, metric, f"{group[0]['trivial']:.{d}f}", f"{group[0]['control']:.{d}f}",
+                     f"{best['method']} ({best['seeds']} seeds): {best['value']:.{d}f}",
+                     f"{best['difference']:+.{d}f} [{best['ci'][0]:.{d}f}, {best['ci'][1]:.{d}f}], "
+                     f"p = {best['p_holm']:.3f}" + (" *" if best["significant"] else ""),
+                     f"{len(better)} / {len(worse)} of {len(ssl)}" + (f" (better: {', '.join(better)})" if better else "")])
+    return tabulate(body, headers=["task", "preset", "metric", "trivial features", CONTROL,
+                                   "best self-supervised (test)", "best - control [95% CI], Holm p",
+                                   "self-supervised significantly better / worse than the control"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def _grouped(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["task_key"], row["preset"]), []).append(row)
+    return groups
+
+
 def report_text(data_root: str | Path, version: int | None = None, real: str | Path | None = None,
                 results_dir: str | Path | None = None) -> str:
     """``ecgbench audit``: the shortcut audit of one suite version; with ``results_dir``, beside
@@ -260,7 +307,8 @@ def report_text(data_root: str | Path, version: int | None = None, real: str | P
     recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
     parts = [audit_table(rows)]
     if results_dir:
-        parts.append(control_table(against_control(rows, results_dir)))
+        compared = against_control(rows, results_dir)
+        parts += [control_summary(compared), control_table(compared)]
         parts.append(decoding_table(what_embeddings_hold(recordings, results_dir)))
     if real:
         x, fs = real_cinc_samples(real)

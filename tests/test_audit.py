@@ -128,3 +128,23 @@ def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
     assert rows["trained"]["control"] == pytest.approx(control) and rows["trained"]["trivial"] == 0.6
     table = audit.control_table(list(rows.values()))
     assert "random-init" in table.splitlines()[0] and " *" in table and "synth-age" not in table
+
+
+def test_control_summary_names_the_best_self_supervised_method_per_task():
+    """Only self-supervised methods count (not label-using ones); for MAE lower is better."""
+    def row(task, metric, method, value, difference, significant):
+        return {"task_key": task, "preset": "cpu", "metric": metric, "trivial": 0.6 if metric != "mae" else 13.0,
+                "control": value - difference, "method": method, "value": value, "seeds": 3,
+                "difference": difference, "ci": [difference - 0.01, difference + 0.01],
+                "p_holm": 0.01 if significant else 0.5, "significant": significant}
+
+    rows = [row("synth-sex@v3", "macro_auroc", "simclr", 0.70, 0.10, True),
+            row("synth-sex@v3", "macro_auroc", "byol", 0.50, -0.10, True),
+            row("synth-sex@v3", "macro_auroc", "supervised-resnet", 0.90, 0.30, True),
+            row("synth-age@v3", "mae", "simclr", 12.0, -1.0, True),
+            row("synth-age@v3", "mae", "byol", 13.5, 0.5, False)]
+    lines = audit.control_summary(rows).splitlines()
+    sex = next(line for line in lines if "synth-sex" in line)
+    age = next(line for line in lines if "synth-age" in line)
+    assert "simclr (3 seeds): 0.700" in sex and "supervised-resnet" not in sex and "1 / 1 of 2" in sex
+    assert "simclr (3 seeds): 12.00" in age and "-1.00" in age and "1 / 0 of 2 (better: simclr)" in age
