@@ -128,6 +128,19 @@ def test_loss_curves_and_embedding_plots(store):
     assert [(run, task) for run, task, _ in embedding_plots(store)] == [("good-cpu0", "synth-superclass@v2")]
 
 
+def test_one_embedding_plot_per_method_and_task_the_lowest_seeds(store, tmp_path):
+    import shutil
+
+    plot = store / "plots" / "good-cpu0" / "synth-superclass@v2-tsne.png"
+    for run_id in ("good-cpu1", "fair-cpu1", "unknown-run"):
+        (store / "plots" / run_id).mkdir(exist_ok=True)
+        shutil.copy(plot, store / "plots" / run_id / plot.name)
+    shutil.copy(plot, store / "plots" / "good-cpu1" / "synth-sex@v2-tsne.png")
+    assert [(run, task) for run, task, _ in embedding_plots(store)] == [
+        ("fair-cpu1", "synth-superclass@v2"), ("good-cpu0", "synth-superclass@v2"), ("good-cpu1", "synth-sex@v2"),
+        ("unknown-run", "synth-superclass@v2")]
+
+
 def test_page_is_self_contained_and_captions_say_what_ran(store):
     page = render(records(store), store)
     images = re.findall(r'<img alt="[^"]*" src="([^"]+)"', page)
