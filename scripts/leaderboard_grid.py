@@ -293,11 +293,16 @@ def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
         while (taken := next_job()) is not None:
             job, command = taken
             print(f"running: {shlex.join(command)}", file=sys.stderr, flush=True)
-            if run_job(command, log, job) != 0:
+            try:
+                if run_job(command, log, job) != 0:
+                    failures.append(job)
+            except Exception as error:  # a job that cannot even start fails alone
+                print(f"{shlex.join(command)}: {error}", file=sys.stderr)
                 failures.append(job)
-            with ready:
-                running.discard((job.method, job.seed))
-                ready.notify_all()
+            finally:
+                with ready:
+                    running.discard((job.method, job.seed))
+                    ready.notify_all()
 
     threads = [threading.Thread(target=worker) for _ in range(max(1, workers))]
     for thread in threads:
