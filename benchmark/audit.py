@@ -304,7 +304,8 @@ def report_text(data_root: str | Path, version: int | None = None, real: str | P
     from ecgbench.decoding import decoding_table, what_embeddings_hold
 
     rows = suite_audit(data_root, version)
-    recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
+    if results_dir or real:
+        recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
     parts = [audit_table(rows)]
     if results_dir:
         compared = against_control(rows, results_dir)

@@ -11,13 +11,14 @@ mean, so a value at or below 0 means nothing readable.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ecgbench.api import Recordings
+from ecgbench.store import ResultStore, read_record
 
 TRUTH = ("heart_rate", "rr_cv", "pr_ms", "qrs_ms", "qtc_ms", "age")
 ALPHAS = np.logspace(-2, 4, 13)
@@ -43,18 +44,17 @@ def decode_r2(features: np.ndarray, target: np.ndarray, split: np.ndarray) -> fl
     return float(r2(test, weights[best:best + 1])[0])
 
 
-def cached_embeddings(results_dir: Path, run_id: str, adaptation: dict[str, Any]) -> np.ndarray | None:
+def cached_embeddings(store: ResultStore, run_id: str, adaptation: dict[str, Any]) -> np.ndarray | None:
     """The per-record embeddings the runner cached for ``run_id`` with exactly this adaptation
     note (a result records the note of the embeddings its probe saw), or None."""
-    folder = results_dir / "cache" / "embeddings" / run_id
-    for note_path in sorted(folder.glob("*.json")):
-        if note_path.stem.endswith("-each"):
+    for note_path in sorted(store.embeddings_dir(run_id).glob("*.json")):
+        if note_path.stem.endswith("-each"):  # per-channel embeddings (stages/embed.py)
             continue
         try:
-            note = json.loads(note_path.read_text(encoding="utf-8"))
-            if note.get("adaptation") == adaptation:
-                array = np.load(note_path.with_suffix(".npy"))
-                return array if list(array.shape) == note.get("shape") else None
+            note = read_record(note_path, ("adaptation", "shape"))
+            if note["adaptation"] == adaptation:
+                array = np.load(note_path.with_suffix(".npy"), allow_pickle=False)
+                return array if list(array.shape) == note["shape"] else None
         except (OSError, ValueError):
             continue
     return None
@@ -66,12 +66,10 @@ def what_embeddings_hold(recordings: Recordings, results_dir: str | Path,
     label-using method per task it was trained on): the mean test R^2 over seeds of each ``truth``
     column; a method whose embeddings are not cached (a fresh
     clone: rerunning its job recreates them) is listed with ``missing`` seeds."""
-    from ecgbench.store import ResultStore
-
-    results_dir = Path(results_dir)
+    store = ResultStore(results_dir)
     dataset = f"{recordings.name}@{recordings.version}"
     runs: dict[str, dict[str, Any]] = {}
-    for result in ResultStore(results_dir).results():
+    for result in store.results():
         if (result.get("adaptation") or {}).get("dataset") == dataset and result.get("run_id"):
             runs.setdefault(result["run_id"], result)
     split = recordings.meta["split"].to_numpy()
@@ -81,7 +79,7 @@ def what_embeddings_hold(recordings: Recordings, results_dir: str | Path,
         method = result["method"] + (f" (trained on {result['task']})" if result.get("uses_labels") else "")
         group = groups[(result.get("preset", "?"), method)]
         group["control"] = bool(result.get("control"))
-        features = cached_embeddings(results_dir, run_id, result["adaptation"])
+        features = cached_embeddings(store, run_id, result["adaptation"])
         if features is None or len(features) != len(split):
             group["missing"].append(result.get("seed"))
             continue

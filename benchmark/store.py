@@ -253,8 +253,11 @@ class ResultStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def embeddings_dir(self, run_id: str) -> Path:
+        return self.root / "cache" / "embeddings" / run_id
+
     def embeddings(self, run_id: str, name: str) -> Path:
-        return self.root / "cache" / "embeddings" / run_id / f"{name}.npy"
+        return self.embeddings_dir(run_id) / f"{name}.npy"
 
     @property
     def tables_dir(self) -> Path:

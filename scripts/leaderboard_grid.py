@@ -32,6 +32,7 @@ has the broadest coverage it could have.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -271,6 +272,7 @@ def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
     whose base method (``bases``) is running at the same seed waits, and the next job goes first.
     No job starts after the budget. Returns how many failed."""
     queue, running, failures = list(pending), set(), []
+    waits_for = functools.cache(bases)  # looked up once per method, when first needed
     ready = threading.Condition()
     start = time.perf_counter()
 
@@ -283,7 +285,7 @@ def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
                     queue.clear()
                     break
                 for i, (job, _) in enumerate(queue):
-                    if not any((base, job.seed) in running for base in bases(job.method)):
+                    if not any((base, job.seed) in running for base in waits_for(job.method)):
                         running.add((job.method, job.seed))
                         return queue.pop(i)
                 ready.wait()
@@ -310,6 +312,7 @@ def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
     for thread in threads:
         thread.join()
     return len(failures)
+
 
 if __name__ == "__main__":
     sys.exit(main())
