@@ -138,20 +138,21 @@ def loss_curve_data(results_dir: str | Path) -> dict[str, dict[str, Any]]:
     return curves
 
 
-def embedding_plots(results_dir: str | Path) -> list[tuple[str, str, Path]]:
-    """(run id, task key, path) of the t-SNE plots of :mod:`ecgbench.analysis`: one per method,
-    preset and task, the lowest seed's (the page stays a few MB however many seeds are stored);
-    a run without a readable run.json counts as its own method."""
-    chosen: dict[tuple, tuple[Any, str, str, Path]] = {}
+def embedding_plots(results_dir: str | Path) -> list[tuple[str, str, Path, str]]:
+    """(run id, task key, path, run line) of the t-SNE plots of :mod:`ecgbench.analysis`: one per
+    method, preset and task, the lowest seed's (the page stays a few MB however many seeds are
+    stored); a run without a readable run.json counts as its own method."""
+    chosen: dict[tuple, tuple[Any, str, str, Path, str]] = {}
     for path in sorted(Path(results_dir, "plots").glob("*/*-tsne.png")):
         run_id, task_key = path.parent.name, path.name[: -len("-tsne.png")]
-        config = _run_config(results_dir, run_id) or {}
+        found = _run_config(results_dir, run_id)
+        config = found or {}
         key = (config.get("method", run_id), config.get("preset"), task_key)
         seed = config.get("seed")
         rank = (seed is None, seed if isinstance(seed, int) else 0, run_id)
         if key not in chosen or rank < chosen[key][0]:
-            chosen[key] = (rank, run_id, task_key, path)
-    return sorted((run_id, task_key, path) for _, run_id, task_key, path in chosen.values())
+            chosen[key] = (rank, run_id, task_key, path, _run_line(found))
+    return sorted(plot[1:] for plot in chosen.values())
 
 
 def _finite(value: Any) -> bool:
@@ -380,10 +381,10 @@ def _extras_html(results: list[dict[str, Any]], results_dir: str | Path) -> list
     if plots:
         parts.append("<h2>Embeddings</h2>")
         parts.append("<p>One t-SNE plot per method, preset and task: the lowest stored seed's.</p>")
-    for run_id, task_key, path in plots:
+    for run_id, task_key, path, run_line in plots:
         png = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(_figure_html(png, f"t-SNE of the test embeddings of run {run_id} on {task_key}, coloured by "
-                                       f"label (ecgbench.analysis). {_run_line(results_dir, run_id)}",
+                                       f"label (ecgbench.analysis). {run_line}",
                                   f"embeddings of {run_id} on {task_key}"))
     return parts
 
@@ -424,9 +425,8 @@ def _run_config(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def _run_line(results_dir: str | Path, run_id: str) -> str:
-    """Method, seed and preset of a run from its run.json (or a note that it is missing)."""
-    config = _run_config(results_dir, run_id)
+def _run_line(config: dict[str, Any] | None) -> str:
+    """Method, seed and preset of a run from its run.json's run_config (None: the file is missing)."""
     if config is None:
         return "Its run.json is missing."
     return f"Method: {config.get('method', '?')}. Seed: {config.get('seed', '?')}. Preset: {config.get('preset', '?')}."

@@ -125,7 +125,7 @@ def test_loss_curves_and_embedding_plots(store):
     assert sorted(curves) == ["fair-cpu0", "fair-cpu1", "good-cpu0", "good-cpu1"]
     assert curves["good-cpu1"]["steps"] == [10, 20, 30] and curves["good-cpu1"]["loss"] == [3.0, 2.0, 1.5]
     assert curves["good-cpu1"]["seed"] == 1 and curves["good-cpu1"]["preset"] == "cpu"
-    assert [(run, task) for run, task, _ in embedding_plots(store)] == [("good-cpu0", "synth-superclass@v2")]
+    assert [(run, task) for run, task, *_ in embedding_plots(store)] == [("good-cpu0", "synth-superclass@v2")]
 
 
 def test_one_embedding_plot_per_method_and_task_the_lowest_seeds(store, tmp_path):
@@ -136,9 +136,12 @@ def test_one_embedding_plot_per_method_and_task_the_lowest_seeds(store, tmp_path
         (store / "plots" / run_id).mkdir(exist_ok=True)
         shutil.copy(plot, store / "plots" / run_id / plot.name)
     shutil.copy(plot, store / "plots" / "good-cpu1" / "synth-sex@v2-tsne.png")
-    assert [(run, task) for run, task, _ in embedding_plots(store)] == [
+    assert [(run, task) for run, task, *_ in embedding_plots(store)] == [
         ("fair-cpu1", "synth-superclass@v2"), ("good-cpu0", "synth-superclass@v2"), ("good-cpu1", "synth-sex@v2"),
         ("unknown-run", "synth-superclass@v2")]
+    lines = {run: line for run, _, _, line in embedding_plots(store)}
+    assert lines["good-cpu1"].startswith("Method: good. Seed: 1. Preset: cpu")
+    assert lines["unknown-run"] == "Its run.json is missing."
 
 
 def test_page_is_self_contained_and_captions_say_what_ran(store):
