@@ -297,7 +297,7 @@ Significance = Callable[[TaskBoard, str, str], tuple[dict[str, str] | None, str]
 def stats_significance(results_dir: str | Path) -> tuple[Significance | None, str]:
     """The significance column's source (:func:`ecgbench.stats.compare_methods` on the records
     the board ranked) and a one-line note on what it shows, or why it is absent."""
-    from ecgbench.stats import compare_methods
+    from ecgbench.stats import PAIRED_RESAMPLES, compare_methods
 
     def significance(board: TaskBoard, preset: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[dict[str, str] | None, str]:
         records = [r for entry in board.entries for r in entry.records]  # one probe per method
@@ -307,8 +307,8 @@ def stats_significance(results_dir: str | Path) -> tuple[Significance | None, st
             return None, f"Significance not tested: {' '.join(str(error).split())}."
         return _significance_cells(comparison)
 
-    return significance, ("Significance (vs best): paired patient-level bootstrap of the main metric "
-                          "against the best method on the same test records (ecgbench.stats), "
+    return significance, (f"Significance (vs best): paired patient-level bootstrap ({PAIRED_RESAMPLES:,} "
+                          "resamples) of the main metric against the best method on the same test records (ecgbench.stats), "
                           "p-values Holm-corrected over the task's comparisons; * = significant at 0.05.")
 
 

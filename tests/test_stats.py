@@ -156,6 +156,27 @@ def test_compare_methods_against_the_best(stored):
     assert comparison.significant("twin") is False
 
 
+def test_compare_methods_matches_one_paired_bootstrap_per_pair(stored):
+    """Each method's resample draws are computed once per task; the rows must equal the
+    pair-by-pair test."""
+    from ecgbench.stats import load_predictions
+
+    results = list(ResultStore(stored).results())
+    comparison = compare_methods(results, "synth-sex", stored, n_resamples=300, seed=3)
+
+    def sets(method):
+        chosen = sorted((r for r in results if r["method"] == method and r["probe"] == "lr"), key=lambda r: r["seed"])
+        arrays = [load_predictions(r, stored) for r in chosen]
+        return arrays[0], [(a["y_pred"], a["scores"]) for a in arrays]
+
+    truth, strong = sets("strong")
+    for row in comparison.rows:
+        alone = paired_bootstrap("binary", "macro_auroc", truth["y_true"], truth["patient_ids"],
+                                 strong, sets(row["method_b"])[1], n_resamples=300, seed=3)
+        assert (row["difference"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx(
+            (alone.difference, alone.ci_low, alone.ci_high, alone.p_value))
+
+
 def test_compare_all_pairs_and_a_fixed_probe(stored):
     results = list(ResultStore(stored).results())
     comparison = compare_methods(results, "synth-sex@v1", stored, reference="all", probe="lr", n_resamples=200)
