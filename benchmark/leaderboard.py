@@ -307,8 +307,8 @@ def stats_significance(results_dir: str | Path) -> tuple[Significance | None, st
             return None, f"Significance not tested: {' '.join(str(error).split())}."
         return _significance_cells(comparison)
 
-    return significance, (f"Significance (vs best): paired patient-level bootstrap ({PAIRED_RESAMPLES:,} "
-                          "resamples) of the main metric against the best method on the same test records (ecgbench.stats), "
+    return significance, (f"Significance (vs best): paired patient-level bootstrap ({PAIRED_RESAMPLES:,} resamples) "
+                          "of the main metric against the best method on the same test records (ecgbench.stats), "
                           "p-values Holm-corrected over the task's comparisons; * = significant at 0.05.")
 
 

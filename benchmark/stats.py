@@ -26,8 +26,8 @@ lists them as skipped with that reason.
 
 P-values are two-sided percentile-bootstrap p-values, ``min(1, 2 min(P(d* <= 0), P(d* >= 0)))``
 with the add-one correction, so a p-value is never exactly 0 and p < alpha agrees with the
-(1 - alpha) percentile CI excluding 0 up to the correction. :data:`PAIRED_RESAMPLES` is 20,000 because
-Holm over a task's 28 methods asks whether the smallest raw p is below 0.05 / 28 = 0.0018: with
+(1 - alpha) percentile CI excluding 0 up to the correction. :data:`PAIRED_RESAMPLES` is 20,000
+because Holm over a task's 28 comparisons asks whether the smallest raw p is below 0.05 / 28 = 0.0018: with
 2,000 resamples the add-one floor is 0.001 and a margin near it came out significant under one
 bootstrap seed and not under another (st-mem vs random-init on synth-sex@v3: Holm p 0.028 / 0.056);
 with 20,000 both seeds agree (0.022 / 0.028). Holm-Bonferroni (:func:`holm`) is
@@ -149,29 +149,23 @@ def paired_bootstrap(
     replacement once (the same weights for every prediction set: :func:`bootstrap_values`
     with one seed and the same groups), and each method's value is its mean over seeds.
     """
-    _check_sets(kind, metric, y_true, (*a, *b))
     draws_a = seed_mean_draws(kind, metric, y_true, groups, a, n_resamples, seed)
     draws_b = seed_mean_draws(kind, metric, y_true, groups, b, n_resamples, seed)
     return paired_test(metric, draws_a, draws_b, level)
-
-
-def _check_sets(kind: str, metric: str, y_true, sets: Sequence[tuple[Any, Any]]) -> None:
-    from ecgbench.metrics import check_metric
-
-    check_metric(kind, metric)
-    for y_pred, _ in sets:
-        if len(y_pred) != len(y_true):
-            raise ValueError(f"predictions for {len(y_pred)} rows, truth for {len(y_true)}")
 
 
 def seed_mean_draws(kind: str, metric: str, y_true, groups, sets: Sequence[tuple[Any, Any]],
                     n_resamples: int = PAIRED_RESAMPLES, seed: int = 0) -> tuple[float, np.ndarray]:
     """One method's metric on the test rows and on each patient-level resample (the resamples
     of ``seed``, shared by every method), both averaged over its seeds' prediction sets."""
-    from ecgbench.metrics import bootstrap_values, metric_value
+    from ecgbench.metrics import bootstrap_values, check_metric, metric_value
 
+    check_metric(kind, metric)
     if not sets:
         raise ValueError("a paired bootstrap needs at least one prediction set per method")
+    for y_pred, _ in sets:
+        if len(y_pred) != len(y_true):
+            raise ValueError(f"predictions for {len(y_pred)} rows, truth for {len(y_true)}")
     y_true, groups = np.asarray(y_true), np.asarray(groups)
     point = np.mean([metric_value(kind, metric, y_true, p, s) for p, s in sets])
     draws = np.mean([bootstrap_values(kind, metric, y_true, p, s, groups, n_resamples, seed)
@@ -265,11 +259,8 @@ def compare_methods(
         return comparison
     means = {m: float(np.nanmean([_metric(r, metric) for r in chosen[m]])) for m in loaded}
     pairs = _pairs(list(loaded), means, higher, reference, comparison)
-    tested = sorted({m for pair in pairs for m in pair})
-    for method in tested:
-        _check_sets(kind, metric, truth["y_true"], loaded[method])
     draws = {m: seed_mean_draws(kind, metric, truth["y_true"], truth["patient_ids"], loaded[m], n_resamples, seed)
-             for m in tested}  # once per method: the reference enters every pair
+             for m in sorted({m for pair in pairs for m in pair})}  # once per method: the reference enters every pair
     for first, second in pairs:
         test = paired_test(metric, draws[first], draws[second])
         comparison.rows.append({
