@@ -392,7 +392,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from ecgbench.audit import report_text
     from ecgbench.datasets import data_root
 
-    print(report_text(data_root(args.data_root), args.version, args.real, args.results_dir))
+    if args.real_ptbxl and not (Path(args.real_ptbxl) / "ptbxl_database.csv").is_file():
+        raise UsageError(f"--real-ptbxl {args.real_ptbxl}: no ptbxl_database.csv there; give a PTB-XL "
+                         "folder (ptbxl_database.csv and records100/)")
+    print(report_text(data_root(args.data_root), args.version, args.real, args.results_dir, args.real_ptbxl))
     return 0
 
 
@@ -715,6 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--data-root", default=None, help="where the suite is generated/cached")
     audit.add_argument("--real", default=None, metavar="DIR", help="a folder of CinC 2021 .hea/.mat records to measure beside the suite")
     audit.add_argument("--results-dir", default=None, help="also each stored method (lr probe) against random-init: paired bootstrap, Holm")
+    audit.add_argument("--real-ptbxl", default=None, metavar="DIR",
+                       help="a PTB-XL folder (ptbxl_database.csv, records100/): how much of age its records and the suite's carry")
     audit.set_defaults(handler=cmd_audit)
 
     bench = commands.add_parser("bench", help="measure pretraining, loading, embedding and probe speed per method")

@@ -3,7 +3,8 @@
 Two sections (issue 14):
 
 * ``synthetic``: every registered method (``ecgbench list methods``, aliases left out) x every
-  synthetic task x seeds 0, 1, 2 at one preset (default ``cpu``), results in ``results/``;
+  synthetic task x seeds 0, 1, 2 at one preset (default ``cpu``) and one suite version (default
+  the current; ``--suite-version 3`` for an older one), results in ``results/``;
 * ``real-sample``: the PTB-XL tasks on the 300-record PTB-XL sample and the CinC 2017 tasks on
   the 200-record sample, each pretraining on its own dataset's training split (the runner's
   default), results in ``results/real-sample/``. The samples are read-only: pass a
@@ -100,14 +101,22 @@ def ordered(methods: list[str]) -> list[str]:
     return first + [m for m in methods if m not in first]
 
 
+def suite_version() -> str:
+    from ecgbench.datasets import synthetic
+
+    return synthetic.VERSION
+
+
 def jobs(section: str, methods: list[str], seeds: list[int], datasets: list[str] | None = None,
-         order: str = "seed") -> list[Job]:
+         order: str = "seed", version: str | None = None) -> list[Job]:
     """The section's jobs in run order: per seed, per method (priority order), per dataset
-    (``order="method"``: per method, per seed, per dataset)."""
+    (``order="method"``: per method, per seed, per dataset). Synthetic jobs name the suite
+    ``version`` (default: the current one), so a new version's jobs are not taken as done."""
     pairs = ([(m, s) for s in seeds for m in ordered(methods)] if order == "seed"
              else [(m, s) for m in ordered(methods) for s in seeds])
     if section == "synthetic":
-        return [Job(m, s, SYNTHETIC_TASKS) for m, s in pairs]
+        setting = (f"data.version={version or suite_version()}",)
+        return [Job(m, s, SYNTHETIC_TASKS, setting) for m, s in pairs]
     chosen = datasets or list(REAL_SAMPLE)
     return [Job(m, s, *REAL_SAMPLE[d]) for m, s in pairs for d in chosen]
 
@@ -150,15 +159,19 @@ def run_job(command: list[str], log: Path, job: Job) -> int:
 
 # ----- status -------------------------------------------------------------------------------------
 def status(results_dir: Path, grid: list[Job], preset: str) -> str:
-    """Per (method, task): stored seeds, a not-applicable reason, or 'to run'."""
+    """Per (method, task): stored seeds, a not-applicable reason, or 'to run'. Synthetic results
+    count only at the grid's suite version."""
     from ecgbench.store import ResultStore
 
     store = ResultStore(results_dir)
+    versions = {setting for job in grid for setting in job.settings if setting.startswith("data.version=")}
     seen: dict[tuple[str, str], set[int]] = {}
     reasons: dict[tuple[str, str], str] = {}
     if (results_dir / "runs").exists():
         for r in store.results():
             if r.get("preset") != preset or r.get("protocol", "frozen-probe") != "frozen-probe":
+                continue
+            if r["task"] in SYNTHETIC_TASKS and f"data.version={r['task_key'].rsplit('@v', 1)[-1]}" not in versions:
                 continue
             if r.get("status") == "not_applicable":
                 reasons[(r["method"], r["task"])] = str(r.get("reason") or "not applicable")
@@ -218,6 +231,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods", default="all", help="'all' (registered, no aliases) or a comma-separated list")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--suite-version", default=None, help="synthetic only: the suite version (default: the current)")
     parser.add_argument("--datasets", default=None, help=f"real-sample only: a subset of {','.join(REAL_SAMPLE)}")
     parser.add_argument("--results-dir", default=None, help="default: results (synthetic), results/real-sample")
     parser.add_argument("--data-root", default=None, help="dataset root; for real-sample a COPY of the samples")
@@ -245,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--datasets: unknown {sorted(set(datasets) - set(REAL_SAMPLE))}; known: {', '.join(REAL_SAMPLE)}",
               file=sys.stderr)
         return 2
-    grid = jobs(args.section, methods, [int(s) for s in args.seeds.split(",")], datasets, args.order)
+    grid = jobs(args.section, methods, [int(s) for s in args.seeds.split(",")], datasets, args.order,
+                args.suite_version)
     results_dir = args.results_dir or SECTIONS[args.section]
     if args.status:
         print(status(ROOT / results_dir, grid, args.preset))

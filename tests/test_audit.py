@@ -148,3 +148,45 @@ def test_control_summary_names_the_best_self_supervised_method_per_task():
     age = next(line for line in lines if "synth-age" in line)
     assert "simclr (3 seeds): 0.700" in sex and "supervised-resnet" not in sex and "1 / 1 of 2" in sex
     assert "simclr (3 seeds): 12.00" in age and "-1.00" in age and "1 / 0 of 2 (better: simclr)" in age
+
+
+# ----- age expression -----------------------------------------------------------------------------
+LEAD_ANGLES = np.deg2rad([0, 60, 120, -150, -30, 90])  # I, II, III, aVR, aVL, aVF in the frontal plane
+
+
+def dipole_beats(qrs_deg: float, t_deg: float, t_size: float = 0.3, rate: float = 60.0,
+                 fs: int = audit.AGE_FS) -> np.ndarray:
+    """(12, 10 s): a QRS and, 0.3 s later, a T wave per beat, each a frontal dipole projected on
+    the limb leads (chest leads: the QRS alone)."""
+    t = np.arange(10 * fs) / fs
+    beats = np.arange(0.5, 10, 60.0 / rate)
+    bump = lambda delay, width: np.exp(-0.5 * ((t[None] - beats[:, None] - delay) / width) ** 2).sum(0)  # noqa: E731
+    x = np.zeros((12, len(t)))
+    x[:6] = np.cos(LEAD_ANGLES - np.deg2rad(qrs_deg))[:, None] * bump(0, 0.012) \
+        + t_size * np.cos(LEAD_ANGLES - np.deg2rad(t_deg))[:, None] * bump(0.3, 0.05)
+    x[6:] = bump(0, 0.012)[None]
+    return x
+
+
+def test_beat_measurements_read_axes_rate_and_t_of_known_dipoles():
+    measured = audit.beat_measurements(dipole_beats(qrs_deg=60, t_deg=-10, rate=75))
+    assert measured["heart_rate"] == pytest.approx(75, abs=1.5) and measured["rr_cv"] < 0.02
+    assert measured["qrs_axis"] == pytest.approx(60, abs=8) and measured["t_axis"] == pytest.approx(-10, abs=8)
+    assert measured["qrs_t_angle"] == pytest.approx(70, abs=12)
+    assert measured["t_I"] == pytest.approx(0.3 * np.cos(np.deg2rad(10)), rel=0.2)
+    assert measured["t_aVR"] < 0 < measured["t_aVL"]
+    assert audit.beat_measurements(dipole_beats(0, 0)[:, :150]) is None  # 1.5 s: fewer than 3 beats
+
+
+def test_age_expression_finds_a_planted_age_effect_and_nothing_in_shuffled_ages():
+    rng = np.random.default_rng(0)
+    ages = rng.uniform(20, 90, 80)
+    signals = np.stack([dipole_beats(60 - 0.8 * (a - 55) + rng.normal(0, 10), 40, t_size=0.4 * np.exp(-0.01 * (a - 55)))
+                        for a in ages])
+    found = audit.age_expression(signals, audit.AGE_FS, ages, np.arange(80))
+    assert found["n"] == 80 and found["r2"] > 0.5, found
+    assert found["correlations"]["qrs_axis"] < -0.6 and found["correlations"]["t_II"] < -0.6
+    shuffled = audit.age_expression(signals, audit.AGE_FS, rng.permutation(ages), np.arange(80))
+    assert shuffled["r2"] < 0.15 and abs(shuffled["correlations"]["qrs_axis"]) < 0.3
+    table = audit.age_expression_table({"planted": found, "shuffled": shuffled})
+    assert "ridge R²" in table and "planted" in table.splitlines()[0]

@@ -88,3 +88,25 @@ def test_a_variant_does_not_start_while_its_base_runs(grid, tmp_path, monkeypatc
     assert events.index(("start", "other")) < events.index(("start", "variant"))
     assert events.index(("end", "base")) < events.index(("start", "variant"))
     assert grid.base_methods("ecg-jepa-hybrid") == {"ecg-jepa"} and grid.base_methods("simclr") == set()
+
+
+def test_synthetic_jobs_name_their_suite_version_and_status_counts_only_it(grid, tmp_path):
+    """A new suite version's jobs differ from the old ones' (the log does not take them as done),
+    and --status counts only results scored at the grid's version."""
+    from ecgbench.datasets import synthetic
+    from ecgbench.store import ResultStore, write_json
+
+    current, old = grid.jobs("synthetic", ["simclr"], [0]), grid.jobs("synthetic", ["simclr"], [0], version="3")
+    assert current[0].settings == (f"data.version={synthetic.VERSION}",)
+    command = current[0].command("cpu", "results", None)
+    assert command[-2:] == ["--set", f"data.version={synthetic.VERSION}"]
+    assert command != old[0].command("cpu", "results", None)
+    store = ResultStore(tmp_path)
+    for task in grid.SYNTHETIC_TASKS:
+        key = f"{task}@v3"
+        write_json(store.result_path("simclr-0", key, "frozen-probe-lr"),
+                   {"key": f"simclr-0/{key}/frozen-probe-lr", "run_id": "simclr-0", "method": "simclr", "task": task,
+                    "task_key": key, "seed": 0, "preset": "cpu", "protocol": "frozen-probe", "metrics": {"mae": 1.0},
+                    "task_kind": "regression", "main_metric": "mae", "probe": "lr"})
+    assert grid.status(tmp_path, old, "cpu").endswith("0 (method, task, seed) cells still to run")
+    assert grid.status(tmp_path, current, "cpu").endswith("4 (method, task, seed) cells still to run")
