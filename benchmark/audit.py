@@ -115,21 +115,25 @@ def beat_measurements(signal: np.ndarray, fs: int = AGE_FS,
                       lead_names: tuple[str, ...] = STANDARD_LEADS) -> dict[str, float] | None:
     """Median-beat measurements of one 12-lead record ``(leads, T)`` in mV at ``fs``: heart rate,
     RR variability, QRS peak-to-peak and T peak (signed, from the PR baseline) per lead, frontal
-    QRS and T axes (from the net QRS and T areas of I and aVF) and their angle. None when fewer
-    than three whole beats are found."""
+    QRS and T axes (from the net QRS and T areas of I and aVF) and their angle. R peaks come from
+    the spatial magnitude of I, aVF and V2 (a left axis can leave lead II small); the T window
+    ends before the next QRS at fast rates. None when fewer than three whole beats are found."""
     from scipy.signal import butter, sosfiltfilt
 
     x = sosfiltfilt(butter(2, [0.5, 40], "bandpass", fs=fs, output="sos"), signal, axis=1)
     before, after = int(-_BEAT[0] * fs), int(_BEAT[1] * fs)
-    peaks = _r_peaks(x[lead_names.index("II")], fs)
+    # the spatial magnitude of three near-orthogonal leads: its QRS peak stands out whatever the axis
+    orthogonal = [lead_names.index(name) for name in ("I", "aVF", "V2")]
+    peaks = _r_peaks(np.sqrt((x[orthogonal] ** 2).sum(0)), fs)
     peaks = peaks[(peaks >= before) & (peaks + after <= x.shape[1])]
     if len(peaks) < 3:
         return None
     rr = np.diff(peaks) / fs
+    t_end = float(np.clip(0.8 * np.median(rr) - 0.05, 0.25, 0.45))
     beat = np.median(np.stack([x[:, p - before:p + after] for p in peaks]), 0)
     at = lambda seconds: before + int(round(seconds * fs))  # noqa: E731 - sample of a time from R
     beat = beat - beat[:, at(-0.08):at(-0.05)].mean(1, keepdims=True)
-    qrs, t = beat[:, at(-0.06):at(0.07)], beat[:, at(0.15):at(0.45)]
+    qrs, t = beat[:, at(-0.06):at(0.07)], beat[:, at(0.15):at(t_end)]
     t_peak = t[np.arange(len(t)), np.abs(t).argmax(1)]
     out = {"heart_rate": 60.0 / float(np.median(rr)), "rr_cv": float(rr.std() / rr.mean())}
     for i, name in enumerate(lead_names):
@@ -147,13 +151,14 @@ def age_expression(signals: np.ndarray, fs: int, ages: np.ndarray, patients: np.
                    lead_names: tuple[str, ...] = STANDARD_LEADS, folds: int = 5) -> dict[str, Any]:
     """How much of age the :func:`beat_measurements` of records ``(N, leads, T)`` carry: each
     measurement's Spearman correlation with age, and the R² and MAE of a ridge regression on all
-    of them (standardised, alpha by inner CV), predicted out of fold with patient-wise folds.
-    Records without an age or without three beats are left out (``n`` says how many remain)."""
+    of them (each measurement's ranks mapped to a normal; alpha by efficient leave-one-out on each training fold), predicted out
+    of fold with patient-wise folds. Records without an age or without three beats are left out
+    (``n`` says how many remain)."""
     from scipy.signal import resample_poly
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GroupKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import QuantileTransformer
 
     rows, keep = [], []
     for i, record in enumerate(signals):
@@ -164,10 +169,15 @@ def age_expression(signals: np.ndarray, fs: int, ages: np.ndarray, patients: np.
         if measured is not None and all(np.isfinite(list(measured.values()))):
             rows.append(measured)
             keep.append(i)
+    if len(rows) < 2 * folds:
+        raise ValueError(f"age expression: only {len(rows)} of {len(signals)} records have an age and "
+                         f"three whole beats; at least {2 * folds} are needed")
     names = list(rows[0])
     x = np.array([[row[n] for n in names] for row in rows])
     y, groups = np.asarray(ages, dtype=float)[keep], np.asarray(patients)[keep]
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 25)))
+    # ranks made normal (fitted on each training fold): a few mismeasured beats cannot dominate
+    model = make_pipeline(QuantileTransformer(n_quantiles=min(200, len(y) // 2), output_distribution="normal"),
+                          RidgeCV(alphas=np.logspace(-2, 4, 25)))
     predicted = cross_val_predict(model, x, y, cv=GroupKFold(folds), groups=groups)
     return {"n": len(y), "age_sd": float(y.std()),
             "r2": float(1 - ((predicted - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
@@ -184,15 +194,23 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def real_ptbxl_sample(folder: str | Path) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """The 100 Hz records of a PTB-XL folder (its ``ptbxl_database.csv`` rows whose
-    ``filename_lr`` exists): ``(N, 12, T)`` mV, fs, age (NaN where missing) and patient id."""
+    ``filename_lr`` exists): ``(N, 12, T)`` mV in :data:`STANDARD_LEADS` order, fs, age (NaN where
+    missing or a placeholder over 120, such as PTB-XL's 300) and patient id."""
     import pandas as pd
     import wfdb
 
     folder = Path(folder)
     table = pd.read_csv(folder / "ptbxl_database.csv")
     table = table[[(folder / f"{name}.hea").is_file() for name in table["filename_lr"]]]
-    signals = np.stack([wfdb.rdsamp(str(folder / name))[0].T for name in table["filename_lr"]])
-    return signals, AGE_FS, table["age"].to_numpy(dtype=float), table["patient_id"].to_numpy()
+    if table.empty:
+        raise ValueError(f"{folder}: no record named in ptbxl_database.csv (filename_lr) is there")
+    signals = []
+    for name in table["filename_lr"]:
+        signal, fields = wfdb.rdsamp(str(folder / name))
+        order = [[lead.upper() for lead in fields["sig_name"]].index(lead.upper()) for lead in STANDARD_LEADS]
+        signals.append(signal[:, order].T)
+    age = table["age"].to_numpy(dtype=float)
+    return np.stack(signals), AGE_FS, np.where(age > 120, np.nan, age), table["patient_id"].to_numpy()
 
 
 AGE_MEASUREMENTS = ("qrs_axis", "qrs_t_angle", "t_I", "t_II", "t_aVR", "t_V5", "t_V6", "qrs_II", "qrs_aVL", "rr_cv")

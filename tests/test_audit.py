@@ -155,9 +155,9 @@ LEAD_ANGLES = np.deg2rad([0, 60, 120, -150, -30, 90])  # I, II, III, aVR, aVL, a
 
 
 def dipole_beats(qrs_deg: float, t_deg: float, t_size: float = 0.3, rate: float = 60.0,
-                 fs: int = audit.AGE_FS) -> np.ndarray:
+                 fs: int = audit.AGE_FS, p_size: float = 0.0) -> np.ndarray:
     """(12, 10 s): a QRS and, 0.3 s later, a T wave per beat, each a frontal dipole projected on
-    the limb leads (chest leads: the QRS alone)."""
+    the limb leads (chest leads: the QRS alone); a P wave 0.16 s before each QRS if ``p_size``."""
     t = np.arange(10 * fs) / fs
     beats = np.arange(0.5, 10, 60.0 / rate)
     bump = lambda delay, width: np.exp(-0.5 * ((t[None] - beats[:, None] - delay) / width) ** 2).sum(0)  # noqa: E731
@@ -165,11 +165,13 @@ def dipole_beats(qrs_deg: float, t_deg: float, t_size: float = 0.3, rate: float 
     x[:6] = np.cos(LEAD_ANGLES - np.deg2rad(qrs_deg))[:, None] * bump(0, 0.012) \
         + t_size * np.cos(LEAD_ANGLES - np.deg2rad(t_deg))[:, None] * bump(0.3, 0.05)
     x[6:] = bump(0, 0.012)[None]
+    x[:6] += p_size * np.cos(LEAD_ANGLES - np.deg2rad(50))[:, None] * bump(-0.16, 0.02)
     return x
 
 
 def test_beat_measurements_read_axes_rate_and_t_of_known_dipoles():
-    measured = audit.beat_measurements(dipole_beats(qrs_deg=60, t_deg=-10, rate=75))
+    record = dipole_beats(qrs_deg=60, t_deg=-10, rate=75, p_size=0.15) + 0.5  # a DC offset the baseline removes
+    measured = audit.beat_measurements(record)
     assert measured["heart_rate"] == pytest.approx(75, abs=1.5) and measured["rr_cv"] < 0.02
     assert measured["qrs_axis"] == pytest.approx(60, abs=8) and measured["t_axis"] == pytest.approx(-10, abs=8)
     assert measured["qrs_t_angle"] == pytest.approx(70, abs=12)
@@ -179,14 +181,25 @@ def test_beat_measurements_read_axes_rate_and_t_of_known_dipoles():
 
 
 def test_age_expression_finds_a_planted_age_effect_and_nothing_in_shuffled_ages():
+    """40 patients with 2 records each (same age and axis, each record its own jitter); the
+    folds keep a patient's records together, so a model cannot look a patient up."""
     rng = np.random.default_rng(0)
-    ages = rng.uniform(20, 90, 80)
-    signals = np.stack([dipole_beats(60 - 0.8 * (a - 55) + rng.normal(0, 10), 40, t_size=0.4 * np.exp(-0.01 * (a - 55)))
-                        for a in ages])
-    found = audit.age_expression(signals, audit.AGE_FS, ages, np.arange(80))
+    ages = np.repeat(rng.uniform(20, 90, 40), 2)
+    patients = np.repeat(np.arange(40), 2)
+    axis = np.repeat(rng.normal(0, 10, 40), 2)
+    signals = np.stack([dipole_beats(60 - 0.8 * (a - 55) + turn + rng.normal(0, 2), 40,
+                                     t_size=0.4 * np.exp(-0.01 * (a - 55)) * rng.lognormal(0, 0.05))
+                        for a, turn in zip(ages, axis)])
+    found = audit.age_expression(signals, audit.AGE_FS, ages, patients)
     assert found["n"] == 80 and found["r2"] > 0.5, found
     assert found["correlations"]["qrs_axis"] < -0.6 and found["correlations"]["t_II"] < -0.6
-    shuffled = audit.age_expression(signals, audit.AGE_FS, rng.permutation(ages), np.arange(80))
+    shuffled = audit.age_expression(signals, audit.AGE_FS, np.repeat(rng.permutation(ages[::2]), 2), patients)
     assert shuffled["r2"] < 0.15 and abs(shuffled["correlations"]["qrs_axis"]) < 0.3
     table = audit.age_expression_table({"planted": found, "shuffled": shuffled})
     assert "ridge R²" in table and "planted" in table.splitlines()[0]
+
+
+def test_age_expression_needs_measurable_records():
+    flat = np.zeros((12, 12, 1000))
+    with pytest.raises(ValueError, match=r"only 0 of 12 records have an age and three whole beats"):
+        audit.age_expression(flat, audit.AGE_FS, np.full(12, 50.0), np.arange(12))

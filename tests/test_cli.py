@@ -52,6 +52,7 @@ def test_module_entry_point_works():
         (["run", "--methods", "simclr", "--set", "lr", "--no-tracking"], "key=value"),
         (["run", "--methods", "simclr", "--set", "lr=fast", "--no-tracking"], "expected a float"),
         (["run", "--methods", "simclr", "--set", "eval.bootstrp=3", "--no-tracking"], "Did you mean 'bootstrap'"),
+        (["audit", "--real-ptbxl", "/nonexistent/ptb-xl"], "--real-ptbxl /nonexistent/ptb-xl: no ptbxl_database.csv"),
     ],
 )
 def test_misuse_gives_one_line_error(argv, message, capsys, tmp_path):

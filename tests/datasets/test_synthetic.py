@@ -345,14 +345,54 @@ def test_version_3_stays_as_close_to_real_ecgs_as_version_2(tmp_path):
 PTBXL_SAMPLE = REAL_SAMPLES.parent / "ptb-xl"
 
 
-def test_version_4_changes_only_how_age_shows(tmp_path, v3):
-    """Same labels, nuisances and split as version 3; the signals differ, the more so the further
-    a patient's age is from 60 (where version 4's age terms vanish, only the QRS spread differs)."""
+PINS = Path(__file__).resolve().parent / "synthetic_pins.npz"
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_older_versions_stay_as_their_results_were_made(tmp_path, version):
+    """Every 250th sample of a 5-patient suite of versions 1-3, as the code before version 4 made
+    them (tests/datasets/synthetic_pins.npz); the tolerance allows other CPUs' float rounding."""
+    pinned = np.load(PINS)[f"v{version}"]
+    signals = np.asarray(synthetic.load(tmp_path, version=version, n_patients=5).signals)[:, :, ::250]
+    np.testing.assert_allclose(signals, pinned, rtol=1e-4, atol=1e-5)
+
+
+def test_version_4_keeps_version_3_labels_and_nuisances(tmp_path, v3):
     v4 = synthetic.load(tmp_path, version=4, **SMALL)
     assert v4.version.startswith("4-") and v4.version[2:] == v3.version[2:]
     columns = [*synthetic.SUPERCLASSES, "rhythm", "sex", "age", "split", "lead_swap", "pr_ms", "qtc_ms"]
     assert v4.meta[columns].equals(v3.meta[columns])
     assert not np.array_equal(np.asarray(v4.signals[:2]), np.asarray(v3.signals[:2]))
+
+
+def _heart(version: int, n_patients: int = 4000):
+    """Records and their heart-frame morphology, drawn as ``_plan`` draws them."""
+    opts = synthetic.resolved(synthetic.SyntheticOptions(version=version, n_patients=n_patients))
+    prof = synthetic.PROFILES[str(version)]
+    rng, body = np.random.default_rng([opts.seed, 0]), np.random.default_rng([opts.seed, 3])
+    meta, r = synthetic._records(opts, rng, prof)
+    return meta, r, synthetic._morphology(r, opts.effect, rng, prof, body)
+
+
+def test_version_4_ages_the_qrs_axis_t_waves_and_hrv_by_its_stated_amounts():
+    """On records without pathology: T dipoles are version 3's times exp(-0.011 (age - 60))
+    exactly; the frontal QRS axis turns about 0.016 rad a year leftwards (version 3: 0.006, with
+    the T axis), the T axis no longer follows age; HRV is 0.76 exp(-0.02 (age - 60))."""
+    (meta, r3, m3), (_, r4, m4) = _heart(3), _heart(4)
+    age, plain = meta["age"].to_numpy(), meta["NORM"].to_numpy() == 1
+    ratio = np.linalg.norm(m4.vec[plain, :, synthetic.T], axis=1) / np.linalg.norm(m3.vec[plain, :, synthetic.T], axis=1)
+    np.testing.assert_allclose(ratio, np.exp(-0.011 * (r4["age"][plain] - 60)), rtol=1e-9)
+    expected = 0.76 * np.exp(-0.02 * (r4["age"] - 60)) / np.clip(1 - 0.012 * (r4["age"] - 40), 0.25, 1.5)
+    np.testing.assert_allclose(r4["hrv"] / r3["hrv"], expected, rtol=1e-9)
+
+    def slope(m, wave):  # frontal angle (x left, y inferior) against age, rad per year
+        angle = np.arctan2(m.vec[plain, 1, wave], m.vec[plain, 0, wave])
+        return np.polyfit(r4["age"][plain], angle, 1)[0]
+
+    # 4,000 patients (no rendering: fast), as the age-free spread of 25-30 degrees hides a slope in a few hundred
+    assert -0.018 < slope(m4, synthetic.R) < -0.014 and -0.008 < slope(m3, synthetic.R) < -0.004
+    assert abs(slope(m4, synthetic.T)) < 0.002 and slope(m3, synthetic.T) < -0.004
+    assert np.isclose(age, r4["age"], atol=0.05).all() and plain.sum() > 3000
 
 
 @pytest.mark.slow
