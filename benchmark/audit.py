@@ -151,9 +151,9 @@ def age_expression(signals: np.ndarray, fs: int, ages: np.ndarray, patients: np.
                    lead_names: tuple[str, ...] = STANDARD_LEADS, folds: int = 5) -> dict[str, Any]:
     """How much of age the :func:`beat_measurements` of records ``(N, leads, T)`` carry: each
     measurement's Spearman correlation with age, and the R² and MAE of a ridge regression on all
-    of them (each measurement's ranks mapped to a normal; alpha by efficient leave-one-out on each training fold), predicted out
-    of fold with patient-wise folds. Records without an age or without three beats are left out
-    (``n`` says how many remain)."""
+    of them (each measurement's ranks mapped to a normal; alpha by efficient leave-one-out on each
+    training fold), predicted out of fold with patient-wise folds. Records without an age or
+    without three beats are left out (``n`` says how many remain)."""
     from scipy.signal import resample_poly
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GroupKFold, cross_val_predict
@@ -193,24 +193,18 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def real_ptbxl_sample(folder: str | Path) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """The 100 Hz records of a PTB-XL folder (its ``ptbxl_database.csv`` rows whose
-    ``filename_lr`` exists): ``(N, 12, T)`` mV in :data:`STANDARD_LEADS` order, fs, age (NaN where
-    missing or a placeholder over 120, such as PTB-XL's 300) and patient id."""
-    import pandas as pd
-    import wfdb
+    """The 100 Hz records present in a PTB-XL folder, read by :func:`ecgbench.datasets.ptbxl.load`
+    (its prepared cache in a temporary folder: the source may be read-only): ``(N, 12, T)`` mV,
+    fs, age (NaN where missing or a placeholder) and patient id."""
+    import tempfile
 
-    folder = Path(folder)
-    table = pd.read_csv(folder / "ptbxl_database.csv")
-    table = table[[(folder / f"{name}.hea").is_file() for name in table["filename_lr"]]]
-    if table.empty:
-        raise ValueError(f"{folder}: no record named in ptbxl_database.csv (filename_lr) is there")
-    signals = []
-    for name in table["filename_lr"]:
-        signal, fields = wfdb.rdsamp(str(folder / name))
-        order = [[lead.upper() for lead in fields["sig_name"]].index(lead.upper()) for lead in STANDARD_LEADS]
-        signals.append(signal[:, order].T)
-    age = table["age"].to_numpy(dtype=float)
-    return np.stack(signals), AGE_FS, np.where(age > 120, np.nan, age), table["patient_id"].to_numpy()
+    from ecgbench.datasets import ptbxl
+
+    with tempfile.TemporaryDirectory() as cache:
+        recordings = ptbxl.load(folder, fs=AGE_FS, allow_subset=True, cache_dir=cache)
+        signals = np.array(recordings.signals, dtype=np.float64)
+    meta = recordings.meta
+    return signals, AGE_FS, meta["age"].to_numpy(dtype=float), meta["patient_id"].to_numpy()
 
 
 AGE_MEASUREMENTS = ("qrs_axis", "qrs_t_angle", "t_I", "t_II", "t_aVR", "t_V5", "t_V6", "qrs_II", "qrs_aVL", "rr_cv")

@@ -164,14 +164,15 @@ def status(results_dir: Path, grid: list[Job], preset: str) -> str:
     from ecgbench.store import ResultStore
 
     store = ResultStore(results_dir)
-    versions = {setting for job in grid for setting in job.settings if setting.startswith("data.version=")}
+    versions = {setting.split("=", 1)[1] for job in grid for setting in job.settings
+                if setting.startswith("data.version=")}
     seen: dict[tuple[str, str], set[int]] = {}
     reasons: dict[tuple[str, str], str] = {}
     if (results_dir / "runs").exists():
         for r in store.results():
             if r.get("preset") != preset or r.get("protocol", "frozen-probe") != "frozen-probe":
                 continue
-            if r["task"] in SYNTHETIC_TASKS and f"data.version={r['task_key'].rsplit('@v', 1)[-1]}" not in versions:
+            if r["task"] in SYNTHETIC_TASKS and r["task_key"].rsplit("@v", 1)[-1] not in versions:
                 continue
             if r.get("status") == "not_applicable":
                 reasons[(r["method"], r["task"])] = str(r.get("reason") or "not applicable")
