@@ -329,7 +329,8 @@ def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: 
     """Per task of :func:`suite_audit`, preset and method stored in ``results_dir`` (frozen
     ``probe``): the method's mean test value over seeds and the paired-bootstrap difference to the
     untrained control on the same test records, Holm-corrected over the task's methods at that
-    preset (:func:`ecgbench.stats.compare_methods`)."""
+    preset (:func:`ecgbench.stats.compare_methods`), with seeds held fixed and, stricter, with
+    seeds resampled too (``*_seeds``)."""
     from ecgbench.stats import compare_methods
     from ecgbench.store import ResultStore
 
@@ -340,7 +341,7 @@ def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: 
                           if r.get("task_key") == row["task_key"] and r.get("method") == CONTROL})
         for preset in presets:
             comparison = compare_methods(results, row["task_key"], results_dir, preset=preset, probe=probe,
-                                         reference=CONTROL)
+                                         reference=CONTROL, resample_seeds=True)
             out += [_against_control_row(row, preset, test) for test in comparison.rows]
     return out
 
@@ -349,7 +350,9 @@ def _against_control_row(row: dict[str, Any], preset: str, test: dict[str, Any])
     return {"task_key": row["task_key"], "preset": preset, "metric": row["metric"], "trivial": row["value"],
             "control": test["value_a"], "method": test["method_b"], "value": test["value_b"],
             "seeds": test["seeds_b"], "difference": test["value_b"] - test["value_a"],
-            "ci": [-test["ci_high"], -test["ci_low"]], "p_holm": test["p_holm"], "significant": test["significant"]}
+            "ci": [-test["ci_high"], -test["ci_low"]], "p_holm": test["p_holm"], "significant": test["significant"],
+            "ci_seeds": [-test["ci_high_seeds"], -test["ci_low_seeds"]], "p_holm_seeds": test["p_holm_seeds"],
+            "significant_seeds": test["significant_seeds"]}
 
 
 def control_table(rows: list[dict[str, Any]]) -> str:
@@ -362,11 +365,17 @@ def control_table(rows: list[dict[str, Any]]) -> str:
     body = [[r["task_key"], r["preset"], r["metric"], fmt(r["trivial"], r["metric"]), fmt(r["control"], r["metric"]),
              r["method"], r["seeds"], fmt(r["value"], r["metric"]),
              (f"{r['difference']:+.{2 if r['metric'] == 'mae' else 3}f} [{fmt(r['ci'][0], r['metric'])}, "
-              f"{fmt(r['ci'][1], r['metric'])}]"), f"{r['p_holm']:.3f}" + (" *" if r["significant"] else "")]
+              f"{fmt(r['ci'][1], r['metric'])}]"), _p_cell(r["p_holm"], r["significant"]),
+             _p_cell(r["p_holm_seeds"], r["significant_seeds"])]
             for r in rows]
     return tabulate(body, headers=["task", "preset", "metric", "trivial features", CONTROL, "method", "seeds",
-                                   "method (test)", "method - control [95% CI]", "p (Holm)"],
+                                   "method (test)", "method - control [95% CI]", "p (Holm)",
+                                   "p (Holm), seeds resampled"],
                     tablefmt="github", disable_numparse=True)
+
+
+def _p_cell(p_value: float, significant: bool) -> str:
+    return f"{p_value:.3f}" + (" *" if significant else "")
 
 
 def self_supervised(method: str) -> bool:
@@ -401,10 +410,13 @@ def control_summary(rows: list[dict[str, Any]]) -> str:
         body.append([task, preset, metric, f"{group[0]['trivial']:.{d}f}", f"{group[0]['control']:.{d}f}",
                      f"{best['method']} ({best['seeds']} seeds): {best['value']:.{d}f}",
                      f"{best['difference']:+.{d}f} [{best['ci'][0]:.{d}f}, {best['ci'][1]:.{d}f}], "
-                     f"p = {best['p_holm']:.3f}" + (" *" if best["significant"] else ""),
+                     f"p = {_p_cell(best['p_holm'], best['significant'])}",
+                     f"[{best['ci_seeds'][0]:.{d}f}, {best['ci_seeds'][1]:.{d}f}], "
+                     f"p = {_p_cell(best['p_holm_seeds'], best['significant_seeds'])}",
                      f"{len(better)} / {len(worse)} of {len(ssl)}" + (f" (better: {', '.join(better)})" if better else "")])
     return tabulate(body, headers=["task", "preset", "metric", "trivial features", CONTROL,
                                    "best self-supervised (test)", "best - control [95% CI], Holm p",
+                                   "seeds resampled too: [95% CI], Holm p",
                                    "self-supervised significantly better / worse than the control"],
                     tablefmt="github", disable_numparse=True)
 

@@ -17,7 +17,13 @@ in every result (``seed``, ``probe_seed``). Consequences for the numbers:
   draws patients with replacement once and scores both methods on it, so the patient-to-patient
   variation common to both cancels. With several seeds per method, each method's value on a
   resample is the mean over its seeds (the seeds are fixed, not resampled), so the test answers
-  "is the seed-averaged difference larger than test-set sampling explains?".
+  "is the seed-averaged difference larger than test-set sampling explains?";
+* with ``resample_seeds=True`` (:func:`compare_methods`; the audit's control comparison) each
+  resample also draws every method's seeds with replacement, independently per method (a
+  hierarchical bootstrap: seeds, then patients shared by both methods), so the test asks whether
+  the difference exceeds test-set sampling *and* seed-to-seed variation. It is the stricter of
+  the two; with one seed it equals the fixed-seed test, and with n seeds the bootstrap's seed
+  variance is (n - 1) / n of the sample variance, so with three seeds it is still mild.
 
 Per-record test predictions come from the ``.npz`` the runner stores next to each result
 (:func:`write_predictions`, referenced by the result's ``"predictions"`` field). Results
@@ -158,7 +164,7 @@ def seed_mean_draws(kind: str, metric: str, y_true, groups, sets: Sequence[tuple
                     n_resamples: int = PAIRED_RESAMPLES, seed: int = 0) -> tuple[float, np.ndarray]:
     """One method's metric on the test rows and on each patient-level resample (the resamples
     of ``seed``, shared by every method), both averaged over its seeds' prediction sets."""
-    from ecgbench.metrics import bootstrap_values, check_metric, metric_value
+    from ecgbench.metrics import check_metric
 
     check_metric(kind, metric)
     if not sets:
@@ -166,11 +172,28 @@ def seed_mean_draws(kind: str, metric: str, y_true, groups, sets: Sequence[tuple
     for y_pred, _ in sets:
         if len(y_pred) != len(y_true):
             raise ValueError(f"predictions for {len(y_pred)} rows, truth for {len(y_true)}")
+    point, per_seed = seed_draws(kind, metric, y_true, groups, sets, n_resamples, seed)
+    return point, per_seed.mean(axis=0)
+
+
+def seed_draws(kind: str, metric: str, y_true, groups, sets: Sequence[tuple[Any, Any]],
+               n_resamples: int = PAIRED_RESAMPLES, seed: int = 0) -> tuple[float, np.ndarray]:
+    """As :func:`seed_mean_draws`, but the resample values per seed: ``(seeds, n_resamples)``."""
+    from ecgbench.metrics import bootstrap_values, metric_value
+
     y_true, groups = np.asarray(y_true), np.asarray(groups)
     point = np.mean([metric_value(kind, metric, y_true, p, s) for p, s in sets])
-    draws = np.mean([bootstrap_values(kind, metric, y_true, p, s, groups, n_resamples, seed)
-                     for p, s in sets], axis=0)
-    return float(point), draws
+    per_seed = np.stack([bootstrap_values(kind, metric, y_true, p, s, groups, n_resamples, seed)
+                         for p, s in sets])
+    return float(point), per_seed
+
+
+def seed_resampled_draws(per_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each resample's value with the seeds drawn with replacement as well: row ``r`` averages
+    ``len(per_seed)`` draws of ``per_seed[:, r]`` (the hierarchical bootstrap's seed level)."""
+    n_seeds, n_resamples = per_seed.shape
+    picks = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    return per_seed[picks, np.arange(n_resamples)[:, None]].mean(axis=1)
 
 
 def paired_test(metric: str, a: tuple[float, np.ndarray], b: tuple[float, np.ndarray],
@@ -237,6 +260,7 @@ def compare_methods(
     results: Iterable[dict[str, Any]], task: str, results_dir: str | Path, *,
     preset: str | None = None, protocol: str = "frozen-probe", probe: str | None = None,
     reference: str = "best", n_resamples: int = PAIRED_RESAMPLES, seed: int = 0, alpha: float = 0.05,
+    resample_seeds: bool = False,
 ) -> Comparison:
     """Paired bootstrap tests between the methods of one task, Holm-corrected.
 
@@ -249,7 +273,10 @@ def compare_methods(
     method against the one with the best mean test value (m - 1 tests), ``"all"`` tests every
     pair (m (m - 1) / 2 tests), or a method name tests every method against that one. The
     family for Holm is all the tests made. Methods without stored predictions, or whose test
-    rows differ from the others', are listed in ``skipped`` with the reason.
+    rows differ from the others', are listed in ``skipped`` with the reason. ``resample_seeds``
+    adds the hierarchical test (seeds drawn too; module docstring) to every row as
+    ``ci_low_seeds``, ``ci_high_seeds``, ``p_value_seeds``, ``p_holm_seeds`` and
+    ``significant_seeds``, Holm-corrected as a family of its own.
     """
     chosen, skipped, meta = _select(results, task, preset, protocol, probe)
     metric, kind, higher = meta["metric"], meta["kind"], HIGHER_IS_BETTER[meta["metric"]]
@@ -259,8 +286,9 @@ def compare_methods(
         return comparison
     means = {m: float(np.nanmean([_metric(r, metric) for r in chosen[m]])) for m in loaded}
     pairs = _pairs(list(loaded), means, higher, reference, comparison)
-    draws = {m: seed_mean_draws(kind, metric, truth["y_true"], truth["patient_ids"], loaded[m], n_resamples, seed)
-             for m in sorted({m for pair in pairs for m in pair})}  # once per method: the reference enters every pair
+    per_seed = {m: seed_draws(kind, metric, truth["y_true"], truth["patient_ids"], loaded[m], n_resamples, seed)
+                for m in sorted({m for pair in pairs for m in pair})}  # once per method: the reference enters every pair
+    draws = {m: (point, values.mean(axis=0)) for m, (point, values) in per_seed.items()}
     for first, second in pairs:
         test = paired_test(metric, draws[first], draws[second])
         comparison.rows.append({
@@ -271,10 +299,29 @@ def compare_methods(
             "ci_low": test.ci_low, "ci_high": test.ci_high, "p_value": test.p_value,
             "resamples": test.resamples,
         })
-    reject, adjusted = holm([row["p_value"] for row in comparison.rows], alpha)
-    for row, significant, p_holm in zip(comparison.rows, reject, adjusted):
-        row["p_holm"], row["significant"] = p_holm, significant
+    _add_holm(comparison.rows, "", alpha)
+    if resample_seeds:
+        _add_seed_resampled_tests(comparison.rows, metric, per_seed, seed, alpha)
     return comparison
+
+
+def _add_holm(rows: list[dict[str, Any]], suffix: str, alpha: float) -> None:
+    reject, adjusted = holm([row["p_value" + suffix] for row in rows], alpha)
+    for row, significant, p_holm in zip(rows, reject, adjusted):
+        row["p_holm" + suffix], row["significant" + suffix] = p_holm, significant
+
+
+def _add_seed_resampled_tests(rows: list[dict[str, Any]], metric: str, per_seed: dict[str, tuple[float, np.ndarray]],
+                              seed: int, alpha: float) -> None:
+    """Each method's seeds drawn with replacement per resample, from a stream of its own."""
+    from ecgbench.config import derive_seed
+
+    draws = {m: (point, seed_resampled_draws(values, np.random.default_rng(derive_seed(seed, f"seeds/{m}"))))
+             for m, (point, values) in per_seed.items()}
+    for row in rows:
+        test = paired_test(metric, draws[row["method_a"]], draws[row["method_b"]])
+        row["ci_low_seeds"], row["ci_high_seeds"], row["p_value_seeds"] = test.ci_low, test.ci_high, test.p_value
+    _add_holm(rows, "_seeds", alpha)
 
 
 def _select(results, task: str, preset, protocol: str, probe) -> tuple[dict, dict, dict]:

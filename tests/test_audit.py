@@ -124,6 +124,8 @@ def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
     assert set(rows) == {"trained", "copy"} and rows["trained"]["preset"] == "cpu"
     assert rows["trained"]["significant"] and rows["trained"]["ci"][0] > 0 < rows["trained"]["difference"]
     assert not rows["copy"]["significant"] and rows["copy"]["difference"] == 0
+    # one seed each: resampling seeds has nothing to draw, so both tests agree
+    assert rows["trained"]["significant_seeds"] and rows["trained"]["ci_seeds"] == pytest.approx(rows["trained"]["ci"])
     control = metric_value("binary", "macro_auroc", y, (scores["random-init"] > 0.5).astype(int), scores["random-init"])
     assert rows["trained"]["control"] == pytest.approx(control) and rows["trained"]["trivial"] == 0.6
     table = audit.control_table(list(rows.values()))
@@ -136,7 +138,9 @@ def test_control_summary_names_the_best_self_supervised_method_per_task():
         return {"task_key": task, "preset": "cpu", "metric": metric, "trivial": 0.6 if metric != "mae" else 13.0,
                 "control": value - difference, "method": method, "value": value, "seeds": 3,
                 "difference": difference, "ci": [difference - 0.01, difference + 0.01],
-                "p_holm": 0.01 if significant else 0.5, "significant": significant}
+                "p_holm": 0.01 if significant else 0.5, "significant": significant,
+                "ci_seeds": [difference - 0.02, difference + 0.02], "p_holm_seeds": 0.02 if significant else 0.6,
+                "significant_seeds": significant}
 
     rows = [row("synth-sex@v3", "macro_auroc", "simclr", 0.70, 0.10, True),
             row("synth-sex@v3", "macro_auroc", "byol", 0.50, -0.10, True),
@@ -148,6 +152,7 @@ def test_control_summary_names_the_best_self_supervised_method_per_task():
     age = next(line for line in lines if "synth-age" in line)
     assert "simclr (3 seeds): 0.700" in sex and "supervised-resnet" not in sex and "1 / 1 of 2" in sex
     assert "simclr (3 seeds): 12.00" in age and "-1.00" in age and "1 / 0 of 2 (better: simclr)" in age
+    assert "[-1.02, -0.98], p = 0.020 *" in age and "seeds resampled" in lines[0]
 
 
 # ----- age expression -----------------------------------------------------------------------------

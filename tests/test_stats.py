@@ -13,6 +13,7 @@ from ecgbench.stats import (
     holm,
     load_predictions,
     paired_bootstrap,
+    seed_resampled_draws,
     seed_summary,
     write_predictions,
 )
@@ -73,6 +74,50 @@ def test_several_seeds_are_averaged_per_method():
     test = paired_bootstrap("binary", "accuracy", y, groups, sets, sets[:1], n_resamples=100, seed=0)
     expected = np.mean([metric_value("binary", "accuracy", y, p, s) for p, s in sets])
     assert test.value_a == pytest.approx(expected)
+
+
+def test_seed_resampled_draws_average_seeds_drawn_with_replacement():
+    """Against a plain loop: resample r averages per_seed[k, r] over the seeds k drawn for it."""
+    per_seed = np.random.default_rng(0).normal(size=(3, 50))
+    drawn = seed_resampled_draws(per_seed, np.random.default_rng(7))
+    picks = np.random.default_rng(7).integers(0, 3, size=(50, 3))
+    assert drawn == pytest.approx([np.mean([per_seed[k, r] for k in picks[r]]) for r in range(50)])
+    one = per_seed[:1]
+    assert np.array_equal(seed_resampled_draws(one, np.random.default_rng(1)), one[0])  # one seed: nothing to draw
+
+
+def test_resampling_seeds_catches_a_gain_carried_by_one_seed(tmp_path):
+    """A method better than the control on one of its three seeds only is significant with the
+    seeds held fixed (its seed mean beats the control on almost every patient resample) but not
+    with the seeds resampled; one better on all three seeds is significant either way."""
+    rng = np.random.default_rng(5)
+    n = 400
+    y, groups = rng.normal(50, 10, n), np.arange(n)
+    control = y + rng.normal(0, 8, n)
+    shrunk = y + 0.5 * (control - y)
+    steady = y + 0.83 * (control - y)
+    sets = {"random-init": [control] * 3, "one-seed": [shrunk, control, control], "steady": [steady] * 3}
+    for method, seeds in sets.items():
+        for seed, y_pred in enumerate(seeds):
+            path = ResultStore(tmp_path).result_path(f"{method}-{seed}", "synth-age@v4", "frozen-probe-lr-0")
+            write_predictions(path.with_suffix(".npz"), np.arange(n), groups, y, y_pred, None)
+            write_json(path, {"key": f"{method}-{seed}/synth-age@v4/frozen-probe-lr-0", "run_id": f"{method}-{seed}",
+                              "method": method, "task": "synth-age", "task_key": "synth-age@v4",
+                              "task_kind": "regression", "main_metric": "mae", "probe": "lr",
+                              "protocol": "frozen-probe", "preset": "cpu", "seed": seed, "val_score": 1.0,
+                              "predictions": path.with_suffix(".npz").name,
+                              "metrics": {"mae": metric_value("regression", "mae", y, y_pred, None)}})
+    results = list(ResultStore(tmp_path).results())
+    comparison = compare_methods(results, "synth-age", tmp_path, reference="random-init", n_resamples=2000,
+                                 resample_seeds=True)
+    rows = {row["method_b"]: row for row in comparison.rows}
+    assert rows["one-seed"]["significant"] and not rows["one-seed"]["significant_seeds"]
+    assert rows["one-seed"]["p_value_seeds"] > 0.3  # all three draws are a control-equal seed in (2/3)^3 of resamples
+    assert rows["steady"]["significant"] and rows["steady"]["significant_seeds"]
+    assert rows["steady"]["ci_low_seeds"] == pytest.approx(rows["steady"]["ci_low"])  # identical seeds: no seed noise
+    plain = compare_methods(results, "synth-age", tmp_path, reference="random-init", n_resamples=2000)
+    assert [r["p_value"] for r in plain.rows] == [r["p_value"] for r in comparison.rows]
+    assert "p_value_seeds" not in plain.rows[0]
 
 
 def test_paired_bootstrap_rejects_misaligned_predictions():
