@@ -24,6 +24,10 @@ method and task, the seeds stored, the not-applicable reason, or what is still t
     python scripts/leaderboard_grid.py real-sample --status
     python scripts/leaderboard_grid.py real-sample --completed   # markdown for the README
 
+To stop a running grid cleanly, ``touch <results-dir>/grid.stop``: no new job starts, the
+running ones finish and are logged, and the driver removes the file on its way out (killing the
+jobs instead also loses nothing stored: they resume from their checkpoints, minus their log lines).
+
 Jobs run seed by seed (every method at seed 0, then at seed 1, ...; ``--order method`` runs
 all seeds of a method before the next), methods in ``PRIORITY`` order: the controls and one
 method of each main family first, then the rest in registry order. So a grid stopped half-way
@@ -137,6 +141,9 @@ def finished_commands(log: Path) -> set[str]:
 
 
 _LOG_LOCK = threading.Lock()
+
+
+STOP_FILE = "grid.stop"  # in the results folder: start no new job (module docstring)
 
 
 def append(log: Path, entry: dict) -> None:
@@ -278,15 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print("\n".join(shlex.join(command) for _, command in pending))
         return 0
-    failures = run_pending(pending, log, args.workers, args.budget_minutes)
+    stop_file = ROOT / results_dir / STOP_FILE
+    if stop_file.exists():
+        stop_file.unlink()
+        print(f"removed {stop_file}, left by an earlier run", file=sys.stderr)
+    failures = run_pending(pending, log, args.workers, args.budget_minutes, stop_file=stop_file)
+    stop_file.unlink(missing_ok=True)
     return 1 if failures else 0
 
 
 def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
-                budget_minutes: float | None, bases=base_methods) -> int:
+                budget_minutes: float | None, bases=base_methods, stop_file: Path | None = None) -> int:
     """Run the jobs in order on ``workers`` threads (each job its own one-thread process); a job
     whose base method (``bases``) is running at the same seed waits, and the next job goes first.
-    No job starts after the budget. Returns how many failed."""
+    No job starts after the budget or once ``stop_file`` exists. Returns how many failed."""
     queue, running, failures = list(pending), set(), []
     waits_for = functools.cache(bases)  # looked up once per method, when first needed
     ready = threading.Condition()
@@ -298,6 +310,10 @@ def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
                 if budget_minutes is not None and time.perf_counter() - start > 60 * budget_minutes:
                     print(f"budget of {budget_minutes:g} min spent; rerun the same command to continue",
                           file=sys.stderr)
+                    queue.clear()
+                    break
+                if stop_file is not None and stop_file.exists():
+                    print(f"{stop_file} exists: no new job starts; the running ones finish", file=sys.stderr)
                     queue.clear()
                     break
                 for i, (job, _) in enumerate(queue):

@@ -67,6 +67,24 @@ def test_no_job_starts_after_the_budget(grid, tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_no_job_starts_once_the_stop_file_exists(grid, tmp_path, monkeypatch):
+    """The first job creates the stop file while it runs: it finishes, and no later job starts."""
+    stop, calls = tmp_path / grid.STOP_FILE, []
+
+    def fake_job(command, log, job):
+        calls.append(job.method)
+        stop.touch()
+        time.sleep(0.05)
+        return 0
+
+    monkeypatch.setattr(grid, "run_job", fake_job)
+    jobs = [grid.Job(m, 0, ("synth-sex",)) for m in ("a", "b", "c", "d")]
+    pending = [(job, job.command("cpu", "results", None)) for job in jobs]
+    assert grid.run_pending(pending, tmp_path / "log.jsonl", workers=1, budget_minutes=None,
+                            bases=lambda m: set(), stop_file=stop) == 0
+    assert calls == ["a"]
+
+
 def test_a_variant_does_not_start_while_its_base_runs(grid, tmp_path, monkeypatch):
     """ecg-jepa-hybrid starts from ecg-jepa's run and would only wait on its lock: the free worker
     takes the next job instead."""
