@@ -381,7 +381,6 @@ def _loader(method, step, batch_size: int, device, settings: BenchSettings, stag
 
 def _compiled(method, optimizer, staged: dict, device, settings: BenchSettings, result: MethodBench) -> None:
     import torch
-
     from torch._dynamo.utils import counters
 
     eager = method.training_step

@@ -19,8 +19,8 @@ folder shares it (atomic writes: a killed run leaves no half-written table).
 from __future__ import annotations
 
 import logging
-import zipfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np

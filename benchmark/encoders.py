@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

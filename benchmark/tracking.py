@@ -32,8 +32,8 @@ import json
 import logging
 import math
 import os
-import signal
 import shutil
+import signal
 import socket
 import sqlite3
 import sys

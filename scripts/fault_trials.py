@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from netutil import start_mlflow_server, stop_server  # the tests' loopback helpers
+
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 GRID = ["run", "--methods", "random-init,simclr", "--tasks", "synth-sex", "--probes", "lr,knn", "--seeds", "0",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from ecgbench import decoding
 from ecgbench.api import STANDARD_LEADS, Recordings
 from ecgbench.store import write_json, write_npy

@@ -92,7 +92,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
 
 
 def test_sharded_jobs_partition_the_grid():
-    from ecgbench.runner import RunRequest, Runner
+    from ecgbench.runner import Runner, RunRequest
 
     def jobs(shard):
         runner = Runner.__new__(Runner)

@@ -8,7 +8,6 @@ from torch import nn
 
 from ecgbench.encoders import ResNet1d, TransformCNN, count_parameters
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -183,8 +183,9 @@ def test_cli_check_detects_a_stale_block(example, tmp_path, capsys):
 def test_significance_from_stored_predictions(tmp_path):
     """With test predictions stored (ecgbench.stats' format), the block shows the paired
     bootstrap against the best method; a method without predictions is listed as not tested."""
-    from ecgbench import stats
     import numpy as np
+
+    from ecgbench import stats
 
     rng = np.random.default_rng(0)
     y = rng.normal(60, 10, 300)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_runner import request
 
 from ecgbench import parallel
 from ecgbench.runner import Runner, resolve
 from ecgbench.store import ResultStore
-from test_runner import request
 
 
 def test_worker_count_follows_cores_memory_and_jobs(monkeypatch):

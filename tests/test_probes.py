@@ -14,7 +14,12 @@ from sklearn.datasets import make_classification, make_multilabel_classification
 from ecgbench import probes
 from ecgbench.metrics import metric_value, score
 from ecgbench.probes import (
-    PROBES, ProbeFit, candidate_params, fit_probe, make_estimator, predict,
+    PROBES,
+    ProbeFit,
+    candidate_params,
+    fit_probe,
+    make_estimator,
+    predict,
 )  # fmt: skip
 
 KINDS = ("multiclass", "multilabel", "binary", "regression")

@@ -102,12 +102,13 @@ def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch
 
 
 def test_interrupted_pretraining_resumes_from_partial_checkpoint(tmp_path):
+    import dataclasses
+
+    import numpy as np
     import torch
 
     from ecgbench.registry import METHODS
     from ecgbench.train import WindowDataset, pretrain
-    import dataclasses
-    import numpy as np
 
     cls = METHODS.get("simclr")
     config = dataclasses.replace(cls.Config(), **{**cls.preset_overrides("smoke"), "max_steps": 6, "batch_size": 4})

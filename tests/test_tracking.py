@@ -14,7 +14,6 @@ from mlflow.tracking import MlflowClient
 from ecgbench.tracking import KEY_TAG, KIND_TAG, OWNER_TAG, Tracker, flatten, sync
 
 
-
 def dead_owner() -> str:
     """The owner tag of a process on this host that has ended."""
     process = subprocess.Popen(["true"])

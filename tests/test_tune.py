@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from netutil import free_port
+
 from ecgbench.cli import main
 from ecgbench.store import read_json
 from ecgbench.tune import (

@@ -27,7 +27,14 @@ import pandas as pd
 
 from ecgbench.api import Recordings
 from ecgbench.datasets.cinc2021 import (
-    FS, SECONDS, Overlap, Release, download_release, load_release, release_info, release_overlaps,
+    FS,
+    SECONDS,
+    Overlap,
+    Release,
+    download_release,
+    load_release,
+    release_info,
+    release_overlaps,
 )
 
 NAME = "chapman"

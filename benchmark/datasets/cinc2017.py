@@ -96,8 +96,7 @@ class Cinc2017Error(RunFailed):
 def download(root: str | Path, labels: str = "v3", base_url: str = URL) -> Path:
     """Fetch ``training2017.zip`` and ``REFERENCE-<labels>.csv`` (checked against the release's
     SHA256SUMS.txt; resumable), then unpack the zip into ``root/cinc2017/training2017``."""
-    from ecgbench.datasets.download import (DownloadError, download_file, download_tree,
-                                            parse_sha256sums)
+    from ecgbench.datasets.download import DownloadError, download_file, download_tree, parse_sha256sums
 
     labels = _check_labels(labels)
     target = Path(root) / FOLDER

@@ -22,8 +22,16 @@ import pandas as pd
 
 from ecgbench.api import Recordings
 from ecgbench.datasets.cinc2021 import (
-    FS, PTBXL_OVERLAPS, SECONDS, SOURCES_2020, Overlap, Release, download_release, load_release,
-    release_info, release_overlaps,
+    FS,
+    PTBXL_OVERLAPS,
+    SECONDS,
+    SOURCES_2020,
+    Overlap,
+    Release,
+    download_release,
+    load_release,
+    release_info,
+    release_overlaps,
 )
 
 NAME = "cinc2020"

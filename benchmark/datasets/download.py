@@ -183,8 +183,7 @@ def _bar(name: str, total: int | None, done: int, enabled: bool) -> Iterator[Cal
     if not enabled or total is None or total < PROGRESS_MIN_BYTES:
         yield lambda n: None
         return
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())

@@ -46,8 +46,8 @@ import pandas as pd
 
 from ecgbench.api import Recordings
 from ecgbench.config import RunFailed
-from ecgbench.datasets.download import sha256_of
 from ecgbench.datasets import prepared
+from ecgbench.datasets.download import sha256_of
 from ecgbench.store import atomic_write, prepare_cache_folder, write_npy
 
 NAME = "uci_har"

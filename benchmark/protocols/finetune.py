@@ -38,7 +38,6 @@ from ecgbench.protocols.training import (
     val_metric,
 )
 
-
 PREDICT_BATCH = 256  # windows per forward pass when predicting (eval mode: the size changes no output)
 
 

@@ -19,7 +19,12 @@ import pytest
 from ecgbench.config import RunFailed
 from ecgbench.datasets import ptbxl
 from ecgbench.datasets.download import (
-    ChecksumMismatch, DownloadError, download_file, download_tree, parse_sha256sums, verify_tree,
+    ChecksumMismatch,
+    DownloadError,
+    download_file,
+    download_tree,
+    parse_sha256sums,
+    verify_tree,
 )
 
 SHARED_PTBXL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ptb-xl"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecgbench.encoders import count_parameters
 from ecgbench.clinical import clinical_features
+from ecgbench.encoders import count_parameters
 from ecgbench.methods.ecg_jepa import JEPA_LEADS, EcgJepa, EcgJepaHybrid, EcgJepaMultiBlock
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

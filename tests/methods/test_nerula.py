@@ -10,8 +10,8 @@ from torch.nn import functional as F
 
 from ecgbench.encoders import LocalLeadEncoder, ResNet1d
 from ecgbench.losses import huber_reconstruction, negative_cosine
-from ecgbench.methods.byol import BYOL
 from ecgbench.masking import complementary_patch_mask, resize_mask
+from ecgbench.methods.byol import BYOL
 from ecgbench.methods.nerula import (
     FinalLatent,
     Nerula,

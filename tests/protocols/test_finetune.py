@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from toys import toy_labels, toy_split, toy_task
 
 from ecgbench.adapt import Adapted
 from ecgbench.api import NotApplicable
 from ecgbench.metrics import metric_value
 from ecgbench.protocols import EvalInputs, FinetuneSettings
 from ecgbench.protocols.finetune import FinetuneProtocol, predict_records
-
-from toys import toy_labels, toy_split, toy_task
 
 SETTINGS = FinetuneSettings(max_epochs=6, patience=3, batch_size=16, lr=0.05, encoder_lr=0.01)
 
