@@ -304,16 +304,18 @@ def run_pending(pending: list[tuple[Job, list[str]]], log: Path, workers: int,
     ready = threading.Condition()
     start = time.perf_counter()
 
+    def stop_reason() -> str | None:
+        if budget_minutes is not None and time.perf_counter() - start > 60 * budget_minutes:
+            return f"budget of {budget_minutes:g} min spent; rerun the same command to continue"
+        if stop_file is not None and stop_file.exists():
+            return f"{stop_file} exists: no new job starts; the running ones finish"
+        return None
+
     def next_job() -> tuple[Job, list[str]] | None:
         with ready:
             while queue:
-                if budget_minutes is not None and time.perf_counter() - start > 60 * budget_minutes:
-                    print(f"budget of {budget_minutes:g} min spent; rerun the same command to continue",
-                          file=sys.stderr)
-                    queue.clear()
-                    break
-                if stop_file is not None and stop_file.exists():
-                    print(f"{stop_file} exists: no new job starts; the running ones finish", file=sys.stderr)
+                if (reason := stop_reason()) is not None:
+                    print(reason, file=sys.stderr)
                     queue.clear()
                     break
                 for i, (job, _) in enumerate(queue):
