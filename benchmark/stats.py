@@ -55,6 +55,7 @@ from ecgbench.api import HIGHER_IS_BETTER
 
 PREDICTION_FIELDS = ("test_indices", "patient_ids", "y_true", "y_pred", "scores")
 PAIRED_RESAMPLES = 20_000  # why so many: the module docstring
+BOOTSTRAP_CACHE = Path("cache") / "bootstrap"  # under the results folder: compare_methods' resample values
 
 
 # ----- stored per-record predictions ------------------------------------------------------------
@@ -177,15 +178,58 @@ def seed_mean_draws(kind: str, metric: str, y_true, groups, sets: Sequence[tuple
 
 
 def seed_draws(kind: str, metric: str, y_true, groups, sets: Sequence[tuple[Any, Any]],
-               n_resamples: int = PAIRED_RESAMPLES, seed: int = 0) -> tuple[float, np.ndarray]:
-    """As :func:`seed_mean_draws`, but the resample values per seed: ``(seeds, n_resamples)``."""
+               n_resamples: int = PAIRED_RESAMPLES, seed: int = 0,
+               cache_dir: Path | None = None) -> tuple[float, np.ndarray]:
+    """As :func:`seed_mean_draws`, but the resample values per seed: ``(seeds, n_resamples)``.
+    With ``cache_dir``, each seed's resample values are read from / written to
+    :func:`cached_bootstrap_values`."""
     from ecgbench.metrics import bootstrap_values, metric_value
 
     y_true, groups = np.asarray(y_true), np.asarray(groups)
     point = np.mean([metric_value(kind, metric, y_true, p, s) for p, s in sets])
-    per_seed = np.stack([bootstrap_values(kind, metric, y_true, p, s, groups, n_resamples, seed)
-                         for p, s in sets])
-    return float(point), per_seed
+    if cache_dir is None:
+        per_seed = [bootstrap_values(kind, metric, y_true, p, s, groups, n_resamples, seed) for p, s in sets]
+    else:
+        per_seed = [cached_bootstrap_values(cache_dir, kind, metric, y_true, p, s, groups, n_resamples, seed)
+                    for p, s in sets]
+    return float(point), np.stack(per_seed)
+
+
+def cached_bootstrap_values(cache_dir: Path, kind: str, metric: str, y_true, y_pred, scores, groups,
+                            n_resamples: int, seed: int) -> np.ndarray:
+    """:func:`ecgbench.metrics.bootstrap_values`, kept in ``cache_dir`` under a hash of
+    everything it is computed from: the arrays, the metric, the resample count and seed, and the
+    source of ``ecgbench.metrics`` (so a changed metric is never read from an old cache). The
+    leaderboard, the audit and the report test the same prediction sets; this computes each
+    once. A cache that cannot be written costs only the time (a warning says so)."""
+    from ecgbench.metrics import bootstrap_values
+    from ecgbench.store import StoreError, cached_array, warn, write_npy
+
+    arrays = [np.asarray(a) for a in (y_true, y_pred, groups)] + ([] if scores is None else [np.asarray(scores)])
+    path = Path(cache_dir) / f"{_bootstrap_key(kind, metric, n_resamples, seed, arrays)}.npy"
+    values = cached_array(path, (n_resamples,))
+    if values is not None:
+        return values
+    values = bootstrap_values(kind, metric, y_true, y_pred, scores, groups, n_resamples, seed)
+    try:
+        write_npy(path, values)
+    except StoreError as error:
+        warn(f"{error} (bootstrap cache; the values are recomputed next time)")
+    return values
+
+
+def _bootstrap_key(kind: str, metric: str, n_resamples: int, seed: int, arrays: list[np.ndarray]) -> str:
+    import hashlib
+
+    import ecgbench.metrics
+
+    digest = hashlib.sha256(Path(ecgbench.metrics.__file__).read_bytes())
+    digest.update(repr((kind, metric, int(n_resamples), int(seed), len(arrays))).encode())
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(repr((array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+    return digest.hexdigest()[:40]
 
 
 def seed_resampled_draws(per_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -276,7 +320,8 @@ def compare_methods(
     rows differ from the others', are listed in ``skipped`` with the reason. ``resample_seeds``
     adds the hierarchical test (seeds drawn too; module docstring) to every row as
     ``ci_low_seeds``, ``ci_high_seeds``, ``p_value_seeds``, ``p_holm_seeds`` and
-    ``significant_seeds``, Holm-corrected as a family of its own.
+    ``significant_seeds``, Holm-corrected as a family of its own. Each prediction set's resample
+    values are cached under ``results_dir/cache/bootstrap`` (:func:`cached_bootstrap_values`).
     """
     chosen, skipped, meta = _select(results, task, preset, protocol, probe)
     metric, kind, higher = meta["metric"], meta["kind"], HIGHER_IS_BETTER[meta["metric"]]
@@ -286,7 +331,8 @@ def compare_methods(
         return comparison
     means = {m: float(np.nanmean([_metric(r, metric) for r in chosen[m]])) for m in loaded}
     pairs = _pairs(list(loaded), means, higher, reference, comparison)
-    per_seed = {m: seed_draws(kind, metric, truth["y_true"], truth["patient_ids"], loaded[m], n_resamples, seed)
+    cache = Path(results_dir) / BOOTSTRAP_CACHE
+    per_seed = {m: seed_draws(kind, metric, truth["y_true"], truth["patient_ids"], loaded[m], n_resamples, seed, cache)
                 for m in sorted({m for pair in pairs for m in pair})}  # once per method: the reference enters every pair
     draws = {m: (point, values.mean(axis=0)) for m, (point, values) in per_seed.items()}
     for first, second in pairs:

@@ -7,6 +7,7 @@ Layout under the results directory (``--results-dir``, default ``./results``)::
     cache/checkpoints/<run_id>.pt (+ .partial.pt while training)
     cache/embeddings/<run_id>/<dataset>-<version>-<input>.npy
     cache/locks/<run_id>.lock                               held while a run pretrains
+    cache/bootstrap/<hash>.npy                              paired-bootstrap resample values (ecgbench.stats)
     tables/                                                 generated markdown
     mlflow.db, mlartifacts/                                 default MLflow store (a view)
 

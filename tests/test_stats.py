@@ -253,3 +253,52 @@ def test_predictions_round_trip_and_clear_errors(tmp_path):
         load_predictions(result, tmp_path)
     with pytest.raises(ValueError, match="missing"):
         load_predictions({**result, "predictions": "gone.npz"}, tmp_path)
+
+
+def test_bootstrap_cache_is_keyed_by_what_the_values_come_from(tmp_path):
+    """A cache hit returns exactly the computed values; any change of predictions, truth,
+    metric, resample count or seed is a different entry, never a stale read."""
+    from ecgbench.metrics import bootstrap_values
+    from ecgbench.stats import cached_bootstrap_values
+
+    y, groups, good, bad = binary_case()
+    pred = (good > 0.5).astype(int)
+    args = ("binary", "macro_auroc", y, pred, good, groups, 200, 1)
+    first = cached_bootstrap_values(tmp_path, *args)
+    assert np.array_equal(first, bootstrap_values(*args), equal_nan=True)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    assert np.array_equal(cached_bootstrap_values(tmp_path, *args), first, equal_nan=True)
+    variants = [("binary", "macro_auroc", y, pred, bad, groups, 200, 1),
+                ("binary", "accuracy", y, pred, good, groups, 200, 1),
+                ("binary", "macro_auroc", y, pred, good, groups, 200, 2),
+                ("binary", "macro_auroc", y, pred, good, groups, 201, 1),
+                ("binary", "macro_auroc", 1 - y, pred, good, groups, 200, 1),
+                ("binary", "macro_auroc", y, pred, good, groups[::-1].copy(), 200, 1)]
+    for variant in variants:
+        assert np.array_equal(cached_bootstrap_values(tmp_path, *variant), bootstrap_values(*variant), equal_nan=True)
+    assert len(list(tmp_path.glob("*.npy"))) == 1 + len(variants)
+
+
+def test_a_damaged_bootstrap_cache_entry_is_recomputed(tmp_path, capsys):
+    from ecgbench.metrics import bootstrap_values
+    from ecgbench.stats import cached_bootstrap_values
+
+    y, groups, good, _ = binary_case()
+    args = ("binary", "macro_auroc", y, (good > 0.5).astype(int), good, groups, 100, 0)
+    cached_bootstrap_values(tmp_path, *args)
+    [entry] = tmp_path.glob("*.npy")
+    entry.write_bytes(entry.read_bytes()[:40])  # a killed writer cannot do this (atomic), a full disk might
+    again = cached_bootstrap_values(tmp_path, *args)
+    assert f"{entry}: unreadable array" in capsys.readouterr().err
+    assert np.array_equal(again, bootstrap_values(*args), equal_nan=True)
+
+
+def test_compare_methods_reuses_its_cache_and_gives_the_same_rows(stored):
+    results = list(ResultStore(stored).results())
+    first = compare_methods(results, "synth-sex", stored, n_resamples=300, seed=3, resample_seeds=True)
+    entries = sorted((stored / "cache" / "bootstrap").glob("*.npy"))
+    assert entries  # one per (method, seed) prediction set
+    stamps = [p.stat().st_mtime_ns for p in entries]
+    second = compare_methods(results, "synth-sex", stored, n_resamples=300, seed=3, resample_seeds=True)
+    assert second.rows == first.rows
+    assert [p.stat().st_mtime_ns for p in sorted((stored / "cache" / "bootstrap").glob("*.npy"))] == stamps
