@@ -206,14 +206,27 @@ def bootstrap_values(
     check_metric(kind, metric)
     weighted = _weighted_metric(kind, metric, np.asarray(y_true), np.asarray(y_pred),
                                 None if scores is None else np.asarray(scores, dtype=float))
-    groups = np.asarray(groups)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_CELLS // max(1, len(groups)))
-    parts = []
-    for start in range(0, n_resamples, chunk):
-        weights = resample_weights(groups, min(chunk, n_resamples - start), rng)
-        parts.append(weighted(weights))
+    parts = [weighted(weights) for weights in _weight_chunks(np.asarray(groups), n_resamples, seed)]
     return np.concatenate(parts) if parts else np.empty(0)
+
+
+_last_weights: dict[tuple, list[np.ndarray]] = {}
+
+
+def _weight_chunks(groups: np.ndarray, n_resamples: int, seed: int) -> list[np.ndarray]:
+    """The resample weights of ``seed`` in chunks of at most ``_MAX_CELLS`` cells. Every method
+    compared on a task shares them, so the last task's are kept rather than drawn again."""
+    content = repr(groups.tolist()).encode() if groups.dtype == object else groups.tobytes()
+    key = (groups.dtype.str, groups.shape, content, int(n_resamples), int(seed))
+    if key not in _last_weights:
+        rng = np.random.default_rng(seed)
+        chunk = max(1, _MAX_CELLS // max(1, len(groups)))
+        _last_weights.clear()
+        _last_weights[key] = [resample_weights(groups, min(chunk, n_resamples - start), rng)
+                              for start in range(0, n_resamples, chunk)]
+        for weights in _last_weights[key]:
+            weights.setflags(write=False)  # shared by every later caller
+    return _last_weights[key]
 
 
 def resample_weights(groups, n_resamples: int, rng: np.random.Generator) -> np.ndarray:

@@ -117,7 +117,7 @@ def seed_summary(records: Sequence[dict[str, Any]], metric: str) -> dict[str, An
         "metric": metric,
         "mean": float(finite.mean()) if len(finite) else math.nan,
         "std": float(finite.std(ddof=1)) if len(finite) > 1 else math.nan,
-        "n": int(len(finite)),
+        "n": len(finite),
         "seeds": sorted(seeds),
         "probe_seeds": [r.get("probe_seed") for r in sorted(records, key=lambda r: r["seed"])],
     }

@@ -227,3 +227,22 @@ def test_bootstrap_is_fast():
     start = time.perf_counter()
     bootstrap_ci("multiclass", "macro_auroc", y, yp, s, g, 1000, seed=0)
     assert time.perf_counter() - start < 2.0
+
+
+def test_resample_weights_are_reused_only_for_the_same_patients_and_seed():
+    y, yp, s, g = _multiclass_case(100)
+    by_name = np.array([f"p{i}" for i in g], dtype=object)
+    regrouped = np.array([f"p{i % 7}" for i in g], dtype=object)  # same shape, other patients
+
+    def fresh(groups, seed):
+        metrics._last_weights.clear()
+        return bootstrap_values("multiclass", "macro_auroc", y, yp, s, groups, 300, seed)
+
+    expected = {(name, seed): fresh(groups, seed) for name, groups in
+                (("by_name", by_name), ("regrouped", regrouped)) for seed in (0, 1)}
+    for name, groups in (("by_name", by_name), ("regrouped", regrouped), ("by_name", by_name)):
+        for seed in (0, 1, 0):
+            values = bootstrap_values("multiclass", "macro_auroc", y, yp, s, groups, 300, seed)
+            np.testing.assert_array_equal(values, expected[name, seed])
+    assert not np.array_equal(expected["by_name", 0], expected["regrouped", 0])
+    assert not np.array_equal(expected["by_name", 0], expected["by_name", 1])

@@ -121,7 +121,7 @@ def test_resampling_seeds_catches_a_gain_carried_by_one_seed(tmp_path):
 
 
 def test_paired_bootstrap_rejects_misaligned_predictions():
-    y, groups, good, _ = binary_case()
+    y, groups, _, _ = binary_case()
     with pytest.raises(ValueError, match="rows"):
         paired_bootstrap("binary", "accuracy", y, groups, [(np.zeros(10, int), None)], [(y, None)], 10, 0)
 
