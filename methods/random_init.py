@@ -7,6 +7,11 @@ only worth its pretraining where it beats this row. The encoder, its sizes per p
 those of simclr and byol, so the rows compare like for like. Its weights are PyTorch's
 default initialisation (Kaiming-normal convolutions), drawn from the run's seed.
 
+``random-init-lead2`` is the same control for single-lead methods: simclr-lead2's encoder at
+its input (lead II, NERULA's rate and window), so single-lead datasets such as CinC 2017, where
+no 12-lead encoder applies, have an untrained row too (the one lead of a single-lead dataset
+feeds it whatever its name, as for every single-lead encoder: ``ecgbench.adapt``).
+
 Departures:
 - None (no paper); flagged in every table through ``needs_training = False``.
 """
@@ -21,6 +26,8 @@ from torch import Tensor
 from ecgbench.api import STANDARD_LEADS
 from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
 from ecgbench.method import Method, MethodConfig
+from ecgbench.methods.nerula import NerulaConfig
+from ecgbench.methods.nerula_comparisons import NERULA_INPUT
 
 
 class RandomInit(Method):
@@ -50,3 +57,18 @@ class RandomInit(Method):
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Nothing to learn: a constant zero loss without gradient."""
         return {"loss": torch.zeros((), device=batch["signal"].device)}
+
+
+class RandomInitLeadII(RandomInit):
+    """Control row for single-lead methods: simclr-lead2's encoder (lead II), never trained."""
+
+    name = "random-init-lead2"
+    version = 1
+
+    @dataclass
+    class Config(RandomInit.Config):
+        leads: tuple[str, ...] = NerulaConfig.leads
+        fs: int = NerulaConfig.fs
+        n_samples: int = NerulaConfig.n_samples
+
+    presets = {preset: {**RandomInit.presets[preset], **NERULA_INPUT[preset]} for preset in NERULA_INPUT}
