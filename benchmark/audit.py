@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -323,32 +324,60 @@ def audit_table(rows: list[dict[str, Any]]) -> str:
 
 
 CONTROL = "random-init"
+SINGLE_LEAD_CONTROL = "random-init-lead2"  # simclr-lead2's encoder, untrained: the control of single-lead methods
 
 
-def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: str = "lr") -> list[dict[str, Any]]:
+def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: str = "lr",
+                    control: str = CONTROL, methods: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
     """Per task of :func:`suite_audit`, preset and method stored in ``results_dir`` (frozen
-    ``probe``): the method's mean test value over seeds and the paired-bootstrap difference to the
-    untrained control on the same test records, Holm-corrected over the task's methods at that
-    preset (:func:`ecgbench.stats.compare_methods`), with seeds held fixed and, stricter, with
-    seeds resampled too (``*_seeds``)."""
+    ``probe``; only those ``methods`` accepts, by default every one but the controls): the
+    method's mean test value over seeds and the paired-bootstrap difference to the untrained
+    ``control`` on the same test records, Holm-corrected over the task's methods at that preset
+    (:func:`ecgbench.stats.compare_methods`), with seeds held fixed and, stricter, with seeds
+    resampled too (``*_seeds``)."""
     from ecgbench.stats import compare_methods
     from ecgbench.store import ResultStore
 
+    accept = methods or (lambda method: not is_control(method))
     results = list(ResultStore(Path(results_dir)).results())
+    compared = sorted({r.get("method") for r in results if r.get("method") != control and accept(r.get("method"))})
     out = []
     for row in rows:
         presets = sorted({r.get("preset") for r in results
-                          if r.get("task_key") == row["task_key"] and r.get("method") == CONTROL})
+                          if r.get("task_key") == row["task_key"] and r.get("method") == control})
         for preset in presets:
             comparison = compare_methods(results, row["task_key"], results_dir, preset=preset, probe=probe,
-                                         reference=CONTROL, resample_seeds=True)
-            out += [_against_control_row(row, preset, test) for test in comparison.rows]
+                                         reference=control, resample_seeds=True, methods=compared)
+            out += [_against_control_row(row, preset, control, test) for test in comparison.rows]
     return out
 
 
-def _against_control_row(row: dict[str, Any], preset: str, test: dict[str, Any]) -> dict[str, Any]:
+def is_control(method: str) -> bool:
+    """An untrained control row (registered with ``needs_training = False``; unknown names: False)."""
+    cls = _registered(method)
+    return cls is not None and not cls.needs_training
+
+
+def single_lead(method: str, preset: str = "cpu") -> bool:
+    """A registered method whose encoder takes one lead at ``preset`` (unknown names: False)."""
+    import dataclasses
+
+    cls = _registered(method)
+    return cls is not None and len(dataclasses.replace(cls.Config(), **cls.preset_overrides(preset)).leads) == 1
+
+
+def _registered(method: str):
+    from ecgbench.registry import METHODS
+
+    try:
+        return METHODS.get(method)
+    except (KeyError, ValueError):
+        return None
+
+
+def _against_control_row(row: dict[str, Any], preset: str, control: str, test: dict[str, Any]) -> dict[str, Any]:
     return {"task_key": row["task_key"], "preset": preset, "metric": row["metric"], "trivial": row["value"],
-            "control": test["value_a"], "method": test["method_b"], "value": test["value_b"],
+            "control_method": control, "control": test["value_a"], "method": test["method_b"], "value": test["value_b"],
             "seeds": test["seeds_b"], "difference": test["value_b"] - test["value_a"],
             "ci": [-test["ci_high"], -test["ci_low"]], "p_holm": test["p_holm"], "significant": test["significant"],
             "ci_seeds": [-test["ci_high_seeds"], -test["ci_low_seeds"]], "p_holm_seeds": test["p_holm_seeds"],
@@ -368,7 +397,7 @@ def control_table(rows: list[dict[str, Any]]) -> str:
               f"{fmt(r['ci'][1], r['metric'])}]"), _p_cell(r["p_holm"], r["significant"]),
              _p_cell(r["p_holm_seeds"], r["significant_seeds"])]
             for r in rows]
-    return tabulate(body, headers=["task", "preset", "metric", "trivial features", CONTROL, "method", "seeds",
+    return tabulate(body, headers=["task", "preset", "metric", "trivial features", _control_name(rows), "method", "seeds",
                                    "method (test)", "method - control [95% CI]", "p (Holm)",
                                    "p (Holm), seeds resampled"],
                     tablefmt="github", disable_numparse=True)
@@ -380,13 +409,8 @@ def _p_cell(p_value: float, significant: bool) -> str:
 
 def self_supervised(method: str) -> bool:
     """Trained without labels: neither a control nor a label-using method (unknown names: False)."""
-    from ecgbench.registry import METHODS
-
-    try:
-        cls = METHODS.get(method)
-    except (KeyError, ValueError):
-        return False
-    return cls.needs_training and not cls.uses_labels
+    cls = _registered(method)
+    return cls is not None and cls.needs_training and not cls.uses_labels
 
 
 def control_summary(rows: list[dict[str, Any]]) -> str:
@@ -414,11 +438,15 @@ def control_summary(rows: list[dict[str, Any]]) -> str:
                      f"[{best['ci_seeds'][0]:.{d}f}, {best['ci_seeds'][1]:.{d}f}], "
                      f"p = {_p_cell(best['p_holm_seeds'], best['significant_seeds'])}",
                      f"{len(better)} / {len(worse)} of {len(ssl)}" + (f" (better: {', '.join(better)})" if better else "")])
-    return tabulate(body, headers=["task", "preset", "metric", "trivial features", CONTROL,
+    return tabulate(body, headers=["task", "preset", "metric", "trivial features", _control_name(rows),
                                    "best self-supervised (test)", "best - control [95% CI], Holm p",
                                    "seeds resampled too: [95% CI], Holm p",
                                    "self-supervised significantly better / worse than the control"],
                     tablefmt="github", disable_numparse=True)
+
+
+def _control_name(rows: list[dict[str, Any]]) -> str:
+    return rows[0].get("control_method", CONTROL) if rows else CONTROL
 
 
 def _grouped(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -446,6 +474,10 @@ def report_text(data_root: str | Path, version: int | None = None, real: str | P
     if results_dir:
         compared = against_control(rows, results_dir)
         parts += [control_summary(compared), control_table(compared)]
+        matched = against_control(rows, results_dir, control=SINGLE_LEAD_CONTROL,
+                                  methods=lambda method: single_lead(method) and not is_control(method))
+        if matched:  # single-lead methods beside the untrained single-lead encoder
+            parts += [control_summary(matched), control_table(matched)]
         parts.append(decoding_table(what_embeddings_hold(recordings, results_dir)))
     if real:
         x, fs = real_cinc_samples(real)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,7 +304,7 @@ def compare_methods(
     results: Iterable[dict[str, Any]], task: str, results_dir: str | Path, *,
     preset: str | None = None, protocol: str = "frozen-probe", probe: str | None = None,
     reference: str = "best", n_resamples: int = PAIRED_RESAMPLES, seed: int = 0, alpha: float = 0.05,
-    resample_seeds: bool = False,
+    resample_seeds: bool = False, methods: Collection[str] | None = None,
 ) -> Comparison:
     """Paired bootstrap tests between the methods of one task, Holm-corrected.
 
@@ -322,7 +322,11 @@ def compare_methods(
     ``ci_low_seeds``, ``ci_high_seeds``, ``p_value_seeds``, ``p_holm_seeds`` and
     ``significant_seeds``, Holm-corrected as a family of its own. Each prediction set's resample
     values are cached under ``results_dir/cache/bootstrap`` (:func:`cached_bootstrap_values`).
+    ``methods``: compare only these (and a named reference); None: every method stored.
     """
+    if methods is not None:
+        keep = set(methods) | {reference}
+        results = [r for r in results if r.get("method") in keep]
     chosen, skipped, meta = _select(results, task, preset, protocol, probe)
     metric, kind, higher = meta["metric"], meta["kind"], HIGHER_IS_BETTER[meta["metric"]]
     loaded, truth = _load_sets(chosen, Path(results_dir), skipped)

@@ -110,6 +110,7 @@ def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
     y, groups = rng.integers(0, 2, 200), np.repeat(np.arange(100), 2)
     scores = {"random-init": rng.normal(size=200), "trained": y + rng.normal(0, 0.5, 200)}
     scores["copy"] = scores["random-init"]
+    scores["random-init-lead2"] = y + rng.normal(0, 2.0, 200)  # another control: not a hypothesis of its own
     for method, score in scores.items():
         path = ResultStore(tmp_path).result_path(f"{method}-0", "synth-sex@v3", "frozen-probe-lr-0")
         write_predictions(path.with_suffix(".npz"), np.arange(200), groups, y, (score > 0.5).astype(int), score)
@@ -130,6 +131,10 @@ def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
     assert rows["trained"]["control"] == pytest.approx(control) and rows["trained"]["trivial"] == 0.6
     table = audit.control_table(list(rows.values()))
     assert "random-init" in table.splitlines()[0] and " *" in table and "synth-age" not in table
+    # a second control, e.g. the single-lead one, compared only with the methods it is given
+    matched = audit.against_control(audit_rows, tmp_path, control="random-init-lead2", methods=lambda m: m == "trained")
+    assert [(r["method"], r["control_method"]) for r in matched] == [("trained", "random-init-lead2")]
+    assert "random-init-lead2" in audit.control_table(matched).splitlines()[0]
 
 
 def test_control_summary_names_the_best_self_supervised_method_per_task():
