@@ -2,6 +2,11 @@
 
 Importing this package is cheap on purpose: torch, scikit-learn and mlflow are imported only
 by the modules that need them, so ``ecgbench --help`` and ``ecgbench list`` answer at once.
+The layers and what each may import are in the README's "Layout" section.
 """
 
 __version__ = "0.1.0"
+
+from ecgbench import _moved  # noqa: E402 - after __version__, which lower layers read
+
+_moved.install()  # the flat layout's module names, for one release

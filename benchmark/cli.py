@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from ecgbench import __version__
-from ecgbench.config import ConfigError, RunFailed
-from ecgbench.registry import METHODS, TASKS, UnknownNameError, did_you_mean
+from ecgbench.core.config import ConfigError, RunFailed
+from ecgbench.core.registry import METHODS, TASKS, UnknownNameError, did_you_mean
 
 LISTABLE = ("methods", "tasks", "probes", "protocols")
 
@@ -38,7 +38,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def _probes(text: str) -> list[str]:
-    from ecgbench.probes import PROBES
+    from ecgbench.evaluation.probes import PROBES
 
     if text.strip() == "all":
         return list(PROBES)
@@ -52,7 +52,7 @@ def _probes(text: str) -> list[str]:
 def _pretrain_data(name: str | None) -> str | None:
     """A dataset of the catalogue (found by scanning benchmark/datasets/, nothing imported);
     None (not given): the plan takes the dataset the tasks evaluate."""
-    from ecgbench.datasets.catalog import entry
+    from ecgbench.data.datasets.catalog import entry
 
     if name is None:
         return None
@@ -68,11 +68,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if what not in LISTABLE:
         raise UsageError(f"cannot list {what!r}; choose methods, tasks, probes or protocols.{did_you_mean(what, list(LISTABLE))}")
     if what == "probes":
-        from ecgbench.probes import PROBES
+        from ecgbench.evaluation.probes import PROBES
 
         rows = list(PROBES.items())
     elif what == "protocols":
-        from ecgbench.protocols import PROTOCOLS
+        from ecgbench.evaluation.protocols import PROTOCOLS
 
         rows = list(PROTOCOLS.items())
     else:
@@ -141,15 +141,15 @@ def _config_file(path: str | None) -> dict[str, str]:
         raise UsageError(f"--config {path}: unreadable ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping of --set keys, e.g. 'transform-cnn.lr: 0.002'")
-    from ecgbench.tracking import flatten
+    from ecgbench.running.tracking import flatten
 
     return {key: ",".join(map(str, value)) if isinstance(value, list) else str(value)
             for key, value in flatten(data).items()}
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ecgbench.config import parse_assignments
-    from ecgbench.tune import TuneRequest, run_search
+    from ecgbench.core.config import parse_assignments
+    from ecgbench.tools.tune import TuneRequest, run_search
 
     run_search(TuneRequest(
         method=METHODS.get(args.method).name, task=TASKS.get(args.task).name, trials=args.trials,
@@ -195,8 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return launch_torchrun(args.argv, args.nproc)
     if getattr(args, "layout", None):
         return cmd_run_layout(args)
-    from ecgbench.config import parse_assignments
-    from ecgbench.plan import RunRequest, resolve  # light: validation runs before torch loads
+    from ecgbench.core.config import parse_assignments
+    from ecgbench.running.plan import RunRequest, resolve  # light: validation runs before torch loads
 
     request = RunRequest(
         methods=METHODS.select(args.methods),
@@ -216,21 +216,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         compile=args.compile,
         jobs=_jobs(getattr(args, "jobs", None)),
     )
-    from ecgbench.validate import validate_plan, validate_request
+    from ecgbench.running.validate import validate_plan, validate_request
 
     validate_request(request)  # all validation happens before any work starts
     plan = resolve(request)
     validate_plan(plan)
     from rich.console import Console
 
-    from ecgbench.runner import Runner, write_tables
-    from ecgbench.tables import render
+    from ecgbench.reporting.tables import render
+    from ecgbench.running.runner import Runner, write_tables
 
     console = Console(stderr=True)
     clock = time.perf_counter()
     runner = Runner(plan, console)
     results = runner.run()
-    from ecgbench import distributed
+    from ecgbench.models import distributed
 
     if not distributed.is_main():  # under torchrun rank 0 reports for everyone
         return 0
@@ -246,8 +246,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     if getattr(args, "layout", None):
         return cmd_table_layout(args)
-    from ecgbench.store import ResultStore
-    from ecgbench.tables import render
+    from ecgbench.core.store import ResultStore
+    from ecgbench.reporting.tables import render
 
     store = ResultStore(args.results_dir)
     if not (store.root / "runs").exists():
@@ -255,7 +255,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     tasks = TASKS.select(args.tasks) if args.tasks else None
     text = render(store.results(), tasks)
     if args.out:
-        from ecgbench.store import atomic_write
+        from ecgbench.core.store import atomic_write
 
         atomic_write(Path(args.out), lambda tmp: tmp.write_text(text, encoding="utf-8"))
     else:
@@ -264,8 +264,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def _layout_text(name: str, results_dir: str, preset: str | None, data_root: str | None) -> str:
-    from ecgbench.layouts import LayoutError, render_layout
-    from ecgbench.store import ResultStore
+    from ecgbench.core.store import ResultStore
+    from ecgbench.reporting.layouts import LayoutError, render_layout
 
     store = ResultStore(results_dir)
     results = list(store.results()) if (store.root / "runs").exists() else []
@@ -276,14 +276,14 @@ def _layout_text(name: str, results_dir: str, preset: str | None, data_root: str
 
 
 def _write_text(path: Path, text: str) -> None:
-    from ecgbench.store import atomic_write
+    from ecgbench.core.store import atomic_write
 
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def cmd_table_layout(args: argparse.Namespace) -> int:
     """``table --layout NAME``: a paper's table with our stored numbers beside the reported ones."""
-    from ecgbench.layouts import list_layouts
+    from ecgbench.reporting.layouts import list_layouts
 
     if args.layout == "list":
         print(list_layouts())
@@ -300,8 +300,8 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
     """``run --layout NAME``: run exactly the methods x tasks x probes the layout needs (one grid
     per reported table), report what cannot run, then write the layout table (and log it to
     MLflow). --methods/--tasks/--probes are replaced by the layout's."""
-    from ecgbench.layouts import LayoutError, plan_layout, plan_rows, render_plan
-    from ecgbench.store import ResultStore
+    from ecgbench.core.store import ResultStore
+    from ecgbench.reporting.layouts import LayoutError, plan_layout, plan_rows, render_plan
 
     try:
         if getattr(args, "dry_run", False):
@@ -327,7 +327,7 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
                                       "tasks": ",".join(job.tasks), "probes": ",".join(job.probes) or "all",
                                       "protocols": plan.protocol,
                                       "pretrain_data": job.pretrain, "set": [*plan.settings, *args.set]}))
-    from ecgbench import distributed
+    from ecgbench.models import distributed
 
     if not distributed.is_main():  # under torchrun rank 0 writes the table for everyone
         return 0
@@ -336,7 +336,7 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
     path = store.tables_dir / f"layout-{args.layout}.md"
     _write_text(path, text)
     if not args.no_tracking:
-        from ecgbench.tracking import Tracker
+        from ecgbench.running.tracking import Tracker
 
         tracker = Tracker(args.tracking_uri or store.default_tracking_uri, artifact_root=store.root / "mlartifacts")
         tracker.start(f"ecgbench-layout-{args.layout}", {"layout": args.layout, "preset": args.preset,
@@ -350,8 +350,8 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Regenerate (or with --check, verify) the leaderboard block of BENCHMARK.md."""
-    from ecgbench.leaderboard import LeaderboardError, is_stale, render_block, update
-    from ecgbench.store import ResultStore
+    from ecgbench.core.store import ResultStore
+    from ecgbench.reporting.leaderboard import LeaderboardError, is_stale, render_block, update
 
     store = ResultStore(args.results_dir)
     results = list(store.results()) if (store.root / "runs").exists() else []
@@ -375,7 +375,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """One self-contained HTML report (tables, CI plots, CD diagram, curves) from stored results."""
-    from ecgbench.report import screenshot, write_report
+    from ecgbench.reporting.report import screenshot, write_report
 
     page = write_report(args.results_dir, args.out)
     print(f"ecgbench: report: {page}")
@@ -389,8 +389,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """The synthetic suite's shortcut audit (and realism figures against real records)."""
-    from ecgbench.audit import report_text
-    from ecgbench.datasets import data_root
+    from ecgbench.data.datasets import data_root
+    from ecgbench.reporting.audit import report_text
 
     if args.real_ptbxl and not (Path(args.real_ptbxl) / "ptbxl_database.csv").is_file():
         raise UsageError(f"--real-ptbxl {args.real_ptbxl}: no ptbxl_database.csv there; give a PTB-XL "
@@ -402,9 +402,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ecgbench.bench import BenchSettings, bench_record, render_bench, run_bench
-    from ecgbench.config import parse_assignments
-    from ecgbench.store import write_json
+    from ecgbench.core.config import parse_assignments
+    from ecgbench.core.store import write_json
+    from ecgbench.tools.bench import BenchSettings, bench_record, render_bench, run_bench
 
     methods = METHODS.select(args.methods)
     settings = BenchSettings(preset=args.preset, device=args.device, steps=args.steps, warmup=args.warmup,
@@ -430,9 +430,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_data(name: str, data_root: str | None, max_records: int | None, console) -> dict:
-    from ecgbench.bench import bench_wfdb_vs_prepared
-    from ecgbench.datasets import data_root as resolve_root
-    from ecgbench.datasets import dataset_module
+    from ecgbench.data.datasets import data_root as resolve_root
+    from ecgbench.data.datasets import dataset_module
+    from ecgbench.tools.bench import bench_wfdb_vs_prepared
 
     module = dataset_module(name)
     if not hasattr(module, "find_source"):
@@ -450,13 +450,13 @@ def _bench_data(name: str, data_root: str | None, max_records: int | None, conso
 
 # ----- data ------------------------------------------------------------------------------------
 def _data_root(args: argparse.Namespace) -> Path:
-    from ecgbench.datasets import data_root
+    from ecgbench.data.datasets import data_root
 
     return data_root(args.data_root)
 
 
 def _data_options(args: argparse.Namespace) -> dict[str, str]:
-    from ecgbench.config import parse_assignments
+    from ecgbench.core.config import parse_assignments
 
     return parse_assignments(args.set)
 
@@ -477,7 +477,7 @@ def _dataset_call(name: str, root: Path, action: str, call):
 def cmd_data_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from ecgbench.datasets.catalog import disk_size, human_size, scan
+    from ecgbench.data.datasets.catalog import disk_size, human_size, scan
 
     root = _data_root(args)
     rows = []
@@ -496,8 +496,8 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
-    from ecgbench.datasets import dataset_module
-    from ecgbench.datasets.catalog import entry
+    from ecgbench.data.datasets import dataset_module
+    from ecgbench.data.datasets.catalog import entry
 
     found = entry(args.name)
     root = _data_root(args)
@@ -511,8 +511,8 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
-    from ecgbench.datasets import dataset_module
-    from ecgbench.datasets.catalog import entry
+    from ecgbench.data.datasets import dataset_module
+    from ecgbench.data.datasets.catalog import entry
 
     found = entry(args.name)
     root = _data_root(args)
@@ -528,8 +528,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
-    from ecgbench.datasets import dataset_module
-    from ecgbench.datasets.catalog import entry
+    from ecgbench.data.datasets import dataset_module
+    from ecgbench.data.datasets.catalog import entry
 
     found = entry(args.name)
     root = _data_root(args)
@@ -584,7 +584,7 @@ def _add_data_parser(commands) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``check``: fresh results against the committed reference, within per-metric tolerances."""
-    from ecgbench.check import compare, load_results, parse_tolerances, render, update_reference
+    from ecgbench.reporting.check import compare, load_results, parse_tolerances, render, update_reference
 
     reference = Path(args.reference)
     try:
@@ -602,7 +602,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _add_check_parser(commands) -> None:
-    from ecgbench.check import DEFAULT_REFERENCE
+    from ecgbench.reporting.check import DEFAULT_REFERENCE
 
     check = commands.add_parser("check", help="compare fresh results with the reference results within tolerances (CI)")
     check.add_argument("--results-dir", default="results", help="fresh results to check (default: ./results)")
@@ -618,7 +618,7 @@ def _add_check_parser(commands) -> None:
 
 def cmd_track_sync(args: argparse.Namespace) -> int:
     """Log into MLflow the JSON results it lacks (a server was down, a database was rebuilt)."""
-    from ecgbench.tracking import sync
+    from ecgbench.running.tracking import sync
 
     counts = sync(args.results_dir, args.tracking_uri)
     print(f"ecgbench: track sync: {counts['logged']} logged, {counts['present']} already there, "

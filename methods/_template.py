@@ -13,8 +13,8 @@ This file is skipped by discovery (leading underscore). A copy is found by scann
 a top-level class with ``name = "..."`` is registered, and its docstring's first line is its
 description in ``ecgbench list methods``. Rules of the house:
 
-* Build from shared pieces: encoders in ``ecgbench.encoders``, augmentations in
-  ``ecgbench.augment``, losses in ``ecgbench.losses``; never copy a block between method files.
+* Build from shared pieces: encoders in ``ecgbench.models.encoders``, augmentations in
+  ``ecgbench.models.augment``, losses in ``ecgbench.models.losses``; never copy a block between method files.
 * ``Config`` defaults are the paper's values; ``presets["smoke"]`` must be tiny (the whole
   grid pretrains in seconds), ``presets["cpu"]`` small but meaningful (400 steps of batch 64 in
   a few minutes on 2 cores).
@@ -32,10 +32,10 @@ from functools import partial
 
 from torch import Tensor, nn
 
-from ecgbench import augment
-from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
-from ecgbench.losses import nt_xent
-from ecgbench.method import Method, MethodConfig
+from ecgbench.models import augment
+from ecgbench.models.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
+from ecgbench.models.losses import nt_xent
+from ecgbench.models.method import Method, MethodConfig
 
 
 class TemplateMethod(Method):

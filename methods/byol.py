@@ -23,7 +23,7 @@ with probability 0.5. Input: 12 leads at 100 Hz, 2.5 s windows (250 samples).
 Departures:
 - Adam with lr 1e-3 and the paper's weight decay 1.5e-6 on all parameters, not LARS (lr 0.2 x batch/256, bias/BN excluded): as Mehari & Strodthoff.
 - No warmup/cosine learning-rate schedule of our own: the harness owns it. The tau schedule is kept.
-- Encoder: 1-D ResNet-18 (ecgbench.encoders.ResNet1d), shared with SimCLR and random-init, not ResNet-50.
+- Encoder: 1-D ResNet-18 (ecgbench.models.encoders.ResNet1d), shared with SimCLR and random-init, not ResNet-50.
 - ECG augmentations (above) instead of image crops/colour jitter/blur/solarisation.
 - The EMA also copies batch-norm running statistics from the online network (buffers are not parameters).
 - No gradient clipping (as in the paper); the harness default is 3.0.
@@ -38,12 +38,12 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from ecgbench import augment
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.ema import cosine_tau, ema_update
-from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
-from ecgbench.losses import byol_loss
-from ecgbench.method import Method, MethodConfig
+from ecgbench.core.contracts import STANDARD_LEADS
+from ecgbench.models import augment
+from ecgbench.models.ema import cosine_tau, ema_update
+from ecgbench.models.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
+from ecgbench.models.losses import byol_loss
+from ecgbench.models.method import Method, MethodConfig
 
 
 def bn_mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:

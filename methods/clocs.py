@@ -9,7 +9,7 @@ Contrastive Multi-Segment Coding), its leads (CMLC, Multi-Lead Coding) or both (
 single-lead encoder with shared weights embeds every view; for every ordered pair of views a
 B x B cosine-similarity matrix / tau is built and -log softmax is averaged over all positive
 pairs, where positives are the two views of the same instance and any views of instances of
-the same patient (``batch["patient_id"]``): :func:`ecgbench.losses.patient_contrastive`.
+the same patient (``batch["patient_id"]``): :func:`ecgbench.models.losses.patient_contrastive`.
 No augmentations, no projection head: the encoder's output (256-d) is the representation.
 Encoder (appendix): three blocks Conv1d(k=7, stride 3) -> BN -> ReLU -> MaxPool(2) ->
 Dropout(0.1) with 4/16/32 channels, then a linear layer to 256 (:class:`ClocsCNN`). Adam,
@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ecgbench.encoders import ClocsCNN
-from ecgbench.losses import patient_contrastive
-from ecgbench.method import Method, MethodConfig
+from ecgbench.models.encoders import ClocsCNN
+from ecgbench.models.losses import patient_contrastive
+from ecgbench.models.method import Method, MethodConfig
 
 CMLC_LEADS: tuple[str, ...] = ("II", "V2", "aVL", "aVR")  # CLOCS's four leads
 

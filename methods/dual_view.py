@@ -20,7 +20,7 @@ Each of ``depth`` pre-norm blocks runs self-attention within each stream, then b
 cross-attention (time tokens query channel tokens and channel tokens query time tokens), then a
 GELU MLP per stream. The representation is the concatenation of the mean channel token and the
 mean time token after a final LayerNorm each (``2 d``). A projection MLP (Linear -> ReLU ->
-Linear) feeds NT-Xent (:func:`ecgbench.losses.nt_xent`); it is dropped after pretraining.
+Linear) feeds NT-Xent (:func:`ecgbench.models.losses.nt_xent`); it is dropped after pretraining.
 
 Normalisation (:func:`standardize_per_sample`): every view (the whole window, for seqaug) is
 z-scored with one mean and one standard deviation over all its leads and samples, so views
@@ -67,13 +67,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ecgbench import augment
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.encoders import _init_transformer_weights, sinusoidal_positions
-from ecgbench.losses import nt_xent
-from ecgbench.method import Method, MethodConfig
+from ecgbench.core.contracts import STANDARD_LEADS
+from ecgbench.core.store import atomic_write
 from ecgbench.methods.simclr import projection_mlp
-from ecgbench.store import atomic_write
+from ecgbench.models import augment
+from ecgbench.models.encoders import _init_transformer_weights, sinusoidal_positions
+from ecgbench.models.losses import nt_xent
+from ecgbench.models.method import Method, MethodConfig
 
 STRATEGIES = ("seqaug", "interleave", "split")
 

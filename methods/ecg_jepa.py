@@ -25,7 +25,7 @@ batch 128, weight decay 0.05.
 SSL framework that jointly processes raw multi-lead ECG signals and precomputed clinical
 parameters"): the ECG-JEPA encoder takes a second input, the record's clinical parameters
 (heart rate, PR, QRS, QT, QTc, frontal QRS axis and how many had to be filled; measured once
-per record with neurokit2 and cached on disk by :mod:`ecgbench.clinical`). They are scaled by
+per record with neurokit2 and cached on disk by :mod:`ecgbench.data.clinical`). They are scaled by
 fixed adult reference values, embedded by an MLP (7 -> D -> D) and added to every patch token
 of the context and the target encoder, so the JEPA objective is learnt on both inputs. It
 starts from the ``ecg-jepa`` run of the same seed and preset (encoder, target and predictor;
@@ -61,13 +61,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ecgbench.api import Recordings
-from ecgbench.clinical import FIELDS, N_COLUMNS, TYPICAL_VALUES, clinical_features, record_features
-from ecgbench.ema import ema_update, linear_tau
-from ecgbench.encoders import TransformerEncoder1d, sinusoidal_positions
-from ecgbench.masking import mask_indices, multi_block_mask, random_time_mask
-from ecgbench.method import Method, MethodConfig
-from ecgbench.vit import LeadTimeViT
+from ecgbench.core.contracts import Recordings
+from ecgbench.data.clinical import FIELDS, N_COLUMNS, TYPICAL_VALUES, clinical_features, record_features
+from ecgbench.models.ema import ema_update, linear_tau
+from ecgbench.models.encoders import TransformerEncoder1d, sinusoidal_positions
+from ecgbench.models.masking import mask_indices, multi_block_mask, random_time_mask
+from ecgbench.models.method import Method, MethodConfig
+from ecgbench.models.vit import LeadTimeViT
 
 JEPA_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 
@@ -308,7 +308,7 @@ class EcgJepaHybrid(EcgJepa):
     def tokens(self, encoder: ClinicalFusion, batch: dict[str, Tensor]) -> Tensor:
         if "clinical" not in batch:
             raise KeyError(f"{self.name} trains on two inputs: the batch has no 'clinical' "
-                           "(the runner adds it from ecgbench.clinical.record_features)")
+                           "(the runner adds it from ecgbench.data.clinical.record_features)")
         return encoder.tokens(batch["signal"], batch["clinical"])
 
     def derive_inputs(self, data: Recordings, cache_dir: Path) -> np.ndarray:

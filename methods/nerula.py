@@ -5,17 +5,17 @@ Dual-Pathway Self-Supervised Learning Framework for Electrocardiogram Signal Ana
 arXiv:2405.19348, 2024, https://arxiv.org/abs/2405.19348. Encoder after the authors'
 Local-Lead Attention model (G. Manimaran et al., CinC 2023; BSD-2 code
 github.com/cph-cachet/LocalLeadAttention, read to check details, not copied):
-:class:`ecgbench.encoders.LocalLeadEncoder`.
+:class:`ecgbench.models.encoders.LocalLeadEncoder`.
 
 Method. A binary temporal mask m hides exactly 50 % of a single-lead (lead II) signal in 15-30
-contiguous patches of random lengths (:func:`ecgbench.masking.complementary_patch_mask`); the
+contiguous patches of random lengths (:func:`ecgbench.models.masking.complementary_patch_mask`); the
 two views are x_i = m * x and x_j = (1 - m) * x, complementary halves of one signal. The
 non-contrastive pathway is BYOL's: an online encoder, projector and predictor predict the
 projection an EMA target network gives the other view, and the loss is the negative cosine
 similarity between them, over both directions. The encoder masks its latents too: m, resized
 to each layer's length, zeroes the hidden positions after every layer, and attention never
 looks at hidden keys; no view is ever entirely hidden at any layer
-(:func:`ecgbench.masking.resize_mask` keeps a visible position for each of two complementary
+(:func:`ecgbench.models.masking.resize_mask` keeps a visible position for each of two complementary
 masks). The final latent is a masked vector of 128 positions (Sec. 4.2.2, :class:`FinalLatent`):
 the last layer's latents resampled to 128 positions and multiplied by the mask at that length,
 so the two views' final latents are non-zero at complementary positions. The generative
@@ -57,7 +57,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ecgbench.encoders import (
+from ecgbench.methods.byol import BYOL
+from ecgbench.models.encoders import (
     LOCAL_LEAD_PRESETS,
     RESNET1D_PRESETS,
     LocalLeadConfig,
@@ -66,11 +67,10 @@ from ecgbench.encoders import (
     local_lead_from_config,
     resnet1d_from_config,
 )
-from ecgbench.losses import huber_reconstruction, negative_cosine
-from ecgbench.masking import complementary_patch_mask, resize_mask
-from ecgbench.method import Method, MethodConfig
-from ecgbench.methods.byol import BYOL
-from ecgbench.train import to_device
+from ecgbench.models.losses import huber_reconstruction, negative_cosine
+from ecgbench.models.masking import complementary_patch_mask, resize_mask
+from ecgbench.models.method import Method, MethodConfig
+from ecgbench.models.train import to_device
 
 PAPER = ("Manimaran et al., NERULA: A Dual-Pathway Self-Supervised Learning Framework for "
          "Electrocardiogram Signal Analysis, arXiv:2405.19348, 2024")

@@ -6,7 +6,7 @@ arXiv:2405.19348, 2024. Section 5.1: every method is pretrained on PhysioNet/Cin
 only; Section 5.2: Adam at lr 1e-4 "for all experiments".
 
 The rows of NERULA's tables map to registered methods as follows (the ``nerula-*`` layouts in
-:mod:`ecgbench.layouts` say so per row, and pretrain them on ``cinc2020``):
+:mod:`ecgbench.reporting.layouts` say so per row, and pretrain them on ``cinc2020``):
 
 * BYOL (Tables 1-6): ``nerula-ladder-byol`` (methods/nerula.py), BYOL with its augmentations on
   a 1-D ResNet, lead II, NERULA's input; Table 2's first rung is the same model (its RF numbers
@@ -36,12 +36,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ecgbench.encoders import resnet1d_from_config
-from ecgbench.losses import byol_loss
-from ecgbench.method import Method
 from ecgbench.methods.clocs import SegmentLeadEncoder
 from ecgbench.methods.nerula import PAPER, NerulaConfig, NerulaLadderByol
 from ecgbench.methods.simclr import SimCLR
+from ecgbench.models.encoders import resnet1d_from_config
+from ecgbench.models.losses import byol_loss
+from ecgbench.models.method import Method
 
 # NERULA's input per preset (the smoke and cpu sizes of the nerula ladder).
 NERULA_INPUT = {"smoke": {"fs": 50, "n_samples": 500}, "cpu": {"fs": 100, "n_samples": 1000}}

@@ -3,14 +3,14 @@
 Not a method from a paper: a control row. Probing features of an untrained encoder shows how
 much of a score the architecture and the probe give on their own; a self-supervised method is
 only worth its pretraining where it beats this row. The encoder, its sizes per preset
-(``ecgbench.encoders.RESNET1D_PRESETS``) and its input (12 leads, 100 Hz, 250 samples) are
+(``ecgbench.models.encoders.RESNET1D_PRESETS``) and its input (12 leads, 100 Hz, 250 samples) are
 those of simclr and byol, so the rows compare like for like. Its weights are PyTorch's
 default initialisation (Kaiming-normal convolutions), drawn from the run's seed.
 
 ``random-init-lead2`` is the same control for single-lead methods: simclr-lead2's encoder at
 its input (lead II, NERULA's rate and window), so single-lead datasets such as CinC 2017, where
 no 12-lead encoder applies, have an untrained row too (the one lead of a single-lead dataset
-feeds it whatever its name, as for every single-lead encoder: ``ecgbench.adapt``).
+feeds it whatever its name, as for every single-lead encoder: ``ecgbench.data.adapt``).
 
 Departures:
 - None (no paper); flagged in every table through ``needs_training = False``.
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
-from ecgbench.method import Method, MethodConfig
+from ecgbench.core.contracts import STANDARD_LEADS
 from ecgbench.methods.nerula import NerulaConfig
 from ecgbench.methods.nerula_comparisons import NERULA_INPUT
+from ecgbench.models.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
+from ecgbench.models.method import Method, MethodConfig
 
 
 class RandomInit(Method):

@@ -22,7 +22,7 @@ resized back; channel scaling in [0.5, 2]; baseline wander amplitude up to 0.1.
 Departures:
 - Adam (as Mehari & Strodthoff), not LARS; lr 1e-3 and weight decay 1e-5 on all parameters (theirs: 2.29e-3 with warmup + cosine, bias/BN excluded).
 - No warmup/cosine schedule of our own: the harness owns the schedule.
-- Encoder: a 1-D ResNet-18 (ecgbench.encoders.ResNet1d) instead of their xresnet1d50, shared with BYOL and random-init.
+- Encoder: a 1-D ResNet-18 (ecgbench.models.encoders.ResNet1d) instead of their xresnet1d50, shared with BYOL and random-init.
 - Projection head without batch norm (as Mehari & Strodthoff and the SimCLR paper's text).
 - Augmentation pool: noise, scaling, crop, baseline wander, lead masking with per-view probabilities (ours); Mehari & Strodthoff's best pair was crop + time-out.
 - Batch 4096 (Mehari & Strodthoff's); no gradient clipping (the harness default is 3.0).
@@ -36,11 +36,11 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from ecgbench import augment
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
-from ecgbench.losses import nt_xent
-from ecgbench.method import Method, MethodConfig
+from ecgbench.core.contracts import STANDARD_LEADS
+from ecgbench.models import augment
+from ecgbench.models.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
+from ecgbench.models.losses import nt_xent
+from ecgbench.models.method import Method, MethodConfig
 
 
 def projection_mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:

@@ -3,7 +3,7 @@
 Y. Na, M. Park, Y. Tae and S. Joo, "Guiding Masked Representation Learning to Capture
 Spatio-Temporal Relationship of Electrocardiogram", ICLR 2024, https://arxiv.org/abs/2402.09450.
 The authors' code (github.com/bakqui/ST-MEM) is non-commercial; this is a reimplementation from
-the paper on the shared pieces of ecgbench.vit, not a translation of that code.
+the paper on the shared pieces of ecgbench.models.vit, not a translation of that code.
 
 Method. A 12-lead, 9 s window at 250 Hz (2,250 samples) is band-pass filtered (0.67-40 Hz) and
 standardised, then every lead is cut into 30 patches of 75 samples; each patch becomes a token
@@ -35,7 +35,7 @@ pretrained ``st-mem`` run of the same seed and preset and keep its encoder froze
   ``collapse_perplexity``, i.e. effectively one code), so collapse shows in the training
   record instead of stopping the run.
 
-Where the preprocessing runs: inside the encoder (``ecgbench.vit.BandpassStandardize`` as its
+Where the preprocessing runs: inside the encoder (``ecgbench.models.vit.BandpassStandardize`` as its
 first module), so pretraining, the variants and frozen embedding see the same input.
 
 Departures:
@@ -66,9 +66,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ecgbench.api import STANDARD_LEADS, NotApplicable
-from ecgbench.encoders import TransformerEncoder1d, sinusoidal_positions
-from ecgbench.losses import (
+from ecgbench.core.contracts import STANDARD_LEADS, NotApplicable
+from ecgbench.models.encoders import TransformerEncoder1d, sinusoidal_positions
+from ecgbench.models.losses import (
     codebook_perplexity,
     diagnosis_pairs,
     masked_mse,
@@ -76,9 +76,9 @@ from ecgbench.losses import (
     triplet_margin,
     vector_quantize,
 )
-from ecgbench.masking import gather_tokens, random_token_mask, scatter_tokens
-from ecgbench.method import Method, MethodConfig
-from ecgbench.vit import BandpassStandardize, LeadTimeViT, patchify
+from ecgbench.models.masking import gather_tokens, random_token_mask, scatter_tokens
+from ecgbench.models.method import Method, MethodConfig
+from ecgbench.models.vit import BandpassStandardize, LeadTimeViT, patchify
 
 
 def st_mem_encoder(c: "StMem.Config") -> LeadTimeViT:

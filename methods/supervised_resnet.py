@@ -14,12 +14,12 @@ multilabel (one logit per class) and binary (one logit) tasks, mean squared erro
 training the head is discarded and the frozen encoder is probed like every other method, on the
 task it was trained for only.
 
-Encoder: :class:`ecgbench.encoders.ResNet1d` (a 1-D ResNet-18, global average pooling) with the
+Encoder: :class:`ecgbench.models.encoders.ResNet1d` (a 1-D ResNet-18, global average pooling) with the
 sizes per preset of simclr, byol and random-init (``RESNET1D_PRESETS``), so the rows compare
 like for like.
 
 ``supervised-resnet50``: the "1D ResNet-50" NERULA's Table 3 caption names, 2,048-d features
-(:class:`ecgbench.encoders.Bottleneck1d` blocks (3, 4, 6, 3)), Adam at NERULA's lr 1e-4; the
+(:class:`ecgbench.models.encoders.Bottleneck1d` blocks (3, 4, 6, 3)), Adam at NERULA's lr 1e-4; the
 row of the ``nerula-table3`` layout.
 
 Input. ``supervised-resnet``: lead II only, NERULA's single-lead setting, so the row exists on
@@ -41,10 +41,9 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.encoders import RESNET1D_PRESETS, ResNet1d, ResNet1dConfig, resnet1d_from_config
-from ecgbench.method import Method, MethodConfig
-from ecgbench.metrics import KINDS
+from ecgbench.core.contracts import KINDS, STANDARD_LEADS
+from ecgbench.models.encoders import RESNET1D_PRESETS, ResNet1d, ResNet1dConfig, resnet1d_from_config
+from ecgbench.models.method import Method, MethodConfig
 
 
 class SupervisedResNet(Method):

@@ -23,7 +23,7 @@ Departures:
 - Optimiser is MAE's (AdamW, betas (0.9, 0.95), weight decay 0.05) at lr 1e-3, not NERULA's Adam lr 1e-4 "for all experiments"; the harness owns warmup/decay.
 - Input 100 Hz x 1,000 samples, not the 500 Hz x 5,000 samples the nerula ladder reads NERULA's input as.
 - The kernel-3 token embedding is applied before masking (as "masks out embedded time series data"), so a visible token carries its two neighbours' values; ``token_kernel`` = 1 removes that leak.
-- Pre-norm transformer layers with GELU and a final LayerNorm (ecgbench.encoders.TransformerEncoder1d), MAE's block, not the post-norm vanilla Transformer.
+- Pre-norm transformer layers with GELU and a final LayerNorm (ecgbench.models.encoders.TransformerEncoder1d), MAE's block, not the post-norm vanilla Transformer.
 - No gradient clipping; the harness default is 3.0.
 """
 
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ecgbench.encoders import TransformerEncoder1d, sinusoidal_positions
-from ecgbench.losses import masked_mse
-from ecgbench.masking import gather_tokens, random_token_mask, scatter_tokens
-from ecgbench.method import Method, MethodConfig
+from ecgbench.models.encoders import TransformerEncoder1d, sinusoidal_positions
+from ecgbench.models.losses import masked_mse
+from ecgbench.models.masking import gather_tokens, random_token_mask, scatter_tokens
+from ecgbench.models.method import Method, MethodConfig
 
 
 class PointTokenTransformer(nn.Module):

@@ -8,7 +8,7 @@ Reference code (TensorFlow 1.14): https://github.com/pritamqu/SSL-ECG, ``impleme
 Method. Every 10 s single-lead window (256 Hz, 2560 samples) enters the network seven times:
 as it is and after each of six transformations (Gaussian noise at 15 dB SNR, scaling by 0.9,
 negation, horizontal flip, permutation of 20 segments, time warping of 9 segments by 1.05).
-A shared CNN (:class:`ecgbench.encoders.TransformCNN`) encodes all 7B signals; one dense head
+A shared CNN (:class:`ecgbench.models.encoders.TransformCNN`) encodes all 7B signals; one dense head
 per task (two 128-unit layers with leaky ReLU and dropout 0.6, then one logit) answers "is this
 signal <task>?", so head k is a binary classifier of its own transformation against the other
 six signal kinds. The loss is the weighted sum of the seven binary cross entropies plus an L2
@@ -45,10 +45,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ecgbench import encoders
-from ecgbench.augment import sarkar_etemad_transforms
-from ecgbench.losses import multitask_bce
-from ecgbench.method import Method, MethodConfig
+from ecgbench.models import encoders
+from ecgbench.models.augment import sarkar_etemad_transforms
+from ecgbench.models.losses import multitask_bce
+from ecgbench.models.method import Method, MethodConfig
 
 TASKS = ("original", "noise", "scale", "negate", "flip", "permute", "time_warp")
 

@@ -116,7 +116,7 @@ def wait_or_end(process: subprocess.Popen, seconds: float) -> None:
 
 
 # the next start on a folder: the tracker connects (offline means it gave up with a warning)
-REOPEN = "import sys\nfrom ecgbench.tracking import Tracker\nsys.exit(int(Tracker.for_results(sys.argv[1]).offline))\n"
+REOPEN = "import sys\nfrom ecgbench.running.tracking import Tracker\nsys.exit(int(Tracker.for_results(sys.argv[1]).offline))\n"
 
 
 def setup_trial(folder: Path, data: Path, rng: random.Random) -> dict:
@@ -245,8 +245,8 @@ RESUME = """
 import dataclasses, os, signal, sys
 from pathlib import Path
 import numpy as np, torch
-from ecgbench.registry import METHODS
-from ecgbench.train import WindowDataset, pretrain
+from ecgbench.core.registry import METHODS
+from ecgbench.models.train import WindowDataset, pretrain
 
 torch.set_num_threads(1)
 partial, out, kill_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])

@@ -83,7 +83,7 @@ class Job:
 
 
 def registered_methods() -> list[str]:
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     return METHODS.select("all")
 
@@ -91,7 +91,7 @@ def registered_methods() -> list[str]:
 def base_methods(method: str) -> set[str]:
     """The methods whose pretrained run ``method`` starts from (``base_method``, recursively):
     its job waits on their lock, so it is not started while one of them runs."""
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     bases, name = set(), METHODS.get(method).base_method
     while name:
@@ -106,7 +106,7 @@ def ordered(methods: list[str]) -> list[str]:
 
 
 def suite_version() -> str:
-    from ecgbench.datasets import synthetic
+    from ecgbench.data.datasets import synthetic
 
     return synthetic.VERSION
 
@@ -168,7 +168,7 @@ def run_job(command: list[str], log: Path, job: Job) -> int:
 def status(results_dir: Path, grid: list[Job], preset: str) -> str:
     """Per (method, task): stored seeds, a not-applicable reason, or 'to run'. Synthetic results
     count only at the grid's suite version."""
-    from ecgbench.store import ResultStore
+    from ecgbench.core.store import ResultStore
 
     store = ResultStore(results_dir)
     versions = {setting.split("=", 1)[1] for job in grid for setting in job.settings
@@ -206,8 +206,8 @@ def status(results_dir: Path, grid: list[Job], preset: str) -> str:
 def completed(results_dir: Path) -> str:
     """Markdown: per task and method, the validation-chosen probe and its test main metric per
     seed (as the leaderboard ranks them), and per job the wall time from the log."""
-    from ecgbench.leaderboard import build
-    from ecgbench.store import ResultStore
+    from ecgbench.core.store import ResultStore
+    from ecgbench.reporting.leaderboard import build
 
     store = ResultStore(results_dir)
     results = list(store.results()) if (results_dir / "runs").exists() else []

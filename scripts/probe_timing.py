@@ -1,6 +1,6 @@
 """Probe-suite timing on 17,000 x 256 synthetic embeddings: our validation search vs a plain fit.
 
-For each probe: wall and process CPU time (all threads) of ``ecgbench.probes.fit_probe`` (the
+For each probe: wall and process CPU time (all threads) of ``ecgbench.evaluation.probes.fit_probe`` (the
 full grid, selection on validation) next to one plain scikit-learn fit of the same estimator with
 its default settings (one-vs-rest where the estimator is not multilabel-native). The machine's
 1-minute load average is read before each timing and stored beside it, because on a shared
@@ -74,10 +74,10 @@ def plain_estimator(probe: str, kind: str):
 
 
 def probes_module(path: Path | None):
-    """ecgbench.probes, or another version of it from a file (e.g. an older commit's, for a
+    """ecgbench.evaluation.probes, or another version of it from a file (e.g. an older commit's, for a
     before/after comparison: git show REV:benchmark/probes.py > old_probes.py)."""
     if path is None:
-        from ecgbench import probes
+        from ecgbench.evaluation import probes
 
         return probes
     import importlib.util
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", default="svc,rf,lr,mlp,knn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probes-module", type=Path, default=None,
-                        help="time this file's fit_probe instead of ecgbench.probes (before/after)")
+                        help="time this file's fit_probe instead of ecgbench.evaluation.probes (before/after)")
     parser.add_argument("--skip-plain", action="store_true", help="time the search only")
     parser.add_argument("--skip-search", action="store_true", help="time the plain fits only")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write (temp file + rename)")
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "command": " ".join(["python", *sys.argv]), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": platform.machine(), "cpus": os.cpu_count(), "kind": args.kind,
-            "probes_module": str(args.probes_module or "ecgbench.probes"), "shape": [args.n_train, args.dim], "n_val": args.n_val, "seed": args.seed,
+            "probes_module": str(args.probes_module or "ecgbench.evaluation.probes"), "shape": [args.n_train, args.dim], "n_val": args.n_val, "seed": args.seed,
             "note": "wall and process CPU seconds (all threads) on a shared machine; load_avg_1m is "
                     "os.getloadavg()[0] read just before each timing",
             "probes": rows, "total": total,

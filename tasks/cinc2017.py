@@ -1,4 +1,4 @@
-"""CinC 2017 AF classification (:mod:`ecgbench.datasets.cinc2017`): N, A, O, ~ from one lead.
+"""CinC 2017 AF classification (:mod:`ecgbench.data.datasets.cinc2017`): N, A, O, ~ from one lead.
 
 Labels: the third label revision (``REFERENCE-v3.csv``, the dataset's default ``labels="v3"``).
 Split: the challenge's test set is hidden, so the dataset's seeded, class-stratified,
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgbench.api import Task
+from ecgbench.core.contracts import Task
 
 # A copy of the dataset module's constant (a test keeps them equal), so that importing a task
 # never imports the loader.

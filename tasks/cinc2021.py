@@ -1,4 +1,4 @@
-"""Demographic tasks on the CinC 2021 training set (:mod:`ecgbench.datasets.cinc2021`, 1.0.3).
+"""Demographic tasks on the CinC 2021 training set (:mod:`ecgbench.data.datasets.cinc2021`, 1.0.3).
 
 Sex and age from the header comments (``# Sex:``, ``# Age:``); records with an unknown value
 are left out of the task. The split is the loader's seeded record-level 80/10/10 split (the
@@ -9,7 +9,7 @@ on the 50-record sample the numbers mean little.
 
 from __future__ import annotations
 
-from ecgbench.api import Task
+from ecgbench.core.contracts import Task
 from ecgbench.tasks._labels import age_labels, sex_labels
 
 CITATION = (

@@ -1,4 +1,4 @@
-"""DREAMER (:mod:`ecgbench.datasets.dreamer`): high vs low arousal and valence from 10 s of ECG.
+"""DREAMER (:mod:`ecgbench.data.datasets.dreamer`): high vs low arousal and valence from 10 s of ECG.
 
 The tasks of Sarkar & Etemad (IEEE TAFFC 2022) and the seed report on residual connections in
 their transformation-recognition CNN: each 10 s window of a film clip carries the viewer's
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgbench.api import Task
+from ecgbench.core.contracts import Task
 
 THRESHOLD = 3  # high: score > THRESHOLD
 CITATION = (

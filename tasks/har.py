@@ -1,4 +1,4 @@
-"""UCI HAR (:mod:`ecgbench.datasets.uci_har`): six activities from smartphone inertial signals.
+"""UCI HAR (:mod:`ecgbench.data.datasets.uci_har`): six activities from smartphone inertial signals.
 
 Not ECG: NERULA (its Table 6, RF probe accuracy) uses it to test how far ECG representations
 transfer to other physiological time series. As there, each of the nine inertial channels is
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgbench.api import Task
+from ecgbench.core.contracts import Task
 
 # A copy of the dataset module's constant (a test keeps them equal), so that importing a task
 # never imports the loader.

@@ -1,4 +1,4 @@
-"""Tasks on PTB-XL 1.0.3 (:mod:`ecgbench.datasets.ptbxl`), official folds: 1-8 / 9 / 10.
+"""Tasks on PTB-XL 1.0.3 (:mod:`ecgbench.data.datasets.ptbxl`), official folds: 1-8 / 9 / 10.
 
 Superclass labels follow the PTB-XL benchmark of Strodthoff et al. (2021): the
 ``diagnostic_class`` of every diagnostic statement in ``scp_codes``, at any likelihood.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgbench.api import Task
+from ecgbench.core.contracts import Task
 from ecgbench.tasks._labels import age_labels, present_columns, sex_labels
 
 # A copy of the dataset module's constant (a test keeps them equal), so that importing a task

@@ -1,4 +1,4 @@
-"""Tasks on the offline synthetic ECG suite (:mod:`ecgbench.datasets.synthetic`).
+"""Tasks on the offline synthetic ECG suite (:mod:`ecgbench.data.datasets.synthetic`).
 
 Four stand-ins for the real task families: PTB-XL superclasses (multilabel), CinC 2017-like
 rhythm (multiclass), sex (binary) and age (regression). They run anywhere without downloads
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgbench.api import Task
+from ecgbench.core.contracts import Task
 from ecgbench.tasks._labels import age_labels, present_columns, sex_labels
 
 # Copies of the dataset module's constants (a test keeps them equal), so that importing a

@@ -12,9 +12,9 @@ import pytest
 import torch
 from scipy.signal import resample_poly
 
-from ecgbench.adapt import adapt, lead_indices, resampled_length
-from ecgbench.api import STANDARD_LEADS, InputSpec, Recordings
-from ecgbench.embed import embed_windows
+from ecgbench.core.contracts import STANDARD_LEADS, InputSpec, Recordings
+from ecgbench.data.adapt import adapt, lead_indices, resampled_length
+from ecgbench.evaluation.embedding import embed_windows
 
 
 def recordings(lengths, total: int, fs: int = 300, leads=("I",), variable: bool = True) -> Recordings:
@@ -142,7 +142,7 @@ def test_embeddings_average_only_valid_windows():
 
 
 def test_a_record_without_valid_windows_is_an_error():
-    from ecgbench.config import RunFailed
+    from ecgbench.core.config import RunFailed
 
     with pytest.raises(RunFailed, match="valid window per record"):
         embed_windows(MeanEmbedder(), np.zeros((1, 2, 1, 4), np.float32), torch.device("cpu"),
@@ -152,8 +152,8 @@ def test_a_record_without_valid_windows_is_an_error():
 def test_pretraining_sees_only_valid_windows(tmp_path, monkeypatch, one_torch_thread):
     from rich.progress import Progress
 
-    import ecgbench.train
-    from ecgbench.runner import Runner, RunRequest, resolve
+    import ecgbench.models.train
+    from ecgbench.running.runner import Runner, RunRequest, resolve
 
     lengths = [1280 * 3, 1280, 1280 * 2, 640]  # at 128 Hz: 3, 1, 2 windows and one short record
     data = recordings(lengths, 1280 * 3, fs=128)
@@ -171,10 +171,10 @@ def test_pretraining_sees_only_valid_windows(tmp_path, monkeypatch, one_torch_th
 
     def fake_pretrain(method, dataset, *args, **kwargs):
         captured["dataset"] = dataset
-        return ecgbench.train.TrainStats(steps=0)
+        return ecgbench.models.train.TrainStats(steps=0)
 
-    monkeypatch.setattr(ecgbench.train, "pretrain", fake_pretrain)
-    method_cls = __import__("ecgbench.registry", fromlist=["METHODS"]).METHODS.get("transform-cnn")
+    monkeypatch.setattr(ecgbench.models.train, "pretrain", fake_pretrain)
+    method_cls = __import__("ecgbench.core.registry", fromlist=["METHODS"]).METHODS.get("transform-cnn")
     method = method_cls(runner.plan.method_configs["transform-cnn"])
     runner._train(method, runner.run_config("transform-cnn", 0))
     dataset = captured["dataset"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from ecgbench.analysis import clustering_quality, embedding_plot, fraction_label, label_subset
+from ecgbench.evaluation.analysis import clustering_quality, embedding_plot, fraction_label, label_subset
 
 
 def blobs(n_per: int = 30, seed: int = 0):
@@ -75,9 +75,9 @@ def test_label_subsets_are_patient_wise_nested_and_seeded():
 
 @pytest.mark.slow
 def test_runner_hook_stores_predictions_clustering_plots_and_label_fractions(tmp_path, one_torch_thread):
-    from ecgbench.runner import Runner, RunRequest, resolve
-    from ecgbench.stats import load_predictions
-    from ecgbench.store import ResultStore
+    from ecgbench.core.store import ResultStore
+    from ecgbench.evaluation.stats import load_predictions
+    from ecgbench.running.runner import Runner, RunRequest, resolve
 
     overrides = {"data.n_patients": "90", "eval.bootstrap": "20", "eval.clustering": "true",
                  "eval.embedding_plot": "true", "eval.label_fractions": "0.25,1"}

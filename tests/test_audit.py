@@ -1,4 +1,4 @@
-"""ecgbench.audit: realism figures on signals whose answers are known, the shortcut audit's
+"""ecgbench.reporting.audit: realism figures on signals whose answers are known, the shortcut audit's
 scoring on features that do and do not carry the label, and the audit of the synthetic suite."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench import audit
-from ecgbench.api import STANDARD_LEADS, Recordings
-from ecgbench.registry import TASKS
+from ecgbench.core.contracts import STANDARD_LEADS, Recordings
+from ecgbench.core.registry import TASKS
+from ecgbench.reporting import audit
 
 FS = 500
 
@@ -102,9 +102,9 @@ def test_trivial_features_stay_clearly_below_ceiling_on_the_suite(tmp_path, vers
 def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
     """Two methods stored beside the control on one task: the one whose scores carry the label
     differs significantly from the untrained control; the one equal to it does not."""
-    from ecgbench.metrics import metric_value
-    from ecgbench.stats import write_predictions
-    from ecgbench.store import ResultStore, write_json
+    from ecgbench.core.store import ResultStore, write_json
+    from ecgbench.evaluation.metrics import metric_value
+    from ecgbench.evaluation.stats import write_predictions
 
     rng = np.random.default_rng(0)
     y, groups = rng.integers(0, 2, 200), np.repeat(np.arange(100), 2)

@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 import torch
 
-from ecgbench import augment as A
+from ecgbench.models import augment as A
 
 LENGTH_PRESERVING = {
     "gaussian_noise": A.gaussian_noise,

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbench.bench import (
+from ecgbench.cli import main
+from ecgbench.tools.bench import (
     BenchSettings,
     bench_wfdb_vs_prepared,
     count_training_flops,
@@ -21,7 +22,6 @@ from ecgbench.bench import (
     reported_compute,
     run_bench,
 )
-from ecgbench.cli import main
 
 
 class _Linear(nn.Module):
@@ -67,7 +67,7 @@ def test_bench_smoke_on_cpu(one_torch_thread):
 
 
 def test_a_failing_method_is_reported_not_raised(one_torch_thread, monkeypatch):
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     def out_of_memory(self, batch):
         raise RuntimeError("CUDA out of memory (simulated)")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ecgbench.check import (
+from ecgbench.cli import main
+from ecgbench.data.datasets.synthetic import VERSION as SYNTHETIC_VERSION
+from ecgbench.reporting.check import (
     DEFAULT_TOLERANCES,
     SMOKE_GRID,
     Tolerance,
@@ -17,8 +19,6 @@ from ecgbench.check import (
     parse_tolerances,
     update_reference,
 )
-from ecgbench.cli import main
-from ecgbench.datasets.synthetic import VERSION as SYNTHETIC_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "results" / "reference"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.datasets import catalog
+from ecgbench.data.datasets import catalog
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATASETS = Path(__file__).resolve().parents[1] / "benchmark" / "datasets"

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench import clinical
-from ecgbench.api import InputSpec, Recordings
-from ecgbench.clinical import (
+from ecgbench.core.contracts import InputSpec, Recordings
+from ecgbench.data import clinical
+from ecgbench.data.clinical import (
     FIELDS,
     N_COLUMNS,
     TYPICAL_VALUES,
@@ -107,7 +107,7 @@ def test_a_subset_measures_only_the_records_the_table_lacks(tmp_path, monkeypatc
 
 
 def _adapted_signals(data, spec):
-    from ecgbench.adapt import adapt
+    from ecgbench.data.adapt import adapt
 
     adapted = adapt(data, spec)
     return [np.concatenate(list(w[v]), axis=-1) for w, v in zip(adapted.windows, adapted.valid)]

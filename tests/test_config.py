@@ -1,6 +1,6 @@
 import pytest
 
-from ecgbench.config import (
+from ecgbench.core.config import (
     ConfigError,
     EvalSettings,
     RunConfig,
@@ -77,7 +77,7 @@ def test_tuple_overrides_keep_element_types():
 def test_rules_in_field_metadata_are_checked_and_inherited():
     from dataclasses import dataclass, field
 
-    from ecgbench.config import at_least, check_fields, one_of
+    from ecgbench.core.config import at_least, check_fields, one_of
 
     @dataclass(frozen=True)
     class Base:
@@ -104,7 +104,7 @@ def test_rules_in_field_metadata_are_checked_and_inherited():
 
 
 def test_every_method_preset_passes_its_rules():
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     for name in METHODS.names():
         cls = METHODS.get(name)
@@ -113,7 +113,7 @@ def test_every_method_preset_passes_its_rules():
 
 
 def test_did_you_mean_prefers_abbreviations():
-    from ecgbench.config import did_you_mean
+    from ecgbench.core.config import did_you_mean
 
     fields = ["lr", "scale_range", "weight_decay", "temperature"]
     assert did_you_mean("learning_rate", fields) == " Did you mean 'lr'?"

@@ -1,4 +1,4 @@
-"""ecgbench.decoding: ridge R^2 of generator truth from cached embeddings."""
+"""ecgbench.evaluation.decoding: ridge R^2 of generator truth from cached embeddings."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench import decoding
-from ecgbench.api import STANDARD_LEADS, Recordings
-from ecgbench.store import write_json, write_npy
+from ecgbench.core.contracts import STANDARD_LEADS, Recordings
+from ecgbench.core.store import write_json, write_npy
+from ecgbench.evaluation import decoding
 
 
 def splits(n: int) -> np.ndarray:

@@ -23,8 +23,8 @@ import torch.multiprocessing as mp
 from netutil import free_port
 from torch import nn
 
-from ecgbench.losses import nt_xent
-from ecgbench.method import Method, MethodConfig
+from ecgbench.models.losses import nt_xent
+from ecgbench.models.method import Method, MethodConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def _train(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        from ecgbench.train import WindowDataset, pretrain
+        from ecgbench.models.train import WindowDataset, pretrain
 
         torch.manual_seed(rank)  # different inits per rank: DDP must broadcast rank 0's
         method = TinyContrastive(TinyContrastive.Config())
@@ -92,7 +92,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
 
 
 def test_sharded_jobs_partition_the_grid():
-    from ecgbench.runner import Runner, RunRequest
+    from ecgbench.running.runner import Runner, RunRequest
 
     def jobs(shard):
         runner = Runner.__new__(Runner)

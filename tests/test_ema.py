@@ -1,4 +1,4 @@
-"""EMA targets and momentum schedules (ecgbench.ema)."""
+"""EMA targets and momentum schedules (ecgbench.models.ema)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbench.ema import cosine_tau, ema_update, linear_tau
+from ecgbench.models.ema import cosine_tau, ema_update, linear_tau
 
 
 def test_ema_update_moves_the_target_by_one_minus_tau_and_copies_buffers():

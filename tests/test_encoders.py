@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbench.encoders import ResNet1d, TransformCNN, count_parameters
+from ecgbench.models.encoders import ResNet1d, TransformCNN, count_parameters
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -109,12 +109,12 @@ def test_encoders_backpropagate():
 
 
 # ----- LocalLead encoder (NERULA) --------------------------------------------------------------------
-from ecgbench.encoders import (  # noqa: E402
+from ecgbench.models.encoders import (  # noqa: E402
     LocalLeadEncoder,
     LocalLeadStemBlock,
     local_window_attention,
 )
-from ecgbench.masking import complementary_patch_mask, resize_mask  # noqa: E402
+from ecgbench.models.masking import complementary_patch_mask, resize_mask  # noqa: E402
 
 
 def _tiny_local_lead(**overrides) -> LocalLeadEncoder:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.layouts import (
+from ecgbench.core.registry import METHODS, Entry
+from ecgbench.core.store import ResultStore, write_json
+from ecgbench.reporting.layouts import (
     LAYOUTS,
     OUTSIDE,
     SAMPLE,
@@ -21,9 +23,7 @@ from ecgbench.layouts import (
     plan_rows,
     render_layout,
 )
-from ecgbench.registry import METHODS, Entry
-from ecgbench.reported import PROBES, get_table
-from ecgbench.store import ResultStore, write_json
+from ecgbench.reporting.reported import PROBES, get_table
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -207,7 +207,7 @@ def test_one_preset_per_table_and_newest_record_per_seed(tmp_path):
 # ----- planning ------------------------------------------------------------------------------
 def _register_all(monkeypatch, layout: str) -> None:
     """Pretend every method of the layout is registered and every task's data is present."""
-    import ecgbench.layouts as layouts
+    import ecgbench.reporting.layouts as layouts
 
     fake = dict(METHODS.entries)
     for table_id in LAYOUTS[layout].tables:
@@ -299,7 +299,7 @@ def test_cli_run_layout_reports_what_cannot_run(tmp_path, capsys):
 def test_cli_run_layout_logs_the_table_to_mlflow(tmp_path, capsys, monkeypatch):
     """The layout table goes to the tracker as an artifact (the Tracker itself, against a real
     MLflow server, is tested in tests/test_tracking.py; a recording fake keeps this test fast)."""
-    import ecgbench.tracking
+    import ecgbench.running.tracking
 
     calls = []
 
@@ -316,7 +316,7 @@ def test_cli_run_layout_logs_the_table_to_mlflow(tmp_path, capsys, monkeypatch):
         def finish(self, status="FINISHED"):
             calls.append(("finish", status))
 
-    monkeypatch.setattr(ecgbench.tracking, "Tracker", FakeTracker)
+    monkeypatch.setattr(ecgbench.running.tracking, "Tracker", FakeTracker)
     assert main(["run", "--layout", "nerula-table4", "--results-dir", str(tmp_path), "--data-root",
                  str(tmp_path / "no-data"), "--tracking-uri", "http://127.0.0.1:1"]) == 0
     table = (tmp_path / "tables" / "layout-nerula-table4.md").read_text()
@@ -345,7 +345,7 @@ def test_dry_run_plans_every_row_and_none_is_blocked_by_our_configuration(name, 
 
 
 def test_dry_run_finds_a_row_our_configuration_cannot_run(monkeypatch, capsys):
-    import ecgbench.layouts as layouts
+    import ecgbench.reporting.layouts as layouts
 
     rows = dict(layouts.NERULA_ROWS, simclr=layouts.RowRun("simclr"))  # the 12-lead SimCLR on lead-II data
     monkeypatch.setitem(layouts.LAYOUTS, "nerula-table3", dataclasses.replace(LAYOUTS["nerula-table3"], rows=rows))
@@ -366,9 +366,9 @@ def test_seeds_that_name_a_corpus_are_recorded_and_assumptions_say_so():
 
 
 def test_dataset_leads_match_the_loaders():
-    from ecgbench.api import STANDARD_LEADS
-    from ecgbench.datasets import cinc2017, dreamer, uci_har
-    from ecgbench.layouts import DATASET_LEADS
+    from ecgbench.core.contracts import STANDARD_LEADS
+    from ecgbench.data.datasets import cinc2017, dreamer, uci_har
+    from ecgbench.reporting.layouts import DATASET_LEADS
 
     assert DATASET_LEADS["cinc2017"] == cinc2017.LEADS
     assert DATASET_LEADS["dreamer"] == dreamer.CHANNELS and DATASET_LEADS["uci_har"] == uci_har.CHANNELS
@@ -429,8 +429,8 @@ def test_nerula_table3_smoke_fills_every_row(nerula_data, tmp_path, capsys, one_
 
 
 def test_a_label_method_that_cannot_learn_the_task_is_found_before_training():
-    from ecgbench.layouts import label_problem
-    from ecgbench.registry import TASKS
+    from ecgbench.core.registry import TASKS
+    from ecgbench.reporting.layouts import label_problem
 
     assert "a regression target has none" in label_problem(METHODS.get("st-mem-triplet"), TASKS.get("ptbxl-age"))
     assert label_problem(METHODS.get("st-mem-triplet"), TASKS.get("ptbxl-superclass")) == ""

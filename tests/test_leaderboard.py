@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.leaderboard import (
+from ecgbench.core.store import ResultStore, write_json
+from ecgbench.reporting.leaderboard import (
     END,
     START,
     LeaderboardError,
@@ -25,7 +26,6 @@ from ecgbench.leaderboard import (
     replace_block,
     update,
 )
-from ecgbench.store import ResultStore, write_json
 
 TASKS = {"synth-superclass": ("multilabel", "macro_auroc"), "synth-age": ("regression", "mae"),
          "ptbxl-sex": ("binary", "macro_auroc")}
@@ -185,7 +185,7 @@ def test_significance_from_stored_predictions(tmp_path):
     bootstrap against the best method; a method without predictions is listed as not tested."""
     import numpy as np
 
-    from ecgbench import stats
+    from ecgbench.evaluation import stats
 
     rng = np.random.default_rng(0)
     y = rng.normal(60, 10, 300)
@@ -272,7 +272,7 @@ def test_other_protocols_get_their_own_ranking(example):
 def with_predictions(root: Path, method: str, task: str, seed: int, y, y_pred, patients, scores=None,
                      **fields) -> None:
     """Attach stored test predictions (ecgbench.stats' format) and extra fields to a result."""
-    from ecgbench import stats
+    from ecgbench.evaluation import stats
 
     store = ResultStore(root)
     record = next(r for r in store.results() if (r["method"], r["task"], r["seed"]) == (method, task, seed))

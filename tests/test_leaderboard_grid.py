@@ -111,8 +111,8 @@ def test_a_variant_does_not_start_while_its_base_runs(grid, tmp_path, monkeypatc
 def test_synthetic_jobs_name_their_suite_version_and_status_counts_only_it(grid, tmp_path):
     """A new suite version's jobs differ from the old ones' (the log does not take them as done),
     and --status counts only results scored at the grid's version."""
-    from ecgbench.datasets import synthetic
-    from ecgbench.store import ResultStore, write_json
+    from ecgbench.core.store import ResultStore, write_json
+    from ecgbench.data.datasets import synthetic
 
     current, old = grid.jobs("synthetic", ["simclr"], [0]), grid.jobs("synthetic", ["simclr"], [0], version="3")
     assert current[0].settings == (f"data.version={synthetic.VERSION}",)

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench import leakage
-from ecgbench.api import STANDARD_LEADS, Recordings
-from ecgbench.datasets import cinc2021, ptbxl
+from ecgbench.core.contracts import STANDARD_LEADS, Recordings
+from ecgbench.data import leakage
+from ecgbench.data.datasets import cinc2021, ptbxl
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLES, PTBXL = SHARED / "cinc2021-samples", SHARED / "ptb-xl"
@@ -146,7 +146,7 @@ def data_root(tmp_path) -> Path:
 
 @needs_data
 def test_runner_excludes_logs_and_keys_the_pretraining_data(tmp_path, data_root, one_torch_thread):
-    from ecgbench.runner import Runner, RunRequest, resolve
+    from ecgbench.running.runner import Runner, RunRequest, resolve
 
     def runner(tasks):
         request = RunRequest(methods=["simclr"], tasks=tasks, probes=["lr"], seeds=[0],
@@ -196,7 +196,7 @@ def test_end_to_end_pretraining_on_real_cinc2021(tmp_path, data_root, capsys, on
 
 # ----- pretraining follows the task ------------------------------------------------------------
 def test_pretraining_follows_the_task_unless_the_user_names_a_corpus():
-    from ecgbench.config import ConfigError
+    from ecgbench.core.config import ConfigError
 
     assert leakage.default_pretraining(["ptbxl-superclass", "ptbxl-sex"]) == "ptbxl"
     assert leakage.default_pretraining(["cinc2017-af"]) == "cinc2017"

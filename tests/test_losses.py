@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ecgbench.losses import byol_loss, multitask_bce, negative_cosine, nt_xent
+from ecgbench.models.losses import byol_loss, multitask_bce, negative_cosine, nt_xent
 
 
 def _pairs(n: int = 6, d: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +130,7 @@ def test_multitask_bce_rejects_wrong_number_of_weights():
 
 
 # ----- CLOCS patient contrastive -----------------------------------------------------------------
-from ecgbench.losses import masked_mse, patient_contrastive  # noqa: E402
+from ecgbench.models.losses import masked_mse, patient_contrastive  # noqa: E402
 
 
 def _views(v: int = 2, n: int = 8, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -264,7 +264,7 @@ def test_masked_mse_counts_masked_tokens_only():
 
 
 # ----- Triplet margin loss and the diagnosis-sharing triplets -----------------------------------
-from ecgbench.losses import (  # noqa: E402
+from ecgbench.models.losses import (  # noqa: E402
     codebook_perplexity,
     diagnosis_pairs,
     sample_triplets,

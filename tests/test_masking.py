@@ -1,4 +1,4 @@
-"""Token masking (ecgbench.masking), the shared transformer block, and how Ti-MAE uses them."""
+"""Token masking (ecgbench.models.masking), the shared transformer block, and how Ti-MAE uses them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from ecgbench.encoders import TransformerEncoder1d, sinusoidal_positions
-from ecgbench.masking import gather_tokens, n_masked, random_token_mask, scatter_tokens
+from ecgbench.models.encoders import TransformerEncoder1d, sinusoidal_positions
+from ecgbench.models.masking import gather_tokens, n_masked, random_token_mask, scatter_tokens
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -163,7 +163,7 @@ def test_ti_mae_prediction_never_sees_masked_values_with_point_tokens():
 
 
 # ----- ECG-JEPA's time-column masks -------------------------------------------------------------
-from ecgbench.masking import multi_block_mask, random_time_mask  # noqa: E402
+from ecgbench.models.masking import multi_block_mask, random_time_mask  # noqa: E402
 
 
 def _runs(mask: torch.Tensor) -> list[tuple[int, int]]:
@@ -208,7 +208,7 @@ def test_time_masks_repeat_with_the_same_generator_seed():
 
 
 # ----- NERULA's complementary patch masks ------------------------------------------------------------
-from ecgbench.masking import complementary_patch_mask, random_composition, resize_mask  # noqa: E402
+from ecgbench.models.masking import complementary_patch_mask, random_composition, resize_mask  # noqa: E402
 
 
 def _patch_runs(mask: torch.Tensor) -> list[list[int]]:

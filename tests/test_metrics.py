@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
 
-from ecgbench import metrics
-from ecgbench.metrics import bootstrap_ci, bootstrap_values, main_value, resample_weights, score
+from ecgbench.evaluation import metrics
+from ecgbench.evaluation.metrics import bootstrap_ci, bootstrap_values, main_value, resample_weights, score
 
 
 # ----- hand-computed cases -------------------------------------------------------------------

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from test_runner import request
 
-from ecgbench import parallel
-from ecgbench.runner import Runner, resolve
-from ecgbench.store import ResultStore
+from ecgbench.core.store import ResultStore
+from ecgbench.running import parallel
+from ecgbench.running.runner import Runner, resolve
 
 
 def test_worker_count_follows_cores_memory_and_jobs(monkeypatch):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 
-from ecgbench import probes
-from ecgbench.metrics import metric_value, score
-from ecgbench.probes import (
+from ecgbench.evaluation import probes
+from ecgbench.evaluation.metrics import metric_value, score
+from ecgbench.evaluation.probes import (
     PROBES,
     ProbeFit,
     candidate_params,
@@ -68,7 +68,7 @@ def _fit_and_test(probe, kind, x, y, seed=0, grid="small"):
 
 
 def test_import_is_cheap():
-    code = "import sys, ecgbench.probes, ecgbench.metrics; print('sklearn' in sys.modules)"
+    code = "import sys, ecgbench.evaluation.probes, ecgbench.evaluation.metrics; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

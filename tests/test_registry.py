@@ -1,6 +1,6 @@
 import pytest
 
-from ecgbench.registry import METHODS, TASKS, Registry, UnknownNameError, scan_file
+from ecgbench.core.registry import METHODS, TASKS, Registry, UnknownNameError, scan_file
 
 
 def test_method_registry_finds_every_method_file():
@@ -55,7 +55,7 @@ def test_duplicate_names_are_refused(tmp_path, monkeypatch):
 
 
 def test_aliases_are_listed_and_runnable_but_not_part_of_all():
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     everything = METHODS.select("all")
     assert "clocs" in METHODS.names() and "clocs" not in everything and "clocs-cmsc" in everything

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from netutil import start_mlflow_server, stop_server
 
 from ecgbench.cli import main
-from ecgbench.tracking import KEY_TAG, KIND_TAG
+from ecgbench.running.tracking import KEY_TAG, KIND_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 LOGGER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from ecgbench.tracking import Tracker
+    from ecgbench.running.tracking import Tracker
 
     results, n, pause = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     artifact = results / "artifact.json"
@@ -42,7 +42,7 @@ LOGGER = textwrap.dedent("""
 # First-use setup killed after MLflow migrated the database, before it is renamed into place.
 KILLED_IN_SETUP = textwrap.dedent("""
     import os, signal, sys
-    import ecgbench.tracking as tracking
+    import ecgbench.running.tracking as tracking
 
     create = tracking._create_database
 
@@ -141,17 +141,17 @@ def result_files(results: Path) -> list[Path]:
 def test_a_tracking_server_that_is_down_costs_one_warning_not_a_result(tmp_path, caplog):
     results = tmp_path / "results"
     clock = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="ecgbench.tracking"):
+    with caplog.at_level(logging.WARNING, logger="ecgbench.running.tracking"):
         assert main([*TINY_RUN, "--results-dir", str(results), "--data-root", str(tmp_path / "data"),
                      "--tracking-uri", "http://127.0.0.1:9"]) == 0
     elapsed = time.monotonic() - clock
     assert len(result_files(results)) == 2
-    assert len([r for r in caplog.records if r.name == "ecgbench.tracking"]) == 1
+    assert len([r for r in caplog.records if r.name == "ecgbench.running.tracking"]) == 1
     print(f"run against a server that is down: {elapsed:.0f} s")  # was 265 s of retries, then a traceback
 
 
 def test_a_server_killed_mid_run_costs_no_result_and_sync_backfills(tmp_path, monkeypatch, caplog):
-    import ecgbench.stages.record as record
+    import ecgbench.running.stages.record as record
 
     root = tmp_path / "server"
     root.mkdir()
@@ -166,13 +166,13 @@ def test_a_server_killed_mid_run_costs_no_result_and_sync_backfills(tmp_path, mo
     monkeypatch.setattr(record, "log_result", log_then_kill_server)
     results = tmp_path / "results"
     try:
-        with caplog.at_level(logging.WARNING, logger="ecgbench.tracking"):
+        with caplog.at_level(logging.WARNING, logger="ecgbench.running.tracking"):
             assert main([*TINY_RUN, "--results-dir", str(results), "--data-root", str(tmp_path / "data"),
                          "--tracking-uri", uri]) == 0
     finally:
         stop_server(server, signal.SIGKILL)
     assert len(result_files(results)) == 2, "every JSON result is written"
-    assert len([r for r in caplog.records if r.name == "ecgbench.tracking"]) == 1
+    assert len([r for r in caplog.records if r.name == "ecgbench.running.tracking"]) == 1
 
     server, uri = start_mlflow_server(root)  # the server is back: sync logs what it missed
     try:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.leaderboard import build
-from ecgbench.report import (
+from ecgbench.core.store import ResultStore, write_json
+from ecgbench.reporting.leaderboard import build
+from ecgbench.reporting.report import (
     browser,
     cd_data,
     embedding_plots,
@@ -23,7 +24,6 @@ from ecgbench.report import (
     what_ran,
     write_report,
 )
-from ecgbench.store import ResultStore, write_json
 
 METRICS = {"synth-superclass": ("multilabel", "macro_auroc"), "synth-age": ("regression", "mae")}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ecgbench.reported import (
+from ecgbench.reporting.reported import (
     COLLAPSED,
     DEFAULT_FOLDER,
     ReportedSchemaError,

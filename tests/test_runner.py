@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.datasets.synthetic import VERSION as SYNTH_VERSION
-from ecgbench.runner import Runner, RunRequest, resolve
-from ecgbench.store import ResultStore
+from ecgbench.core.store import ResultStore
+from ecgbench.data.datasets.synthetic import VERSION as SYNTH_VERSION
+from ecgbench.running.runner import Runner, RunRequest, resolve
 
 SMALL = ["data.n_patients=90", "eval.bootstrap=50"]
 
@@ -67,7 +67,7 @@ class Killed(Exception):
 def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch):
     plan = resolve(request(tmp_path))
     calls = {"n": 0}
-    from ecgbench.stages import evaluate
+    from ecgbench.running.stages import evaluate
 
     original = evaluate.score
 
@@ -88,7 +88,7 @@ def test_killed_run_resumes_without_redoing_or_losing_work(tmp_path, monkeypatch
 
     monkeypatch.setattr(evaluate, "score", original)
     trained = []
-    import ecgbench.train as train_module
+    import ecgbench.models.train as train_module
 
     real_pretrain = train_module.pretrain
     monkeypatch.setattr(train_module, "pretrain", lambda *a, **k: trained.append(1) or real_pretrain(*a, **k))
@@ -107,8 +107,8 @@ def test_interrupted_pretraining_resumes_from_partial_checkpoint(tmp_path):
     import numpy as np
     import torch
 
-    from ecgbench.registry import METHODS
-    from ecgbench.train import WindowDataset, pretrain
+    from ecgbench.core.registry import METHODS
+    from ecgbench.models.train import WindowDataset, pretrain
 
     cls = METHODS.get("simclr")
     config = dataclasses.replace(cls.Config(), **{**cls.preset_overrides("smoke"), "max_steps": 6, "batch_size": 4})
@@ -137,8 +137,8 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
     import numpy as np
     import torch
 
-    from ecgbench.registry import METHODS
-    from ecgbench.train import TrainingDiverged, WindowDataset, pretrain
+    from ecgbench.core.registry import METHODS
+    from ecgbench.models.train import TrainingDiverged, WindowDataset, pretrain
 
     cls = METHODS.get("simclr")
     config = dataclasses.replace(cls.Config(), **{**cls.preset_overrides("smoke"), "max_steps": 2, "batch_size": 4})
@@ -174,10 +174,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ecgbench.api import Recordings, Task
-from ecgbench.method import Method, MethodConfig
-from ecgbench.registry import METHODS, TASKS
-from ecgbench.tables import render
+from ecgbench.core.contracts import Recordings, Task
+from ecgbench.core.registry import METHODS, TASKS
+from ecgbench.models.method import Method, MethodConfig
+from ecgbench.reporting.tables import render
 
 
 class TinyEncoder(nn.Module):
@@ -268,7 +268,7 @@ def fakes(monkeypatch):
     monkeypatch.setattr(METHODS, "get", lambda name: FAKES.get(name) or real(name))
     FakeSupervised.seen.clear()
     FakeVariant.bases.clear()
-    import ecgbench.train as train_module
+    import ecgbench.models.train as train_module
 
     calls: list[str] = []
     real_pretrain = train_module.pretrain
@@ -409,8 +409,8 @@ def test_a_method_that_cannot_run_on_a_task_gets_a_not_applicable_cell(tmp_path,
 
 
 def test_dataset_options_come_from_tasks_then_named_set_keys():
-    from ecgbench.config import ConfigError
-    from ecgbench.runner import Runner
+    from ecgbench.core.config import ConfigError
+    from ecgbench.running.runner import Runner
 
     runner = Runner.__new__(Runner)
 

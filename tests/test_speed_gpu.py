@@ -21,8 +21,8 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbench.masking import mask_indices, n_masked
-from ecgbench.registry import METHODS
+from ecgbench.core.registry import METHODS
+from ecgbench.models.masking import mask_indices, n_masked
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -206,7 +206,7 @@ def test_the_loader_feeds_a_cuda_step_pinned_whole_batches_from_workers():
     while the device computes; the augmentations then run on the device (the meta check)."""
     import numpy as np
 
-    from ecgbench.train import WindowDataset, make_loader
+    from ecgbench.models.train import WindowDataset, make_loader
 
     windows = np.zeros((8192, 12, 250), dtype=np.float32)
     data = WindowDataset(windows, np.arange(8192) // 2, np.arange(8192))
@@ -219,7 +219,7 @@ def test_the_loader_feeds_a_cuda_step_pinned_whole_batches_from_workers():
 
 
 def test_to_device_is_a_plain_copy_off_cuda():
-    from ecgbench.train import to_device
+    from ecgbench.models.train import to_device
 
     mask = torch.tensor([True, False, True])
     assert torch.equal(to_device(mask, torch.device("cpu")), mask)
@@ -228,7 +228,7 @@ def test_to_device_is_a_plain_copy_off_cuda():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_to_device_copies_through_pinned_memory_without_a_sync():
-    from ecgbench.train import to_device
+    from ecgbench.models.train import to_device
 
     mask = torch.rand(256, 5000) < 0.5
     torch.cuda.set_sync_debug_mode("error")

@@ -1,4 +1,4 @@
-"""Paired bootstrap, Holm correction, stored predictions and compare_methods (ecgbench.stats)."""
+"""Paired bootstrap, Holm correction, stored predictions and compare_methods (ecgbench.evaluation.stats)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from ecgbench.metrics import metric_value
-from ecgbench.stats import (
+from ecgbench.core.store import ResultStore, write_json
+from ecgbench.evaluation.metrics import metric_value
+from ecgbench.evaluation.stats import (
     compare_methods,
     holm,
     load_predictions,
@@ -17,7 +18,6 @@ from ecgbench.stats import (
     seed_summary,
     write_predictions,
 )
-from ecgbench.store import ResultStore, write_json
 
 
 def binary_case(n: int = 240, seed: int = 0):
@@ -54,7 +54,7 @@ def test_a_clearly_better_method_has_a_small_p_and_a_positive_interval():
 def test_pairing_removes_the_shared_patient_variation():
     """Two methods that differ by a small, consistent margin on every record: the paired CI
     of the difference is far narrower than each method's own CI."""
-    from ecgbench.metrics import bootstrap_ci
+    from ecgbench.evaluation.metrics import bootstrap_ci
 
     rng = np.random.default_rng(3)
     n = 300
@@ -204,7 +204,7 @@ def test_compare_methods_against_the_best(stored):
 def test_compare_methods_matches_one_paired_bootstrap_per_pair(stored):
     """Each method's resample draws are computed once per task; the rows must equal the
     pair-by-pair test."""
-    from ecgbench.stats import load_predictions
+    from ecgbench.evaluation.stats import load_predictions
 
     results = list(ResultStore(stored).results())
     comparison = compare_methods(results, "synth-sex", stored, n_resamples=300, seed=3)
@@ -258,8 +258,8 @@ def test_predictions_round_trip_and_clear_errors(tmp_path):
 def test_bootstrap_cache_is_keyed_by_what_the_values_come_from(tmp_path):
     """A cache hit returns exactly the computed values; any change of predictions, truth,
     metric, resample count or seed is a different entry, never a stale read."""
-    from ecgbench.metrics import bootstrap_values
-    from ecgbench.stats import cached_bootstrap_values
+    from ecgbench.evaluation.metrics import bootstrap_values
+    from ecgbench.evaluation.stats import cached_bootstrap_values
 
     y, groups, good, bad = binary_case()
     pred = (good > 0.5).astype(int)
@@ -280,8 +280,8 @@ def test_bootstrap_cache_is_keyed_by_what_the_values_come_from(tmp_path):
 
 
 def test_a_damaged_bootstrap_cache_entry_is_recomputed(tmp_path, capsys):
-    from ecgbench.metrics import bootstrap_values
-    from ecgbench.stats import cached_bootstrap_values
+    from ecgbench.evaluation.metrics import bootstrap_values
+    from ecgbench.evaluation.stats import cached_bootstrap_values
 
     y, groups, good, _ = binary_case()
     args = ("binary", "macro_auroc", y, (good > 0.5).astype(int), good, groups, 100, 0)

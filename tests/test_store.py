@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ecgbench.store import RESULT_FIELDS, ResultStore, atomic_write, read_json, write_json, write_npy
+from ecgbench.core.store import RESULT_FIELDS, ResultStore, atomic_write, read_json, write_json, write_npy
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -11,7 +11,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ecgbench.tracking import KEY_TAG, KIND_TAG, OWNER_TAG, Tracker, flatten, sync
+from ecgbench.running.tracking import KEY_TAG, KIND_TAG, OWNER_TAG, Tracker, flatten, sync
 
 
 def dead_owner() -> str:
@@ -144,7 +144,7 @@ def test_a_half_migrated_database_is_moved_aside_and_rebuilt(tmp_path, caplog):
     with pytest.raises(Exception, match="duplicate column"):  # what plain MLflow makes of it
         MlflowClient(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}").search_experiments()
 
-    with caplog.at_level(logging.WARNING, logger="ecgbench.tracking"):
+    with caplog.at_level(logging.WARNING, logger="ecgbench.running.tracking"):
         tracker = Tracker.for_results(results)
     assert not tracker.offline
     assert tracker.log_child("k", "result", params={}, metrics={"auroc": 0.5})
@@ -180,19 +180,19 @@ def test_a_journal_left_by_a_kill_mid_write_is_rolled_back_not_taken_for_damage(
 
 def test_an_unreachable_server_costs_one_warning_in_seconds(tmp_path, caplog):
     clock = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="ecgbench.tracking"):
+    with caplog.at_level(logging.WARNING, logger="ecgbench.running.tracking"):
         tracker = Tracker.for_results(tmp_path / "results", "http://127.0.0.1:9")  # nothing listens
         with tracker.invocation("run", {}):
             for key in ("a", "b", "c"):
                 tracker.log_child(key, "result", params={}, metrics={"auroc": 0.5})
     assert tracker.offline
-    assert len([r for r in caplog.records if r.name == "ecgbench.tracking"]) == 1
+    assert len([r for r in caplog.records if r.name == "ecgbench.running.tracking"]) == 1
     assert "ecgbench track sync" in caplog.messages[0]
     assert time.monotonic() - clock < 30, "seconds, not MLflow's default minutes of retries"
 
 
 def write_result(results, run_id, name, auroc):
-    from ecgbench.store import write_json
+    from ecgbench.core.store import write_json
 
     key = f"{run_id}/task@v1/{name}"
     write_json(results / "runs" / run_id / "run.json", {
@@ -209,7 +209,7 @@ def test_sync_logs_what_the_store_lacks_once(tmp_path, caplog):
     (results / "runs" / "run-a" / "task@v1" / "foreign.json").write_text("{not json")
     Tracker.for_results(results).log_child(keys[0], "result", params={}, metrics={})  # logged before
 
-    with caplog.at_level(logging.WARNING, logger="ecgbench.tracking"):
+    with caplog.at_level(logging.WARNING, logger="ecgbench.running.tracking"):
         assert sync(results) == {"logged": 2, "present": 1, "skipped": 1, "failed": 0}
     assert any("foreign.json" in message for message in caplog.messages)
     assert sync(results)["logged"] == 0
@@ -223,7 +223,7 @@ def test_new_databases_copy_a_migrated_template_made_once(tmp_path, monkeypatch)
     (migrating takes seconds); a damaged template is rebuilt; the copy names its own artifacts."""
     import sqlite3
 
-    from ecgbench import tracking
+    from ecgbench.running import tracking
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     tracking._schema_template.cache_clear()

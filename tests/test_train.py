@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ecgbench.train import TrainingDiverged, _check_finite
+from ecgbench.models.train import TrainingDiverged, _check_finite
 
 
 def test_check_finite_returns_the_last_loss():
@@ -22,7 +22,7 @@ def test_check_finite_names_the_first_bad_step_of_the_window():
 def test_batched_fetch_equals_item_by_item():
     import numpy as np
 
-    from ecgbench.train import WindowDataset
+    from ecgbench.models.train import WindowDataset
 
     rng = np.random.default_rng(0)
     data = WindowDataset(rng.standard_normal((10, 2, 5)).astype(np.float32), np.arange(10) // 2,
@@ -44,7 +44,7 @@ class Interrupted(Exception):
 def _smoke_method(name: str, init_seed: int):
     import dataclasses
 
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     cls = METHODS.get(name)
     config = dataclasses.replace(cls.Config(), **{**cls.preset_overrides("smoke"), "max_steps": STEPS})
@@ -55,7 +55,7 @@ def _smoke_method(name: str, init_seed: int):
 def _windows(method, n: int):
     import numpy as np
 
-    from ecgbench.train import WindowDataset
+    from ecgbench.models.train import WindowDataset
 
     spec = method.input_spec
     rng = np.random.default_rng(1)
@@ -64,7 +64,7 @@ def _windows(method, n: int):
 
 
 def _train(name: str, n_windows: int, partial, every: int, stop_at: int | None = None, init_seed: int = 0):
-    from ecgbench.train import pretrain
+    from ecgbench.models.train import pretrain
 
     method = _smoke_method(name, init_seed)
 
@@ -112,7 +112,7 @@ def test_a_run_resumed_from_a_partial_checkpoint_equals_the_uninterrupted_run(tm
 def test_the_first_epoch_keeps_torchs_seeded_shuffle_order():
     from torch.utils.data import RandomSampler
 
-    from ecgbench.train import ShuffleSampler
+    from ecgbench.models.train import ShuffleSampler
 
     data = list(range(11))
     mine, torchs = ShuffleSampler(data, 3), RandomSampler(data, generator=torch.Generator().manual_seed(3))

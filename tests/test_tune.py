@@ -18,8 +18,8 @@ import pytest
 from netutil import free_port
 
 from ecgbench.cli import main
-from ecgbench.store import read_json
-from ecgbench.tune import (
+from ecgbench.core.store import read_json
+from ecgbench.tools.tune import (
     FINISHED,
     TuneRequest,
     covering_default,
@@ -55,7 +55,7 @@ def subprocess_env(tmp_path: Path) -> dict[str, str]:
 
 # ----- fast: the space and what a trial may see ------------------------------------------------
 def test_transform_cnn_space_follows_seed_004_and_covers_the_default():
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     cls = METHODS.get("transform-cnn")
     config = cls.Config(max_steps=100)
@@ -69,7 +69,7 @@ def test_transform_cnn_space_follows_seed_004_and_covers_the_default():
 
 
 def test_methods_without_a_declared_space_search_lr_and_batch_size():
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     cls = METHODS.get("simclr")
     config = cls.Config(lr=1e-3, batch_size=64)
@@ -86,7 +86,7 @@ def test_milestones_and_default_detection():
 
 
 def test_trials_see_training_and_validation_records_only(tmp_path, monkeypatch):
-    from ecgbench.stages.context import RunContext
+    from ecgbench.running.stages.context import RunContext
 
     monkeypatch.setenv("ECGBENCH_DATA", str(tmp_path / "data"))
     search = resolve_search(TuneRequest(method="transform-cnn", task=TASK, trials=2, results_dir=tmp_path,
@@ -179,8 +179,8 @@ def test_search_prunes_trials_logs_them_and_its_best_config_runs(tmp_path, monke
 
 def test_finetune_search_sees_no_test_record_and_its_best_config_feeds_run(tmp_path, monkeypatch, capsys):
     from ecgbench.cli import _config_file
-    from ecgbench.plan import RunRequest, resolve
-    from ecgbench.stages.context import RunContext
+    from ecgbench.running.plan import RunRequest, resolve
+    from ecgbench.running.stages.context import RunContext
 
     monkeypatch.setenv("ECGBENCH_DATA", str(tmp_path / "data"))
     results = tmp_path / "results"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.store import (
+from ecgbench.core.store import (
     FILE_MODE,
     ResultStore,
     StoreError,
@@ -40,7 +40,7 @@ FOUND_BEFORE_WORK_SECONDS = 5.0
 def imported():
     """Import what a run imports once, so the timings below measure the checks, not torch's
     import (seconds on a loaded machine, paid by any command that builds a method)."""
-    from ecgbench.registry import METHODS
+    from ecgbench.core.registry import METHODS
 
     METHODS.get("simclr")  # imports torch
 
@@ -133,7 +133,7 @@ def test_bad_request_is_one_line_before_any_work(extra, key, valid, capsys, tmp_
 
 def test_option_of_a_dataset_the_run_does_not_load_is_a_warning(capsys):
     """One --set may serve several runs (``run --layout``), so it is not an error."""
-    from ecgbench.validate import check_data_options
+    from ecgbench.running.validate import check_data_options
 
     check_data_options({"ptbxl.fs": "500", "n_patients": "40"}, ["synthetic"])
     err = capsys.readouterr().err
@@ -449,8 +449,8 @@ def test_synthetic_keys_stay_where_the_run_names_the_data():
     key is unchanged (the committed reference grid stays valid)."""
     import pandas as pd
 
-    from ecgbench.config import RunConfig
-    from ecgbench.stages.evaluate import data_tag
+    from ecgbench.core.config import RunConfig
+    from ecgbench.running.stages.evaluate import data_tag
 
     class Data:
         def __init__(self, name, version, ids):

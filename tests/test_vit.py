@@ -1,4 +1,4 @@
-"""The ViT pieces shared by ST-MEM and ECG-JEPA (ecgbench.vit)."""
+"""The ViT pieces shared by ST-MEM and ECG-JEPA (ecgbench.models.vit)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.signal import butter, sosfiltfilt
 
-from ecgbench.vit import (
+from ecgbench.models.vit import (
     BandpassStandardize,
     LeadTimeViT,
     cross_pattern_mask,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgbench import leakage
-from ecgbench.datasets import chapman, cinc2021
+from ecgbench.data import leakage
+from ecgbench.data.datasets import chapman, cinc2021
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RAW, SAMPLES = SHARED / "cinc2021-rawheaders", SHARED / "cinc2021-samples"

@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from ecgbench.config import RunFailed
-from ecgbench.datasets import cinc2017, load_dataset
-from ecgbench.datasets.download import ChecksumMismatch
+from ecgbench.core.config import RunFailed
+from ecgbench.data.datasets import cinc2017, load_dataset
+from ecgbench.data.datasets.download import ChecksumMismatch
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2017"
 SAMPLE = SHARED / "validation"

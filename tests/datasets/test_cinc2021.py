@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.config import RunFailed
-from ecgbench.datasets import cinc2020, cinc2021
-from ecgbench.datasets.cinc2021 import CincError
+from ecgbench.core.config import RunFailed
+from ecgbench.core.contracts import STANDARD_LEADS
+from ecgbench.data.datasets import cinc2020, cinc2021
+from ecgbench.data.datasets.cinc2021 import CincError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SAMPLES, RAW = SHARED / "cinc2021-samples", SHARED / "cinc2021-rawheaders"

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgbench.config import RunFailed
-from ecgbench.datasets import ptbxl
-from ecgbench.datasets.download import (
+from ecgbench.core.config import RunFailed
+from ecgbench.data.datasets import ptbxl
+from ecgbench.data.datasets.download import (
     ChecksumMismatch,
     DownloadError,
     download_file,
@@ -219,7 +219,7 @@ def test_gives_up_after_the_retries(server, tmp_path):
 
 def test_backoff_is_exponential(server, tmp_path, monkeypatch):
     waits = []
-    monkeypatch.setattr("ecgbench.datasets.download.time.sleep", waits.append)
+    monkeypatch.setattr("ecgbench.data.datasets.download.time.sleep", waits.append)
     server.fail_first = 3
     download_file(server.base + "ptbxl_database.csv", tmp_path / "db.csv", backoff=0.5)
     assert waits == [0.5, 1.0, 2.0]
@@ -281,7 +281,7 @@ def test_verify_tree_on_the_shared_ptbxl_subset():
 
 
 def test_progress_bar_path_for_large_transfers(server, tree, tmp_path, monkeypatch):
-    monkeypatch.setattr("ecgbench.datasets.download.PROGRESS_MIN_BYTES", 1000)
+    monkeypatch.setattr("ecgbench.data.datasets.download.PROGRESS_MIN_BYTES", 1000)
     path = "records100/00000/00001_lr.dat"
     dest = download_file(server.base + path, tmp_path / "x.dat", backoff=0,
                          sha256=hashlib.sha256(tree[path]).hexdigest())

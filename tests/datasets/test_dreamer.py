@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from scipy.io import loadmat, savemat
 
-from ecgbench.config import RunFailed
-from ecgbench.datasets import dreamer, load_dataset
+from ecgbench.core.config import RunFailed
+from ecgbench.data.datasets import dreamer, load_dataset
 
 WINDOW = 2560
 BASELINE = 512  # samples per baseline segment in the fixture

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from ecgbench.config import RunFailed
-from ecgbench.datasets import prepared
-from ecgbench.store import write_json
+from ecgbench.core.config import RunFailed
+from ecgbench.core.store import write_json
+from ecgbench.data.datasets import prepared
 
 
 def _source(tmp_path):

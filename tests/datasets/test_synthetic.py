@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.config import ConfigError, short_hash
-from ecgbench.datasets import synthetic
+from ecgbench.core.config import ConfigError, short_hash
+from ecgbench.core.contracts import STANDARD_LEADS
+from ecgbench.data.datasets import synthetic
 
 SMALL = {"n_patients": 60}
 
@@ -312,9 +312,9 @@ def test_nuisances_do_not_follow_labels(small, tmp_path):
 
 @pytest.mark.skipif(not REAL_SAMPLES.is_dir(), reason=f"real CinC 2021 samples not found at {REAL_SAMPLES}")
 def test_version_2_is_closer_to_real_ecgs_than_version_1(v2, tmp_path):
-    """ecgbench.audit.realism on 100 records of each version and on the 50 real records: the
+    """ecgbench.reporting.audit.realism on 100 records of each version and on the 50 real records: the
     summed relative distance to the real figures shrinks, and no figure moves more than 10% away."""
-    from ecgbench import audit
+    from ecgbench.reporting import audit
 
     real = audit.realism(*audit.real_cinc_samples(REAL_SAMPLES))
     old = synthetic.load(tmp_path, version="1", **SMALL)
@@ -327,10 +327,10 @@ def test_version_2_is_closer_to_real_ecgs_than_version_1(v2, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_SAMPLES.is_dir(), reason=f"real CinC 2021 samples not found at {REAL_SAMPLES}")
 def test_version_3_stays_as_close_to_real_ecgs_as_version_2(tmp_path):
-    """ecgbench.audit.realism on 300 records of each version: version 3 keeps version 2's gain
+    """ecgbench.reporting.audit.realism on 300 records of each version: version 3 keeps version 2's gain
     over version 1 (summed relative distance to the real figures). Medians over 300 records
     move by 0.1-0.2 of relative distance between suite sizes, so only the sum is compared."""
-    from ecgbench import audit
+    from ecgbench.reporting import audit
 
     real = audit.realism(*audit.real_cinc_samples(REAL_SAMPLES))
     distance = {}
@@ -398,10 +398,10 @@ def test_version_4_ages_the_qrs_axis_t_waves_and_hrv_by_its_stated_amounts():
 @pytest.mark.slow
 @pytest.mark.skipif(not PTBXL_SAMPLE.is_dir(), reason=f"real PTB-XL sample not found at {PTBXL_SAMPLE}")
 def test_version_4_carries_age_closer_to_the_real_ptbxl_sample(tmp_path):
-    """ecgbench.audit.age_expression: the real PTB-XL sample's median beats carry age (ridge R²
+    """ecgbench.reporting.audit.age_expression: the real PTB-XL sample's median beats carry age (ridge R²
     about 0.4; QRS axis, T amplitude and RR variability fall with age); version 3's carried
     little of it, version 4's carry clearly more, with the real signs, without overshooting."""
-    from ecgbench import audit
+    from ecgbench.reporting import audit
 
     real = audit.age_expression(*audit.real_ptbxl_sample(PTBXL_SAMPLE))
     assert real["n"] >= 290 and real["r2"] > 0.3, real

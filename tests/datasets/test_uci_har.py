@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgbench.config import RunFailed
-from ecgbench.datasets import load_dataset, uci_har
+from ecgbench.core.config import RunFailed
+from ecgbench.data.datasets import load_dataset, uci_har
 
 SHARED_HAR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci-har-labels"
 REAL = SHARED_HAR / "UCI HAR Dataset"

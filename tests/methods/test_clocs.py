@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbench.encoders import ClocsCNN, count_parameters
-from ecgbench.registry import METHODS
+from ecgbench.core.registry import METHODS
+from ecgbench.models.encoders import ClocsCNN, count_parameters
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

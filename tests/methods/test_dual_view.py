@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
+from ecgbench.core.registry import METHODS
 from ecgbench.methods.dual_view import DualViewEncoder, standardize_per_sample
-from ecgbench.registry import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 VARIANTS = ("dual-view-seqaug", "dual-view-interleave", "dual-view-split")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ecgbench.clinical import clinical_features
-from ecgbench.encoders import count_parameters
+from ecgbench.data.clinical import clinical_features
 from ecgbench.methods.ecg_jepa import JEPA_LEADS, EcgJepa, EcgJepaHybrid, EcgJepaMultiBlock
+from ecgbench.models.encoders import count_parameters
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -165,9 +165,9 @@ def test_hybrid_training_and_embedding_windows_get_their_records_clinical_row():
     """The runner's plumbing for a derived input: training batches carry table[record_index]
     (WithDerivedInput over the pretraining windows) and embed_windows hands every window its
     record's row, so a record's windows all see that record's parameters."""
-    from ecgbench.embed import embed_windows
-    from ecgbench.method import WithDerivedInput
-    from ecgbench.train import WindowDataset
+    from ecgbench.evaluation.embedding import embed_windows
+    from ecgbench.models.method import WithDerivedInput
+    from ecgbench.models.train import WindowDataset
 
     table = np.stack([np.arange(7) + 10.0 * r for r in range(3)]).astype(np.float32)  # 3 records
     windows = np.random.default_rng(0).standard_normal((3, 2, 8, 2500)).astype(np.float32)

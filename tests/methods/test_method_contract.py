@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecgbench.method import Method, MethodConfig
-from ecgbench.registry import METHODS
+from ecgbench.core.registry import METHODS
+from ecgbench.models.method import Method, MethodConfig
 
 NAMES = METHODS.names()
 BATCH = 8
@@ -76,7 +76,7 @@ def derived_table(name: str, seed: int) -> np.ndarray:
     (once per method and seed: extractors such as neurokit2's delineation are slow)."""
     import pandas as pd
 
-    from ecgbench.api import Recordings
+    from ecgbench.core.contracts import Recordings
 
     method = build(name, with_base=False)
     spec = method.input_spec

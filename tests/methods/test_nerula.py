@@ -8,9 +8,6 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ecgbench.encoders import LocalLeadEncoder, ResNet1d
-from ecgbench.losses import huber_reconstruction, negative_cosine
-from ecgbench.masking import complementary_patch_mask, resize_mask
 from ecgbench.methods.byol import BYOL
 from ecgbench.methods.nerula import (
     FinalLatent,
@@ -19,6 +16,9 @@ from ecgbench.methods.nerula import (
     NerulaLadderLatent,
     NerulaLadderMasking,
 )
+from ecgbench.models.encoders import LocalLeadEncoder, ResNet1d
+from ecgbench.models.losses import huber_reconstruction, negative_cosine
+from ecgbench.models.masking import complementary_patch_mask, resize_mask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LADDER = (NerulaLadderByol, NerulaLadderMasking, NerulaLadderLatent, Nerula)
@@ -171,8 +171,8 @@ def test_embed_sees_the_whole_signal():
 
 def _mask_lengths(method, x: torch.Tensor, monkeypatch) -> set[int]:
     """Every length the encoder resizes the keep mask to in one forward pass."""
-    import ecgbench.encoders
     import ecgbench.methods.nerula
+    import ecgbench.models.encoders
 
     lengths: set[int] = set()
 
@@ -180,7 +180,7 @@ def _mask_lengths(method, x: torch.Tensor, monkeypatch) -> set[int]:
         lengths.add(int(length))
         return resize_mask(mask, length)
 
-    for module in (ecgbench.encoders, ecgbench.methods.nerula):
+    for module in (ecgbench.models.encoders, ecgbench.methods.nerula):
         monkeypatch.setattr(module, "resize_mask", recording)
     with torch.no_grad():
         method.encoder(x, torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool))

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbench.encoders import BasicBlock1d, Bottleneck1d, ResNet1d
+from ecgbench.core.registry import METHODS
 from ecgbench.methods.nerula import NerulaConfig
-from ecgbench.registry import METHODS
+from ecgbench.models.encoders import BasicBlock1d, Bottleneck1d, ResNet1d
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

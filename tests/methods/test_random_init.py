@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from ecgbench.leaderboard import registered_methods
-from ecgbench.registry import METHODS
+from ecgbench.core.registry import METHODS
+from ecgbench.reporting.leaderboard import registered_methods
 
 CONTROLLED = {"random-init": ("simclr", "byol"), "random-init-lead2": ("simclr-lead2",)}
 

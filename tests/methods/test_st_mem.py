@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from ecgbench.api import NotApplicable
-from ecgbench.encoders import count_parameters
+from ecgbench.core.contracts import NotApplicable
 from ecgbench.methods.st_mem import StMem, StMemTriplet, StMemVqvae, normalised_patches
+from ecgbench.models.encoders import count_parameters
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

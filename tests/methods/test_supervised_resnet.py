@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ecgbench.api import STANDARD_LEADS
-from ecgbench.registry import METHODS
+from ecgbench.core.contracts import STANDARD_LEADS
+from ecgbench.core.registry import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from toys import toy_labels, toy_split, toy_task
 
-from ecgbench.protocols import EvalInputs
+from ecgbench.evaluation.protocols import EvalInputs
 
 
 @pytest.fixture

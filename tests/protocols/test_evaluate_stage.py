@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.registry import TASKS
-from ecgbench.runner import Runner, RunRequest, resolve
-from ecgbench.stats import compare_methods, load_predictions
-from ecgbench.store import ResultStore
-from ecgbench.tables import render
+from ecgbench.core.registry import TASKS
+from ecgbench.core.store import ResultStore
+from ecgbench.evaluation.stats import compare_methods, load_predictions
+from ecgbench.reporting.tables import render
+from ecgbench.running.runner import Runner, RunRequest, resolve
 
 PROTOCOLS = ["frozen-probe", "linear", "head", "finetune"]
 FAST = {"data.n_patients": "90", "eval.bootstrap": "50", "eval.label_fractions": "0.5,1",
@@ -120,8 +120,8 @@ def test_fine_tuning_progress_shows_epoch_loss_and_validation_score():
 
     from rich.progress import Progress
 
-    from ecgbench.protocols.training import EpochLog
-    from ecgbench.stages.evaluate import epoch_progress
+    from ecgbench.evaluation.protocols.training import EpochLog
+    from ecgbench.running.stages.evaluate import epoch_progress
 
     progress = Progress(disable=True)
     ctx = SimpleNamespace(progress=progress)

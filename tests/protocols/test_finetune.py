@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from toys import toy_labels, toy_split, toy_task
 
-from ecgbench.adapt import Adapted
-from ecgbench.api import NotApplicable
-from ecgbench.metrics import metric_value
-from ecgbench.protocols import EvalInputs, FinetuneSettings
-from ecgbench.protocols.finetune import FinetuneProtocol, predict_records
+from ecgbench.core.contracts import NotApplicable
+from ecgbench.data.adapt import Adapted
+from ecgbench.evaluation.metrics import metric_value
+from ecgbench.evaluation.protocols import EvalInputs, FinetuneSettings
+from ecgbench.evaluation.protocols.finetune import FinetuneProtocol, predict_records
 
 SETTINGS = FinetuneSettings(max_epochs=6, patience=3, batch_size=16, lr=0.05, encoder_lr=0.01)
 

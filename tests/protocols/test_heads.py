@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from torch import nn
 
-from ecgbench.metrics import metric_value
-from ecgbench.protocols import HeadSettings, LinearSettings
-from ecgbench.protocols.heads import HeadProtocol, LinearProtocol, dense_head, standardise
-from ecgbench.protocols.training import parameter_groups
+from ecgbench.evaluation.metrics import metric_value
+from ecgbench.evaluation.protocols import HeadSettings, LinearSettings
+from ecgbench.evaluation.protocols.heads import HeadProtocol, LinearProtocol, dense_head, standardise
+from ecgbench.evaluation.protocols.training import parameter_groups
 
 KINDS = ("multiclass", "binary", "multilabel", "regression")
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from ecgbench.config import ConfigError, EvalSettings, short_hash
-from ecgbench.protocols import (
+from ecgbench.core.config import ConfigError, EvalSettings, short_hash
+from ecgbench.evaluation.protocols import (
     CONFIGS,
     PROTOCOLS,
     FinetuneSettings,
@@ -76,7 +76,7 @@ def test_the_protocol_is_part_of_every_result_key():
 
 
 def test_importing_the_registry_loads_neither_torch_nor_sklearn():
-    code = "import sys, ecgbench.protocols; print('torch' in sys.modules, 'sklearn' in sys.modules)"
+    code = "import sys, ecgbench.evaluation.protocols; print('torch' in sys.modules, 'sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from ecgbench.protocols import LinearSettings
-from ecgbench.protocols.training import Targets, fit_epochs, make_optimizer
+from ecgbench.evaluation.protocols import LinearSettings
+from ecgbench.evaluation.protocols.training import Targets, fit_epochs, make_optimizer
 
 
 class Scripted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgbench.api import Task
+from ecgbench.core.contracts import Task
 
 METRIC = {"multiclass": "macro_auroc", "binary": "macro_auroc", "multilabel": "macro_auroc", "regression": "r2"}
 CLASSES = {"multiclass": ("a", "b", "c"), "binary": ("no", "yes"), "multilabel": ("x", "y"), "regression": ()}

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench.api import HIGHER_IS_BETTER, Task
-from ecgbench.datasets import cinc2017, dataset_module, load_dataset
-from ecgbench.registry import TASKS
+from ecgbench.core.contracts import HIGHER_IS_BETTER, Task
+from ecgbench.core.registry import TASKS
+from ecgbench.data.datasets import cinc2017, dataset_module, load_dataset
 from ecgbench.tasks import cinc2017 as cinc2017_tasks
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2017"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench.datasets import cinc2021
-from ecgbench.registry import TASKS
+from ecgbench.core.registry import TASKS
+from ecgbench.data.datasets import cinc2021
 from ecgbench.tasks import cinc2021 as cinc_tasks
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2021-samples"

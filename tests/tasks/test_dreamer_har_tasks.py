@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench.adapt import adapt, adapt_each_channel
-from ecgbench.api import HIGHER_IS_BETTER, InputSpec, NotApplicable, Recordings, Task
-from ecgbench.datasets import dataset_module, uci_har
-from ecgbench.registry import METHODS, TASKS
+from ecgbench.core.contracts import HIGHER_IS_BETTER, InputSpec, NotApplicable, Recordings, Task
+from ecgbench.core.registry import METHODS, TASKS
+from ecgbench.data.adapt import adapt, adapt_each_channel
+from ecgbench.data.datasets import dataset_module, uci_har
 from ecgbench.tasks import dreamer as dreamer_tasks
 from ecgbench.tasks import har as har_tasks
 
@@ -146,7 +146,7 @@ def test_runner_concatenates_the_channel_embeddings(tmp_path, data_root, one_tor
     import torch
     from rich.progress import Progress
 
-    from ecgbench.runner import Runner, RunRequest, resolve
+    from ecgbench.running.runner import Runner, RunRequest, resolve
 
     plan = resolve(RunRequest(methods=["transform-cnn"], tasks=["har"], probes=["lr"], seeds=[0],
                               preset="smoke", results_dir=tmp_path / "results", data_root=data_root,

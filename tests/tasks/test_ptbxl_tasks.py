@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgbench.api import HIGHER_IS_BETTER, Task
-from ecgbench.datasets import dataset_module, load_dataset, ptbxl
-from ecgbench.registry import TASKS
+from ecgbench.core.contracts import HIGHER_IS_BETTER, Task
+from ecgbench.core.registry import TASKS
+from ecgbench.data.datasets import dataset_module, load_dataset, ptbxl
 from ecgbench.tasks import ptbxl as ptbxl_tasks
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgbench.api import HIGHER_IS_BETTER, Task
-from ecgbench.datasets import dataset_module, synthetic
-from ecgbench.registry import TASKS
+from ecgbench.core.contracts import HIGHER_IS_BETTER, Task
+from ecgbench.core.registry import TASKS
+from ecgbench.data.datasets import dataset_module, synthetic
 from ecgbench.tasks import synthetic as synthetic_tasks
 
 EXPECTED = ("synth-superclass", "synth-rhythm", "synth-sex", "synth-age")
@@ -89,7 +89,7 @@ def test_unusable_rows_are_masked(recordings):
 
 @pytest.mark.parametrize("key", ["data.version", "data.synthetic.version"])
 def test_a_run_on_the_old_suite_keys_its_tasks_at_v1(key):
-    from ecgbench.plan import RunRequest, resolve
+    from ecgbench.running.plan import RunRequest, resolve
 
     request = RunRequest(methods=["random-init"], tasks=["synth-superclass", "synth-age"], probes=["lr"],
                          seeds=[0], overrides={key: "1"})
@@ -99,7 +99,7 @@ def test_a_run_on_the_old_suite_keys_its_tasks_at_v1(key):
 
 
 def test_every_suite_version_keys_its_tasks():
-    from ecgbench.plan import RunRequest, resolve
+    from ecgbench.running.plan import RunRequest, resolve
 
     for version in synthetic.VERSIONS:
         request = RunRequest(methods=["random-init"], tasks=["synth-sex"], probes=["lr"], seeds=[0],
