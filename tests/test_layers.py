@@ -85,7 +85,8 @@ def graph() -> dict[str, set[str]]:
 
 def test_every_module_sits_in_a_known_layer(graph):
     top = sorted(m for m in graph if layer(m) == "top")
-    assert top == ["ecgbench.__main__", "ecgbench.cli"], "put new modules in a layer's sub-package"
+    assert top == ["ecgbench.__main__", "ecgbench.cli", "ecgbench.cli.__main__", "ecgbench.cli.arguments",
+                   "ecgbench.cli.commands", "ecgbench.cli.parser"], "put new modules in a layer's sub-package"
 
 
 def test_imports_only_go_down(graph):

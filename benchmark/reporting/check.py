@@ -235,3 +235,12 @@ def update_reference(results_dir: Path, reference: Path) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return count
+
+
+def check_results(results_dir: Path, reference: Path, tolerance_items: list[str],
+                  only_failures: bool = False) -> tuple[bool, str]:
+    """``ecgbench check``: fresh results against the reference, within per-metric tolerances;
+    (passed, the comparison table)."""
+    report = compare(load_results(reference, "reference"), load_results(results_dir, "results"),
+                     parse_tolerances(tolerance_items))
+    return report.passed, render(report, only_failures=only_failures)

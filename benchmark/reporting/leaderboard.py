@@ -525,3 +525,20 @@ def is_stale(path: Path, block: str) -> bool:
     if not path.is_file():
         raise LeaderboardError(f"{path}: not found (pass --file)")
     return current_block(path.read_text(encoding="utf-8"), path) != block
+
+
+def refresh(results_dir: str | Path, path: Path, check: bool) -> tuple[bool, str]:
+    """``ecgbench leaderboard [--check]``: regenerate the block of ``path`` from the results stored
+    under ``results_dir``, or only say whether it is stale; (up to date or written, message)."""
+    from ecgbench.core.store import ResultStore
+
+    store = ResultStore(results_dir)
+    results = list(store.results()) if (store.root / "runs").exists() else []
+    block = render_block(results, results_dir)
+    if check:
+        if is_stale(path, block):
+            return False, f"{path}: the leaderboard block is stale; run 'ecgbench leaderboard' and commit the file"
+        return True, f"{path}: leaderboard block is up to date"
+    changed = update(path, block)
+    return True, (f"{path}: leaderboard block {'regenerated' if changed else 'already up to date'} "
+                  f"from {len(results)} result files")

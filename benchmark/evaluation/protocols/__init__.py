@@ -8,7 +8,7 @@ protocol is part of every result key (results of two protocols never share a tab
 ========================  ==========================================================  =====================
 protocol                  what is trained                                             input
 ========================  ==========================================================  =====================
-``frozen-probe``          scikit-learn probes (:mod:`ecgbench.evaluation.probes`), grid on val   frozen embeddings
+``frozen-probe``          scikit-learn probes (:mod:`..probes`), grid on val          frozen embeddings
 ``linear``                one linear layer in torch, early stopping on val            frozen embeddings
 ``head``                  seed 004's head: two dense layers of 64, sigmoid,           frozen embeddings
                           dropout 0.6, L2 1e-4 (:mod:`.heads`)

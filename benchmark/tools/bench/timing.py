@@ -23,151 +23,31 @@ Correctness lives in the tests; speed lives here. Every figure is measured, neve
   next to the compute the source paper or seed report states (:data:`REPORTED_COMPUTE`).
 * **embedding**: frozen ``embed`` throughput in eval mode.
 * **probes**: fit time of each probe (small grid) on random embeddings of the method's width.
-* **data** (``--data``): loading a prepared array store vs a per-record ``wfdb.rdsamp`` loop over
-  the same WFDB records (the habit of the reference PTB-XL benchmark).
 
-Results print as a table and are written as JSON (temp file + rename) under
-``<results-dir>/bench/``.
+This module measures one method (:func:`bench_method`) and runs it for each method asked for
+(:func:`run_bench`); :mod:`.figures` holds what the figures are set against, :mod:`.loading` the
+``--data`` comparison and :mod:`.render` the tables and the JSON record.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import platform
 import resource
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' datasheets, matched on device name.
-PEAK_BF16_TFLOPS: dict[str, float] = {
-    "H200": 989.0,
-    "H100 SXM": 989.0,
-    "H100 80GB HBM3": 989.0,
-    "H100 PCIe": 756.0,
-    "H100": 989.0,
-    "A100": 312.0,
-    "L40S": 362.0,
-    "A10G": 70.0,
-}
+from ecgbench.tools.bench.figures import (
+    AUTO_BATCH_MEMORY_FRACTION,
+    BenchSettings,
+    MethodBench,
+    largest_batch,
+    peak_tflops,
+    pretraining_hours,
+    reported_compute,
+)
 
 
-# The compute each method's seed report (000-004) states for its training, with where it says
-# so; "not reported" where the source is silent. The original papers were not checked here.
-NOT_REPORTED = "not reported"
-REPORTED_COMPUTE: dict[str, dict[str, str]] = {
-    "nerula": {"hardware": "1x NVIDIA GeForce RTX 4090", "time": NOT_REPORTED, "epochs": NOT_REPORTED,
-               "source": "seed 002 (NERULA, arXiv:2405.19348) Sec. 5.2, for all its experiments"},
-    "st-mem": {"hardware": NOT_REPORTED, "time": NOT_REPORTED, "epochs": NOT_REPORTED,
-               "source": "seed 003 (ST-MEM/ECG-JEPA report): no compute stated"},
-    "ecg-jepa": {"hardware": NOT_REPORTED, "time": NOT_REPORTED, "epochs": NOT_REPORTED,
-                 "source": "seed 003 (ST-MEM/ECG-JEPA report): no compute stated"},
-    "dual-view": {"hardware": "2x NVIDIA GB10 (256 GB)", "time": "10 h",
-                  "epochs": "not reported (a 5-epoch warm start)",
-                  "source": "seed 001 (dual-view report), Training"},
-    "transform-cnn": {"hardware": NOT_REPORTED, "time": "~1.3 h until convergence",
-                      "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (no skip connections)"},
-    "transform-cnn-res1": {"hardware": NOT_REPORTED, "time": "~1.1 h until convergence",
-                           "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (skip in block 1)"},
-    "transform-cnn-res12": {"hardware": NOT_REPORTED, "time": "~1.1 h until convergence",
-                            "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (skips in blocks 1-2)"},
-    "transform-cnn-res123": {"hardware": NOT_REPORTED, "time": "~1.05 h until convergence",
-                             "epochs": NOT_REPORTED, "source": "seed 000 Table 1 (skips in all blocks)"},
-}
-# Families that take their entry from the method they follow.
-_REPORTED_FAMILY = {"nerula-": "nerula", "simclr-lead2": "nerula", "st-mem-": "st-mem",
-                    "ecg-jepa-": "ecg-jepa", "dual-view-": "dual-view"}
-
-# ``--batch-size auto``: grow the batch while a step's peak memory stays under this fraction.
-AUTO_BATCH_MEMORY_FRACTION = 0.85
-AUTO_BATCH_MAX_DOUBLINGS = 6
-
-
-def reported_compute(method: str) -> dict[str, str]:
-    """The pretraining compute the method's source reports (hardware, time, epochs, source)."""
-    if method in REPORTED_COMPUTE:
-        return REPORTED_COMPUTE[method]
-    for prefix, family in _REPORTED_FAMILY.items():
-        if method.startswith(prefix):
-            return REPORTED_COMPUTE[family]
-    return {"hardware": NOT_REPORTED, "time": NOT_REPORTED, "epochs": NOT_REPORTED,
-            "source": "no seed report states compute for this method"}
-
-
-def pretraining_hours(max_steps: int, batch_size: int, samples_per_s: float | None) -> float | None:
-    """Wall-clock hours of ``max_steps`` optimiser steps of ``batch_size`` windows at a measured
-    ``samples_per_s`` (steps x batch / samples/s); None without a positive throughput."""
-    if not samples_per_s or not math.isfinite(samples_per_s) or samples_per_s <= 0:
-        return None
-    return max_steps * batch_size / samples_per_s / 3600.0
-
-
-def largest_batch(fits: Callable[[int], bool], start: int, max_doublings: int = AUTO_BATCH_MAX_DOUBLINGS) -> int:
-    """The largest of ``start * 2**k`` (k <= ``max_doublings``) for which ``fits`` holds, trying
-    them in order and stopping at the first that does not; ``start`` if even that fails."""
-    best = start
-    for k in range(1, max_doublings + 1):
-        if not fits(start * 2**k):
-            break
-        best = start * 2**k
-    return best
-
-
-def peak_tflops(device_name: str) -> float | None:
-    for key, value in PEAK_BF16_TFLOPS.items():
-        if key in device_name:
-            return value
-    return None
-
-
-@dataclass
-class BenchSettings:
-    preset: str = "smoke"
-    device: str = "auto"
-    steps: int = 10
-    warmup: int = 3
-    batch_size: int | str | None = None  # default: the method's preset batch size; "auto": fit to memory
-    compile: bool = False
-    probe_records: int = 2000  # 0: no probe timings
-    embed_batches: int = 5
-    overrides: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class MethodBench:
-    method: str
-    preset: str
-    device: str
-    batch_size: int
-    parameters: int
-    encoder_parameters: int
-    train_samples_per_s: float
-    train_step_ms: float
-    peak_memory_mb: float
-    peak_memory_kind: str
-    flops_per_sample: float | None = None
-    achieved_tflops: float | None = None
-    mfu: float | None = None
-    loader_samples_per_s: float | None = None
-    busy_fraction: float | None = None
-    compiled_samples_per_s: float | None = None
-    compiled_mfu: float | None = None
-    compiled_graphs: int | None = None  # graphs torch.compile built over the timed steps
-    preset_batch_size: int | None = None
-    preset_max_steps: int | None = None
-    pretrain_hours: float | None = None  # one preset pretraining at the faster measured speed
-    reported_compute: dict[str, str] = field(default_factory=dict)
-    embed_samples_per_s: float | None = None
-    probe_fit_seconds: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-# ----- helpers ------------------------------------------------------------------------------
 def _sync(device) -> None:
     import torch
 
@@ -432,39 +312,6 @@ def probe_fit_seconds(width: int, n_records: int, seed: int = 0) -> dict[str, fl
     return seconds
 
 
-# ----- data loading -------------------------------------------------------------------------
-def bench_wfdb_vs_prepared(record_stems: list[Path], load_prepared: Callable[[], np.ndarray],
-                           max_records: int | None = None) -> dict[str, float]:
-    """Seconds to read the records one by one with ``wfdb.rdsamp`` vs to load the prepared set.
-
-    ``load_prepared()`` is the whole prepared-store path (e.g. a cache-hit ``load()``: metadata,
-    cache key, memmap); it is timed together with touching every sample (a sum), so both sides
-    end with every sample read. Run it after the records were read once (a first prepare), so
-    the page cache favours neither side.
-    """
-    import wfdb
-
-    stems = record_stems[:max_records] if max_records else record_stems
-    clock = time.perf_counter()
-    total = 0.0
-    for stem in stems:
-        signal, _ = wfdb.rdsamp(str(stem))
-        total += float(signal[0, 0])
-    wfdb_seconds = time.perf_counter() - clock
-    clock = time.perf_counter()
-    subset = load_prepared()[: len(stems)]
-    checksum = float(np.asarray(subset, dtype=np.float32).sum())
-    prepared_seconds = time.perf_counter() - clock
-    return {
-        "records": len(stems),
-        "wfdb_rdsamp_seconds": round(wfdb_seconds, 3),
-        "prepared_seconds": round(prepared_seconds, 4),
-        "speedup": round(wfdb_seconds / max(prepared_seconds, 1e-9), 1),
-        "checksum": checksum if math.isfinite(checksum) else None,
-    }
-
-
-# ----- the command ---------------------------------------------------------------------------
 def run_bench(methods: list[str], settings: BenchSettings, console=None,
               on_method: Callable[[str], None] | None = None) -> list[MethodBench]:
     from ecgbench.models.train import resolve_device
@@ -486,69 +333,3 @@ def run_bench(methods: list[str], settings: BenchSettings, console=None,
                 error=f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}",
             ))
     return results
-
-
-def _num(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-def _sig(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.3g}"
-
-
-def render_bench(results: list[MethodBench]) -> str:
-    """The speed table, then the table of one preset pretraining against the reported compute."""
-    return _render_speed(results) + "\n\n" + render_pretraining(results)
-
-
-def render_pretraining(results: list[MethodBench]) -> str:
-    from tabulate import tabulate
-
-    rows = []
-    for r in results:
-        reported = r.reported_compute or reported_compute(r.method)
-        rows.append([r.method, r.preset_max_steps, r.preset_batch_size, _num(r.pretrain_hours, 2),
-                     reported.get("hardware", NOT_REPORTED), reported.get("time", NOT_REPORTED),
-                     reported.get("epochs", NOT_REPORTED), reported.get("source", "")])
-    headers = ["method", "steps", "batch", "one pretraining here (h)", "reported hardware",
-               "reported time", "reported epochs", "source"]
-    return tabulate(rows, headers=headers, tablefmt="github")
-
-
-def _render_speed(results: list[MethodBench]) -> str:
-    from tabulate import tabulate
-
-    rows = []
-    for r in results:
-        probe_total = sum(r.probe_fit_seconds.values()) if r.probe_fit_seconds else None
-        rows.append([
-            r.method, r.batch_size, _num(r.encoder_parameters / 1e6, 2), _num(r.train_samples_per_s),
-            _num(r.loader_samples_per_s), _num(r.busy_fraction, 2), _num(r.compiled_samples_per_s),
-            "-" if r.compiled_graphs is None else r.compiled_graphs,
-            _sig(r.flops_per_sample / 1e9 if r.flops_per_sample else None), _sig(r.achieved_tflops),
-            _num(100 * r.mfu if r.mfu is not None else None, 1),
-            _num(100 * r.compiled_mfu if r.compiled_mfu is not None else None, 1), _num(r.peak_memory_mb, 0),
-            _num(r.embed_samples_per_s), _num(probe_total, 2), r.error or "",
-        ])
-    headers = ["method", "batch", "enc. params (M)", "train samples/s", "with loader samples/s",
-               "busy fraction", "compiled samples/s", "graphs", "GFLOP/sample (fwd+bwd)", "TFLOP/s", "MFU %",
-               "compiled MFU %", "peak mem (MB)", "embed samples/s", "probe fit s (5 probes)", "note"]
-    return tabulate(rows, headers=headers, tablefmt="github")
-
-
-def bench_record(results: list[MethodBench], settings: BenchSettings, extra: dict | None = None) -> dict:
-    import torch
-
-    device = results[0].device if results else settings.device
-    return {
-        "settings": dataclasses.asdict(settings),
-        "device": device,
-        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "methods": [dataclasses.asdict(r) for r in results],
-        **(extra or {}),
-    }

@@ -1,0 +1,3 @@
+from ecgbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""``ecgbench run``: check a request, resolve it, run its grid and report what it stored.
+
+Everything is checked before any work starts (:mod:`ecgbench.running.validate`); heavy libraries
+load only after that, so a bad request answers at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ecgbench.running.plan import RunRequest, resolve
+from ecgbench.running.validate import validate_plan, validate_request
+
+
+def run_grid(request: RunRequest, console=None) -> list[dict[str, Any]]:
+    """Run every (method, seed) x task x probe of ``request``; print its table (rank 0 only under
+    torchrun) and return the result records."""
+    validate_request(request)
+    plan = resolve(request)
+    validate_plan(plan)
+    from rich.console import Console
+
+    from ecgbench.models import distributed
+    from ecgbench.reporting.tables import render
+    from ecgbench.running.runner import Runner, write_tables
+
+    console = console or Console(stderr=True)
+    clock = time.perf_counter()
+    runner = Runner(plan, console)
+    results = runner.run()
+    if not distributed.is_main():  # under torchrun rank 0 reports for everyone
+        return results
+    path = write_tables(runner.store, results, runner.tracker)
+    print(render(results))
+    console.log(
+        f"{len(results)} results ({runner.new_results} new) in {time.perf_counter() - clock:.1f} s; "
+        f"table: {path}; results: {runner.store.root / 'runs'}"
+    )
+    return results
