@@ -6,7 +6,7 @@ arXiv:2405.19348, 2024. Section 5.1: every method is pretrained on PhysioNet/Cin
 only; Section 5.2: Adam at lr 1e-4 "for all experiments".
 
 The rows of NERULA's tables map to registered methods as follows (the ``nerula-*`` layouts in
-:mod:`ecgbench.reporting.layouts` say so per row, and pretrain them on ``cinc2020``):
+``results/reported/nerula.yaml`` say so per row, and pretrain them on ``cinc2020``):
 
 * BYOL (Tables 1-6): ``nerula-ladder-byol`` (methods/nerula.py), BYOL with its augmentations on
   a 1-D ResNet, lead II, NERULA's input; Table 2's first rung is the same model (its RF numbers

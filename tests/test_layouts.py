@@ -17,8 +17,12 @@ from ecgbench.reporting.layouts import (
     LAYOUTS,
     OUTSIDE,
     SAMPLE,
+    LayoutError,
     LayoutJob,
     Tolerance,
+    get_layout,
+    list_layouts,
+    load_layouts,
     plan_layout,
     plan_rows,
     render_layout,
@@ -207,15 +211,15 @@ def test_one_preset_per_table_and_newest_record_per_seed(tmp_path):
 # ----- planning ------------------------------------------------------------------------------
 def _register_all(monkeypatch, layout: str) -> None:
     """Pretend every method of the layout is registered and every task's data is present."""
-    import ecgbench.reporting.layouts as layouts
+    import ecgbench.reporting.layouts.plan as plan  # where planning looks the checks up
 
     fake = dict(METHODS.entries)
     for table_id in LAYOUTS[layout].tables:
         for row in get_table(table_id).rows:
             fake.setdefault(row.method, Entry(row.method, "x", "X", "", Path("x.py")))
     monkeypatch.setattr(METHODS, "_entries", fake)
-    monkeypatch.setattr(layouts, "task_missing", lambda task, root=None: None)
-    monkeypatch.setattr(layouts, "dataset_missing", lambda name, root=None: None)
+    monkeypatch.setattr(plan, "task_missing", lambda task, root=None: None)
+    monkeypatch.setattr(plan, "dataset_missing", lambda name, root=None: None)
 
 
 def test_plan_is_exactly_what_the_table_needs(tmp_path):
@@ -363,6 +367,102 @@ def test_seeds_that_name_a_corpus_are_recorded_and_assumptions_say_so():
     assert LAYOUTS["residual-table1"].pretrain_source.startswith("assumed: seed 000 names no dataset")
     assert all(LAYOUTS[f"nerula-table{i}"].pretrain == "cinc2020" for i in (1, 3, 4, 5, 6))
     assert LAYOUTS["nerula-table3"].task("cinc2017-af") == "cinc2017-af3"  # "a total of three classes"
+
+
+# ----- layouts are data: results/reported/<source>.yaml ----------------------------------------
+PAPER = """\
+source: fixture-paper
+citation: A. Author. Fixture paper. 2026.
+protocol:
+  pretraining_data: not stated
+tables:
+  - id: fixture-table
+    title: "Fixture Table 1: PTB-XL sex"
+    task: ptbxl-sex
+    columns:
+      - {id: svc_acc, probe: svc, metric: accuracy, higher_is_better: true}
+    rows:
+      - {method: simclr, label: SimCLR, values: {svc_acc: 0.61}}
+      - {method: their-net, label: TheirNet, values: {svc_acc: 0.70}}
+layouts:
+  - name: fixture-layout
+    tables: [fixture-table]
+    description: "Fixture paper Table 1: PTB-XL sex"
+    pretrain: ptbxl
+    tolerances: {accuracy: {amount: 0.1}}
+    rows:
+      their-net: {reported_only: their own architecture}
+    readings: ["probe grid not stated: ours"]
+"""
+
+
+def test_layouts_come_from_the_reported_files_in_their_order():
+    assert list(LAYOUTS) == ["nerula-table1", "nerula-ladder", "nerula-table3", "nerula-table4", "nerula-table5",
+                             "nerula-table6", "dualview-table1", "embeddings-classification", "embeddings-clustering",
+                             "residual-table1", "ptbxl-anchors"]
+    assert load_layouts() == dict(LAYOUTS)
+    shared = LAYOUTS["nerula-table4"]  # the YAML anchors share NERULA's settings and rows
+    assert shared.rows == LAYOUTS["nerula-table6"].rows and shared.rows["byol"] == LAYOUTS["nerula-table1"].rows["byol"]
+    assert len(LAYOUTS["nerula-table3"].readings) == 3 and LAYOUTS["nerula-table3"].readings[0] == shared.readings[0]
+
+
+def test_a_new_paper_file_adds_its_layout_without_python(tmp_path):
+    import shutil
+
+    from ecgbench.reporting.reported import DEFAULT_FOLDER
+
+    for path in DEFAULT_FOLDER.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "fixture-paper.yaml").write_text(PAPER, encoding="utf-8")
+    assert list(load_layouts(tmp_path)) == [*LAYOUTS, "fixture-layout"]  # no order: listed after the others
+    assert list_layouts(tmp_path).splitlines()[-1].split() == ["fixture-layout", *"Fixture paper Table 1: PTB-XL sex"
+                                                                .split()]
+    layout = get_layout("fixture-layout", tmp_path)
+    assert layout.tolerances == {"accuracy": Tolerance(0.1)} and layout.row_run("their-net").reported_only
+    text = render_layout("fixture-layout", [], data_root=tmp_path / "no-data", folder=tmp_path)
+    assert text.startswith("## Layout `fixture-layout`: Fixture paper Table 1: PTB-XL sex")
+    assert our_cell(text, "TheirNet", "svc_acc") == "reported only"
+    assert our_cell(text, "SimCLR", "svc_acc") == "not run: ptbxl not prepared"
+    assert "accuracy ±0.1 absolute" in text
+    plan = plan_layout("fixture-layout", data_root=tmp_path / "no-data", folder=tmp_path)
+    assert plan.skipped == ["fixture-table: TheirNet is reported only (their own architecture)",
+                            "fixture-table: ptbxl not prepared"] and plan.jobs == []
+    with pytest.raises(LayoutError, match="unknown layout 'fixture-layout'"):
+        get_layout("fixture-layout")  # the repository's folder is untouched
+
+
+@pytest.mark.parametrize("old, new, parts", [
+    ("    pretrain: ptbxl\n", "    pretrain: ptbxl\n    colour: red\n", ["colour: unknown key"]),
+    ("{amount: 0.1}", "{amount: -0.1}", ["tolerances.accuracy.amount", "-0.1"]),
+    ("{amount: 0.1}", "{amount: 0.1, relatve: true}", ["tolerances.accuracy.relatve: unknown key"]),
+    ("{amount: 0.1}", "{amount: 0.1, relative: maybe}", ["tolerances.accuracy.relative", "'maybe'"]),
+    ("{amount: 0.1}", "0.1", ["tolerances.accuracy: expected a mapping"]),
+    ("{accuracy: {", "{rmse: {", ["tolerances.rmse: not one of"]),
+    ("tolerances:", "column_tolerances: {fixture-table.auc: {amount: 1}}\n    tolerances:",
+     ["column_tolerances.fixture-table.auc: not one of fixture-table.svc_acc"]),
+    ("tables: [fixture-table]", "tables: [fixture-tabel]", ["tables: no reported table 'fixture-tabel'"]),
+    ("    pretrain: ptbxl\n", "    pretrain: ptbxl\n    protocol: probes\n", ["protocol: unknown protocol"]),
+    ("{reported_only: their own architecture}", "{reported: their own architecture}",
+     ["rows.their-net.reported: unknown key"]),
+    ("    pretrain: ptbxl\n", "    pretrain: ptbxl\n    order: first\n", ["order: expected a number"]),
+    ("    description: \"Fixture paper Table 1: PTB-XL sex\"\n", "", ["description: missing required key"]),
+])
+def test_a_bad_layout_is_refused_in_one_line_naming_file_and_layout(tmp_path, old, new, parts):
+    assert old in PAPER
+    (tmp_path / "paper.yaml").write_text(PAPER.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(LayoutError) as info:
+        load_layouts(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("paper.yaml: layout fixture-layout: "), message
+    assert all(part in message for part in parts), message
+
+
+def test_a_layout_name_is_unique_over_the_folder(tmp_path):
+    (tmp_path / "a.yaml").write_text(PAPER, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(PAPER.replace("source: fixture-paper", "source: other")
+                                     .replace("fixture-table", "other-table"), encoding="utf-8")
+    with pytest.raises(LayoutError, match=r"^b\.yaml: layout fixture-layout: name already used by a\.yaml$"):
+        load_layouts(tmp_path)
 
 
 def test_dataset_leads_match_the_loaders():

@@ -97,11 +97,14 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_table_layout(args: argparse.Namespace) -> int:
     """``table --layout NAME``: a paper's table with our stored numbers beside the reported ones."""
-    from ecgbench.reporting.layouts import list_layouts
+    from ecgbench.reporting.layouts import LayoutError, list_layouts
     from ecgbench.running.run_layout import layout_text, write_text
 
     if args.layout == "list":
-        print(list_layouts())
+        try:
+            print(list_layouts())
+        except LayoutError as error:
+            raise UsageError(str(error)) from None
         return 0
     text = layout_text(args.layout, args.results_dir, args.preset, args.data_root)
     if args.out:

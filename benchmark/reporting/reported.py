@@ -33,6 +33,9 @@ Schema of one file (``?`` marks an optional key)::
             approx?: true               # or a list of column ids: values printed with "~"
             ci?: [0.903, 0.918]         # one-column tables; else {column_id: [low, high]}
             notes?: ...
+    layouts?:                           # the paper's tables re-laid with ecgbench's numbers: read and
+      - name: nerula-table3             # validated by ecgbench.reporting.layouts, kept here as given
+        ...
 
 Every declared column must appear in every row's ``values`` (null where not reported), so
 a missing number is always a deliberate null, not a typo.
@@ -61,7 +64,7 @@ BOUNDED = ("accuracy", "macro_f1", "macro_auroc")
 COLLAPSED = "collapsed"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
-_SOURCE_KEYS = {"source", "citation", "url", "references", "protocol", "tables"}
+_SOURCE_KEYS = {"source", "citation", "url", "references", "protocol", "tables", "layouts"}
 _TABLE_KEYS = {"id", "title", "task", "notes", "columns", "rows"}
 _COLUMN_KEYS = {"id", "probe", "metric", "higher_is_better", "scale", "task", "notes"}
 _ROW_KEYS = {"method", "label", "values", "approx", "ci", "notes"}
@@ -133,6 +136,7 @@ class ReportedSource:
     tables: tuple[Table, ...]
     path: Path
     references: tuple[str, ...] = ()
+    layouts: tuple[Any, ...] = ()  # the ``layouts:`` section as read; ecgbench.reporting.layouts validates it
 
 
 def load_reported(folder: str | Path | None = None) -> list[ReportedSource]:
@@ -276,7 +280,8 @@ def _parse_source(data: Any, ctx: _Ctx) -> ReportedSource:
     raw_tables = _list(data["tables"], ctx.at("tables"))
     tables = tuple(_parse_table(t, ctx.at("tables").at(i), source) for i, t in enumerate(raw_tables))
     _unique([t.id for t in tables], ctx.at("tables"), "table id")
-    return ReportedSource(source, citation, url, dict(protocol), tables, Path(ctx.file), references)
+    layouts = tuple(_list(data.get("layouts", []), ctx.at("layouts"), nonempty=False))
+    return ReportedSource(source, citation, url, dict(protocol), tables, Path(ctx.file), references, layouts)
 
 
 def _protocol_value(value: Any, ctx: _Ctx) -> None:

@@ -172,7 +172,7 @@ def test_embed_sees_the_whole_signal():
 def _mask_lengths(method, x: torch.Tensor, monkeypatch) -> set[int]:
     """Every length the encoder resizes the keep mask to in one forward pass."""
     import ecgbench.methods.nerula
-    import ecgbench.models.encoders
+    import ecgbench.models.encoders.local_lead
 
     lengths: set[int] = set()
 
@@ -180,7 +180,7 @@ def _mask_lengths(method, x: torch.Tensor, monkeypatch) -> set[int]:
         lengths.add(int(length))
         return resize_mask(mask, length)
 
-    for module in (ecgbench.models.encoders, ecgbench.methods.nerula):
+    for module in (ecgbench.models.encoders.local_lead, ecgbench.methods.nerula):
         monkeypatch.setattr(module, "resize_mask", recording)
     with torch.no_grad():
         method.encoder(x, torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool))
