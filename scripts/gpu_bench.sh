@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 13's GPU checks in one run, under 8 minutes on one H100/H200:
-#   1. tests/test_speed_gpu.py on CUDA: no host sync in any pretraining step (sync debug mode),
+#   1. tests/running/test_speed_gpu.py on CUDA: no host sync in any pretraining step (sync debug mode),
 #      every attention fused, ECG-JEPA compiled once for all mask sizes;
 #   2. `ecgbench bench` at the paper preset for ST-MEM and ECG-JEPA: eager and torch.compile,
 #      bf16, batch doubled to the memory (--batch-size auto), MFU of both;
@@ -37,7 +37,7 @@ run() {  # run <seconds> <command...>: log the command, keep going when one part
     [ "$rc" -eq 0 ] || status=1
 }
 
-run 90 "$python" -m pytest tests/test_speed_gpu.py -q -p no:cacheprovider
+run 90 "$python" -m pytest tests/running/test_speed_gpu.py -q -p no:cacheprovider
 for method in st-mem ecg-jepa; do  # one file each: a timeout costs one method, not both
     run 150 "$python" -m ecgbench bench --preset paper --device cuda --methods "$method" \
         --compile --batch-size auto --steps 10 --warmup 2 --probe-records 0 \

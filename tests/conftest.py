@@ -11,7 +11,7 @@ from netutil import start_mlflow_server, stop_server
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # `ecgbench run` defaults to one worker process per core; tests that monkeypatch the runner
-# need it in-process (tests/test_parallel.py runs the workers explicitly)
+# need it in-process (tests/running/test_parallel.py runs the workers explicitly)
 os.environ.setdefault("ECGBENCH_JOBS", "1")
 
 

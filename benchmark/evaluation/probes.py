@@ -185,7 +185,7 @@ def fit_probe(
     missing from train; by default it is inferred from the train and validation labels.
 
     Selects what fitting each :func:`make_estimator` pipeline on train and scoring it on
-    validation would select (tests/test_probes.py compares the two); only the work differs:
+    validation would select (tests/evaluation/test_probes.py compares the two); only the work differs:
     the scaler is fitted once and shared, single-threaded candidates run in parallel, the RBF
     SVC grid shares one precomputed kernel (:func:`_svc_on_shared_kernel`) and keeps the
     winner as fitted on it.
@@ -272,7 +272,7 @@ def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outc
     and each candidate's solver only looks entries up. A kept model is
     ``Pipeline(kernel rows against the training rows, SVC(kernel="precomputed"))``: same
     support vectors and decision values within ~1e-13 of :func:`make_estimator`'s RBF SVC
-    (tests/test_probes.py compares predictions), without refitting the winner (a plain RBF
+    (tests/evaluation/test_probes.py compares predictions), without refitting the winner (a plain RBF
     refit cost more than the whole grid on the kernel). The C values fit concurrently, each
     one-vs-rest on its own threads too: libsvm releases the GIL and the fits differ in length.
     Falls back to :func:`_fit_each` when the train kernel would not fit in :data:`KERNEL_BYTES`.

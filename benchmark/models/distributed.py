@@ -10,7 +10,7 @@ results layout is the same as a single-process run's.
 Contrastive losses call :func:`gather_with_grad` so that their negatives span the global batch
 (SimCLR needs it): ``torch.distributed.nn.functional.all_gather`` sums the gathered gradient
 back to its owner, which together with DDP's gradient averaging gives exactly the gradient of
-the loss over the global batch (tests/test_distributed.py checks it against a single-process
+the loss over the global batch (tests/running/test_distributed.py checks it against a single-process
 run). Backend: NCCL on CUDA, gloo on CPU.
 """
 

@@ -2,7 +2,7 @@
 
 xi <- tau * xi + (1 - tau) * theta for every parameter of the target network; the schedules
 give tau at a training step as a function of the step alone, so a resumed run continues the
-same schedule. Tested in tests/test_ema.py.
+same schedule. Tested in tests/models/test_ema.py.
 """
 
 from __future__ import annotations

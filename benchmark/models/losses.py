@@ -1,4 +1,4 @@
-"""Self-supervised losses: pure functions on tensors, tested alone (tests/test_losses.py)
+"""Self-supervised losses: pure functions on tensors, tested alone (tests/models/test_losses.py)
 against hand-computed values and against independent implementations (lightly,
 pytorch-metric-learning)."""
 
@@ -82,7 +82,7 @@ def patient_contrastive(views: Tensor, patient_ids: Tensor, temperature: float =
     paired item k = i and every other item of the same patient are positives. The loss is the
     mean over the V (V - 1) ordered pairs, i.e. both directions of every view pair.
 
-    Relations (tests/test_losses.py): with all patients distinct this is the symmetric
+    Relations (tests/models/test_losses.py): with all patients distinct this is the symmetric
     cross-view InfoNCE (CLIP's loss), equal to pytorch-metric-learning's ``NTXentLoss`` with
     ``ref_emb`` averaged over both directions, and not SimCLR's NT-Xent (which also contrasts
     within a view). With repeated patients it equals pml's ``SupConLoss`` with ``ref_emb``

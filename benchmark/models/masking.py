@@ -4,7 +4,7 @@ Conventions: tokens are ``(B, N, D)``; ``keep_idx`` is ``(B, K)`` int64, the pos
 visible tokens of each sample in ascending order; ``mask`` is ``(B, N)`` bool, True where a
 token is masked (hidden from the encoder, to be reconstructed). Randomness comes from the
 ``generator`` when given, else from torch's global RNG (which the trainer seeds), so a run is
-repeatable either way. Tested in tests/test_masking.py.
+repeatable either way. Tested in tests/models/test_masking.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Plain PyTorch pretraining loop: AMP (bf16) and pinned memory on CUDA, gradient clipping,
 linear warm-up, partial checkpoints from which a resumed run equals the uninterrupted one bit for bit
-on CPU (same data order and random states; tests/test_train.py), a hard stop on a non-finite loss, and
+on CPU (same data order and random states; tests/models/test_train.py), a hard stop on a non-finite loss, and
 DistributedDataParallel when launched by torchrun (:mod:`ecgbench.models.distributed`).
 """
 

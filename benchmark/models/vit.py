@@ -10,7 +10,7 @@ the same time patch (cross-pattern attention, CroPA). The transformer is
 
 Token tensors keep the lead axis: ``(B, L, K, D)`` = batch, leads, patches per lead, width;
 masked-modelling methods select a subset of K patches per lead before :meth:`LeadTimeViT.encode`.
-Tested in tests/test_vit.py.
+Tested in tests/models/test_vit.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 an end-to-end run on both.
 
 Labels are checked on hand-made metadata and on the fixture releases of the loader tests
-(tests/datasets/test_dreamer.py and test_uci_har.py: DREAMER.mat and the UCI HAR signal files
+(tests/data/datasets/test_dreamer.py and test_uci_har.py: DREAMER.mat and the UCI HAR signal files
 are written in their original layouts there, since neither exists on this machine; their
 builders are imported from those files, not copied).
 """
@@ -30,7 +30,7 @@ EXPECTED = {"dreamer-arousal": "dreamer", "dreamer-valence": "dreamer", "har": "
 
 def _sibling(name: str):
     """A loader test module (for its fixture builders), loaded by path: tests/ is no package."""
-    path = HERE.parent / "datasets" / f"{name}.py"
+    path = HERE.parent / "data" / "datasets" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"_fixtures_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

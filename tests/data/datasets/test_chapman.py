@@ -23,7 +23,7 @@ import pytest
 from ecgbench.data import leakage
 from ecgbench.data.datasets import chapman, cinc2021
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 RAW, SAMPLES = SHARED / "cinc2021-rawheaders", SHARED / "cinc2021-samples"
 NAMES = [f"JS2000{i}" for i in range(5)]
 pytestmark = pytest.mark.skipif(not RAW.is_dir(), reason="shared CinC 2021 raw headers absent")

@@ -84,7 +84,7 @@ def test_settings_reach_the_plan():
 
 
 def _dreamer_fixture():
-    path = Path(__file__).resolve().parents[1] / "datasets" / "test_dreamer.py"
+    path = Path(__file__).resolve().parents[2] / "data" / "datasets" / "test_dreamer.py"
     spec = importlib.util.spec_from_file_location("dreamer_fixture", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

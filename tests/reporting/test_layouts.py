@@ -29,7 +29,7 @@ from ecgbench.reporting.layouts import (
 )
 from ecgbench.reporting.reported import PROBES, get_table
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 TASK_INFO = {  # task -> (kind, main metric, dataset)
     "ptbxl-sex": ("binary", "macro_auroc", "ptbxl"),
@@ -302,7 +302,7 @@ def test_cli_run_layout_reports_what_cannot_run(tmp_path, capsys):
 
 def test_cli_run_layout_logs_the_table_to_mlflow(tmp_path, capsys, monkeypatch):
     """The layout table goes to the tracker as an artifact (the Tracker itself, against a real
-    MLflow server, is tested in tests/test_tracking.py; a recording fake keeps this test fast)."""
+    MLflow server, is tested in tests/running/test_tracking.py; a recording fake keeps this test fast)."""
     import ecgbench.running.tracking
 
     calls = []

@@ -18,7 +18,7 @@ from ecgbench.core.config import RunFailed
 from ecgbench.core.contracts import STANDARD_LEADS
 from ecgbench.data.datasets import load_dataset, ptbxl
 
-SHARED_PTBXL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ptb-xl"
+SHARED_PTBXL = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ptb-xl"
 pytestmark = pytest.mark.skipif(not SHARED_PTBXL.is_dir(), reason="shared PTB-XL subset absent")
 
 

@@ -20,7 +20,7 @@ from ecgbench.core.contracts import STANDARD_LEADS, Recordings
 from ecgbench.data import leakage
 from ecgbench.data.datasets import cinc2021, ptbxl
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SAMPLES, PTBXL = SHARED / "cinc2021-samples", SHARED / "ptb-xl"
 HR = [f"HR0600{i}" for i in range(10)]
 needs_data = pytest.mark.skipif(not (SAMPLES.is_dir() and PTBXL.is_dir()),

@@ -25,7 +25,7 @@ import pytest
 from ecgbench.core.config import RunFailed
 from ecgbench.data.datasets import load_dataset, uci_har
 
-SHARED_HAR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci-har-labels"
+SHARED_HAR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "uci-har-labels"
 REAL = SHARED_HAR / "UCI HAR Dataset"
 # SOURCE.md: windows per class 1-6 in each subset, windows and volunteers per subset
 CLASS_COUNTS = {"train": [1226, 1073, 986, 1286, 1374, 1407], "test": [496, 471, 420, 491, 532, 537]}

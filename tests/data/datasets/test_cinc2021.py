@@ -26,7 +26,7 @@ from ecgbench.core.contracts import STANDARD_LEADS
 from ecgbench.data.datasets import cinc2020, cinc2021
 from ecgbench.data.datasets.cinc2021 import CincError
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 SAMPLES, RAW = SHARED / "cinc2021-samples", SHARED / "cinc2021-rawheaders"
 pytestmark = pytest.mark.skipif(not (SAMPLES.is_dir() and RAW.is_dir()),
                                 reason="shared CinC 2021 samples absent")

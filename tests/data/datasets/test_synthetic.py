@@ -27,7 +27,7 @@ def cache_folder(root, **options):
     return root / f"synthetic-v{opts.version}-{synthetic.options_hash(opts)}"
 
 
-REAL_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2021-samples"
+REAL_SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cinc2021-samples"
 
 
 def test_signals_shape_dtype_and_range(small):
@@ -351,7 +351,7 @@ PINS = Path(__file__).resolve().parent / "synthetic_pins.npz"
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_versions_stay_as_their_results_were_made(tmp_path, version):
     """Every 250th sample of a 5-patient suite of versions 1-3, as the code before version 4 made
-    them (tests/datasets/synthetic_pins.npz); the tolerance allows other CPUs' float rounding."""
+    them (tests/data/datasets/synthetic_pins.npz); the tolerance allows other CPUs' float rounding."""
     pinned = np.load(PINS)[f"v{version}"]
     signals = np.asarray(synthetic.load(tmp_path, version=version, n_patients=5).signals)[:, :, ::250]
     np.testing.assert_allclose(signals, pinned, rtol=1e-4, atol=1e-5)

@@ -14,8 +14,8 @@ import pytest
 from ecgbench.cli import main
 from ecgbench.data.datasets import catalog
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DATASETS = Path(__file__).resolve().parents[1] / "benchmark" / "data" / "datasets"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATASETS = Path(__file__).resolve().parents[2] / "benchmark" / "data" / "datasets"
 
 
 def run(argv, capsys) -> tuple[int, str, str]:

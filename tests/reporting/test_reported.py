@@ -29,7 +29,7 @@ EXPECTED_SOURCES = {
 
 
 def test_default_folder_is_the_repositorys_results_reported():
-    assert DEFAULT_FOLDER == Path(__file__).resolve().parents[1] / "results" / "reported"
+    assert DEFAULT_FOLDER == Path(__file__).resolve().parents[2] / "results" / "reported"
 
 
 def test_every_file_loads_and_validates():

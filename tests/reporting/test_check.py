@@ -20,7 +20,7 @@ from ecgbench.reporting.check import (
     update_reference,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "results" / "reference"
 
 

@@ -27,7 +27,7 @@ from ecgbench.data.datasets.download import (
     verify_tree,
 )
 
-SHARED_PTBXL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ptb-xl"
+SHARED_PTBXL = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ptb-xl"
 PREFIX = "/files/ptb-xl/1.0.3/"
 
 

@@ -26,7 +26,7 @@ from ecgbench.core.config import RunFailed
 from ecgbench.data.datasets import cinc2017, load_dataset
 from ecgbench.data.datasets.download import ChecksumMismatch
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2017"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cinc2017"
 SAMPLE = SHARED / "validation"
 pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared CinC 2017 sample absent")
 

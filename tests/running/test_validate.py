@@ -30,7 +30,7 @@ from ecgbench.core.store import (
     write_npy,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 REFERENCE = PROJECT_ROOT / "results" / "reference"
 FOUND_BEFORE_WORK_SECONDS = 5.0

@@ -26,7 +26,7 @@ from torch import nn
 from ecgbench.models.losses import nt_xent
 from ecgbench.models.method import Method, MethodConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class TinyContrastive(Method):
