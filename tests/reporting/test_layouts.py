@@ -351,7 +351,7 @@ def test_dry_run_plans_every_row_and_none_is_blocked_by_our_configuration(name, 
 def test_dry_run_finds_a_row_our_configuration_cannot_run(monkeypatch, capsys):
     import ecgbench.reporting.layouts as layouts
 
-    rows = dict(layouts.NERULA_ROWS, simclr=layouts.RowRun("simclr"))  # the 12-lead SimCLR on lead-II data
+    rows = dict(layouts.LAYOUTS["nerula-table3"].rows, simclr=layouts.RowRun("simclr"))  # the 12-lead SimCLR on lead-II data
     monkeypatch.setitem(layouts.LAYOUTS, "nerula-table3", dataclasses.replace(LAYOUTS["nerula-table3"], rows=rows))
     assert main(["run", "--layout", "nerula-table3", "--dry-run"]) == 1
     assert "needs leads II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6 that cinc2017 lacks" in capsys.readouterr().out

@@ -11,8 +11,6 @@ beside the tables it re-lays; adding a paper's table is adding a file there, no 
 
 from __future__ import annotations
 
-from typing import Any
-
 from ecgbench.reporting.layouts.plan import (
     DATASET_LEADS,
     PROBE_FOR_PROBE_FREE,
@@ -80,10 +78,3 @@ __all__ = [
     "reported_cell", "sample_size", "standard", "summary", "task_missing", "task_version",
 ]  # fmt: skip
 
-
-def __getattr__(name: str) -> Any:
-    # NERULA_ROWS was a Python constant; the rows NERULA's tables share now live in nerula.yaml
-    # (&nerula-rows), and nerula-table3 carries them all.
-    if name == "NERULA_ROWS":
-        return LAYOUTS["nerula-table3"].rows
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
