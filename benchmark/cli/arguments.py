@@ -93,6 +93,8 @@ def config_file(path: str | None) -> dict[str, str]:
         return {}
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path}: not UTF-8 text; give a YAML or JSON file of --set keys") from None
     except (OSError, yaml.YAMLError) as error:
         raise UsageError(f"--config {path}: unreadable ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -110,9 +112,9 @@ def run_request(args: argparse.Namespace, settings: tuple[str, ...] = (), **grid
     from ecgbench.running.plan import RunRequest  # light: validation runs before torch loads
 
     return RunRequest(
-        methods=METHODS.select(grid.get("methods", args.methods)),
-        tasks=TASKS.select(grid.get("tasks", args.tasks)),
-        probes=probes(grid.get("probes", args.probes)),
+        methods=METHODS.select(grid.get("methods", args.methods or "all")),
+        tasks=TASKS.select(grid.get("tasks", args.tasks or "synth-superclass")),
+        probes=probes(grid.get("probes", args.probes or "all")),
         protocols=comma_list(grid.get("protocols", getattr(args, "protocols", "frozen-probe"))),
         seeds=seeds(args.seeds),
         preset=args.preset,

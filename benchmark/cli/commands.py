@@ -45,10 +45,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if getattr(args, "nproc", None):  # first: one torchrun then runs the whole command, layouts too
+    if getattr(args, "nproc", None) is not None:  # first: one torchrun then runs the whole command, layouts too
         return launch_torchrun(args.argv, args.nproc)
     if getattr(args, "layout", None):
         return cmd_run_layout(args)
+    if getattr(args, "dry_run", False):
+        raise UsageError("--dry-run plans a paper layout: give --layout NAME (see 'ecgbench table --layout list')")
     from ecgbench.running.run_grid import run_grid
 
     run_grid(run_request(args))
@@ -61,6 +63,10 @@ def cmd_run_layout(args: argparse.Namespace) -> int:
     MLflow). --methods/--tasks/--probes are replaced by the layout's."""
     from ecgbench.running.run_layout import dry_run, run_layout
 
+    chosen = [flag for flag in ("methods", "tasks", "probes") if getattr(args, flag, None) is not None]
+    if chosen:
+        raise UsageError(f"--layout {args.layout} runs the layout's own rows, tasks and probes; drop "
+                         f"{', '.join('--' + flag for flag in chosen)} (or run without --layout)")
     if getattr(args, "dry_run", False):
         return dry_run(args.layout, args.preset, args.data_root)
 

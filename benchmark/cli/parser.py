@@ -34,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=cmd_list)
 
     run = commands.add_parser("run", help="pretrain, embed, probe and score a grid of methods x tasks")
-    run.add_argument("--methods", default="all", help="'all' or comma-separated method names (default: all)")
-    run.add_argument("--tasks", default="synth-superclass", help="comma-separated task names (default: synth-superclass)")
-    run.add_argument("--probes", default="all", help="'all' or comma-separated probes: svc,rf,lr,mlp,knn")
+    run.add_argument("--methods", default=None, help="'all' or comma-separated method names (default: all)")
+    run.add_argument("--tasks", default=None, help="comma-separated task names (default: synth-superclass)")
+    run.add_argument("--probes", default=None, help="'all' or comma-separated probes: svc,rf,lr,mlp,knn (default: all)")
     run.add_argument("--protocols", default="frozen-probe",
                      help="comma-separated evaluation protocols: frozen-probe,linear,head,finetune (default: frozen-probe; "
                           "settings: --set eval.<protocol>.<field>=...)")

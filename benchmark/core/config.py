@@ -154,15 +154,25 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return parsed
 
 
+FLAG_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def flag(value: Any, key: str) -> bool:
+    """A yes/no setting: a bool, or one of ``true``, ``false``, ``1``, ``0`` (any case) as it
+    arrives from ``--set``; anything else is refused in one line, never read as false."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in FLAG_WORDS:
+        raise ConfigError(f"{key}={value!r}: expected true or false (or 1 / 0)")
+    return FLAG_WORDS[word]
+
+
 def coerce(raw: str, default: Any, key: str) -> Any:
     """Turn a ``--set`` string into the type of the field's default value."""
+    if isinstance(default, bool):
+        return flag(raw, f"--set {key}")
     try:
-        if isinstance(default, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):

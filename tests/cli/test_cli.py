@@ -53,6 +53,12 @@ def test_module_entry_point_works():
         (["run", "--methods", "simclr", "--set", "lr=fast", "--no-tracking"], "expected a float"),
         (["run", "--methods", "simclr", "--set", "eval.bootstrp=3", "--no-tracking"], "Did you mean 'bootstrap'"),
         (["audit", "--real-ptbxl", "/nonexistent/ptb-xl"], "--real-ptbxl /nonexistent/ptb-xl: no ptbxl_database.csv"),
+        (["run", "--nproc", "0", "--no-tracking"], "--nproc expects a positive number"),
+        (["run", "--layout", "nerula-table3", "--methods", "simclr", "--no-tracking"], "drop --methods"),
+        (["run", "--layout", "nerula-table3", "--tasks", "synth-sex", "--probes", "lr", "--dry-run"],
+         "drop --tasks, --probes"),
+        (["run", "--methods", "simclr", "--dry-run", "--no-tracking"], "--dry-run plans a paper layout"),
+        (["run", "--methods", "simclr", "--set", "eval.clustering=maybe", "--no-tracking"], "expected true or false"),
     ],
 )
 def test_misuse_gives_one_line_error(argv, message, capsys, tmp_path):
@@ -65,3 +71,27 @@ def test_misuse_gives_one_line_error(argv, message, capsys, tmp_path):
 def test_table_without_results_is_one_line(capsys, tmp_path):
     code, _, err = _run(["table", "--results-dir", str(tmp_path / "none")], capsys)
     assert code == 2 and "no results" in err and err.count("\n") == 1
+
+
+def test_a_binary_config_file_is_one_line(capsys, tmp_path):
+    config = tmp_path / "best.yaml"
+    config.write_bytes(bytes(range(256)))
+    code, _, err = _run(["run", "--methods", "simclr", "--config", str(config), "--no-tracking",
+                         "--results-dir", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"--config {config}: not UTF-8 text" in err, err
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("TRUE", True), ("1", True), (True, True),
+                                             ("false", False), ("0", False), (" False ", False), (False, False)])
+def test_flags_read_true_false_one_zero(value, expected):
+    from ecgbench.core.config import flag
+
+    assert flag(value, "data.ptbxl.allow_subset") is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", "", "2", "off"])
+def test_any_other_flag_is_refused_never_read_as_false(value):
+    from ecgbench.core.config import ConfigError, flag
+
+    with pytest.raises(ConfigError, match="data.ptbxl.allow_subset=.*expected true or false"):
+        flag(value, "data.ptbxl.allow_subset")

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgbench.core.config import RunFailed
+from ecgbench.core.config import RunFailed, flag
 from ecgbench.core.contracts import Recordings
 from ecgbench.core.store import atomic_write, prepare_cache_folder
 from ecgbench.data.datasets import prepared
@@ -154,7 +154,7 @@ def load(root: str | Path, labels: str = "v3", allow_subset: bool = False, split
     labels, seed = _check_labels(labels), _integer(split_seed, "split_seed")
     records_dir = find_records(root)
     label_file = find_labels(records_dir, labels)
-    meta = read_metadata(records_dir, label_file, labels, _flag(allow_subset), seed)
+    meta = read_metadata(records_dir, label_file, labels, flag(allow_subset, f"{NAME}.allow_subset"), seed)
     stems = [records_dir / name for name in meta["record_id"]]
     key = prepared.build_key(
         labels=prepared.digest_files([label_file], label_file.parent), seed=seed,
@@ -210,13 +210,6 @@ def _integer(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise Cinc2017Error(f"{NAME}: {name} must be an integer, got {value!r}") from None
-
-
-def _flag(value: Any) -> bool:
-    """Options may arrive as strings from ``--set``."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def find_records(root: str | Path) -> Path:

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgbench.core.config import RunFailed
+from ecgbench.core.config import RunFailed, flag
 from ecgbench.core.contracts import Recordings
 from ecgbench.core.store import atomic_write, prepare_cache_folder, write_npy
 from ecgbench.data.datasets import prepared
@@ -112,7 +112,7 @@ def download(root: str | Path, source: str | Path | None = None, link: bool | st
     read_release(source)  # refuses anything that is not the release's structure
     target = Path(root) / FOLDER / FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    if str(link).strip().lower() in ("1", "true", "yes", "on"):
+    if flag(link, f"{NAME}.link"):
         tmp = target.with_name(f".{FILE}.link-{os.getpid()}")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(source.resolve())

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgbench.core.config import RunFailed
+from ecgbench.core.config import RunFailed, flag
 from ecgbench.core.contracts import STANDARD_LEADS, Recordings
 from ecgbench.core.store import atomic_write, prepare_cache_folder
 from ecgbench.data.datasets import prepared
@@ -110,7 +110,7 @@ def load(root: str | Path, fs: int = 100, allow_subset: bool = False,
     fs = _check_fs(fs)
     source = find_source(root)
     meta = read_metadata(source, fs)
-    meta = _select_present(meta, source, _flag(allow_subset))
+    meta = _select_present(meta, source, flag(allow_subset, f"{NAME}.allow_subset"))
     key = _cache_key(source, meta, fs)
     folder = Path(cache_dir or root) / f"ptbxl-prepared-{VERSION}-{fs}-{key}"
     if not prepared.is_prepared(folder):
@@ -130,13 +130,6 @@ def _check_fs(fs: Any) -> int:
     if rate not in RATES:
         raise PtbxlError(f"{NAME}: fs must be 100 or 500 (the release's two rates), got {fs!r}")
     return rate
-
-
-def _flag(value: Any) -> bool:
-    """Options may arrive as strings from ``--set``."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def find_source(root: str | Path) -> Path:
