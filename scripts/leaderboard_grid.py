@@ -60,8 +60,8 @@ REAL_SAMPLE = {  # dataset -> (its tasks, the settings its sample needs)
 SECTIONS = {"synthetic": "results", "real-sample": "results/real-sample"}
 # controls, then one method per main family (contrastive, non-contrastive, transformation
 # recognition, masked reconstruction, patient contrastive, NERULA, JEPA, dual-view, MAE)
-PRIORITY = ("random-init", "random-init-lead2", "supervised-resnet", "simclr", "byol", "transform-cnn", "st-mem", "clocs-cmsc",
-            "nerula", "ecg-jepa", "dual-view-seqaug", "ti-mae")
+PRIORITY = ("random-init", "random-init-lead2", "ecg-features", "ecg-features-lead2", "supervised-resnet", "simclr",
+            "byol", "transform-cnn", "st-mem", "clocs-cmsc", "nerula", "ecg-jepa", "dual-view-seqaug", "ti-mae")
 LOG = "grid-log.jsonl"
 
 

@@ -42,7 +42,7 @@ STAGES = {
     "probes (fit + predict)": ("protocols/frozen_probe.py", "fit_predict"),
     "evaluate (probes + bootstrap)": ("stages/evaluate.py", "score"),
     "MLflow logging": ("tracking.py", "call"),
-    "whole command": ("cli.py", "main"),
+    "whole command": ("cli/__init__.py", "main"),
 }
 
 

@@ -8,26 +8,22 @@ error, or outside a plausible range) is filled with a typical adult value (75 bp
 400, 410 ms, 45 degrees), and a last column counts the filled parameters, so a model can tell
 measured from filled: :data:`N_COLUMNS` columns in all.
 
-:func:`record_features` measures each record once, on the record as the encoder sees it (its
-leads at the encoder's rate: its valid windows joined end to end), in parallel (worker processes), and
-keeps one table per dataset (name, version, content fingerprint), input spec and
-:data:`EXTRACTOR_VERSION`, by record id, so any subset of the dataset reuses it. The runner
-keeps the table beside the datasets (the data root's ``derived`` folder), so every results
-folder shares it (atomic writes: a killed run leaves no half-written table).
+:func:`record_features` measures each record once, on the record as the encoder sees it, and
+keeps the table by record id (:mod:`ecgbench.data.record_tables`, keyed by dataset, input spec
+and :data:`EXTRACTOR_VERSION`). The runner keeps the table beside the datasets (the data root's
+``derived`` folder), so every results folder shares it.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ecgbench.core.config import short_hash
 from ecgbench.core.contracts import InputSpec, Recordings
-from ecgbench.core.store import write_json
+from ecgbench.data.record_tables import Extractor, map_rows, record_table, table_path
 
 EXTRACTOR_VERSION = 1  # bump when the measurement changes: it is part of every cache key
 FIELDS: tuple[str, ...] = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "qrs_axis_deg")
@@ -35,7 +31,6 @@ TYPICAL_VALUES: tuple[float, ...] = (75.0, 160.0, 95.0, 400.0, 410.0, 45.0)
 PLAUSIBLE: tuple[tuple[float, float], ...] = ((20, 300), (60, 400), (40, 250), (200, 700),
                                               (200, 700), (-180, 180))
 N_COLUMNS = len(FIELDS) + 1  # the parameters, then how many of them were filled
-PARALLEL_FROM = 16  # records: below this, starting worker processes costs more than it saves
 
 
 def _median_ms(stop: np.ndarray, start: np.ndarray, fs: float) -> float:
@@ -104,96 +99,24 @@ def clinical_features(signals: list[np.ndarray] | np.ndarray, fs: float,
                       leads: tuple[str, ...], n_jobs: int = -1) -> np.ndarray:
     """One (leads, T_i) signal per row -> (rows, 7): the six parameters with missing ones
     filled by typical values, then the number filled. Many rows run in parallel (worker processes)."""
-    if len(signals) >= PARALLEL_FROM and n_jobs != 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        from ecgbench.core.machine import usable_cores
-
-        workers = usable_cores() if n_jobs < 1 else n_jobs
-        # a pool that ends with the call: joblib's reusable loky workers idle on for minutes,
-        # and a process that started them waits for them before it can exit
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            rows = list(pool.map(clinical_parameters, signals, [fs] * len(signals), [leads] * len(signals),
-                                 chunksize=max(1, len(signals) // (8 * workers))))
-    else:
-        rows = [clinical_parameters(s, fs, leads) for s in signals]
+    rows = map_rows(clinical_parameters, list(signals), fs, leads, n_jobs)
     values = np.stack(rows).reshape(len(signals), len(FIELDS))
     missing = np.isnan(values)
     filled = np.where(missing, np.asarray(TYPICAL_VALUES)[None, :], values)
     return np.concatenate([filled, missing.sum(axis=1, keepdims=True)], axis=1).astype(np.float32)
 
 
+CLINICAL = Extractor("clinical", EXTRACTOR_VERSION, lambda spec: (*FIELDS, "n_filled"),
+                     lambda signals, fs, leads, n_jobs: clinical_features(signals, fs, leads, n_jobs))
+
+
 def cache_path(data: Recordings, spec: InputSpec, cache_dir: Path) -> Path:
-    """The table of ``data``'s dataset (name, version, content fingerprint) for ``spec``: one
-    row per record measured so far, whatever subset asked for it."""
-    content = f"-{data.fingerprint}" if data.fingerprint else ""
-    return Path(cache_dir) / (f"clinical-{data.name}-{data.version}{content}-{short_hash(spec, 8)}"
-                              f"-x{EXTRACTOR_VERSION}.npz")
+    """The table of ``data``'s dataset (name, version, content fingerprint) for ``spec``."""
+    return table_path(data, spec, cache_dir, CLINICAL)
 
 
 def record_features(data: Recordings, spec: InputSpec, cache_dir: Path,
                     n_jobs: int = -1) -> np.ndarray:
-    """(N, 7) clinical features of every record of ``data`` as ``spec`` adapts it. Each record
-    is measured once per dataset version and input spec: the table in ``cache_dir`` keeps
-    every record measured so far (by record id), and a call measures only the records it
-    lacks (under a file lock: processes sharing the cache measure each record once)."""
-    from filelock import FileLock
-
-    path = cache_path(data, spec, cache_dir)
-    ids = np.asarray([str(r) for r in data.meta["record_id"]])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        known = _read_table(path)
-        missing = np.flatnonzero([record not in known for record in ids])
-        if len(missing):
-            measured = _measure(data, missing, spec, n_jobs)
-            known.update(zip(ids[missing], measured))
-            _write_table(path, known, data, spec)
-    return np.stack([known[record] for record in ids]).astype(np.float32)
-
-
-def _measure(data: Recordings, rows: np.ndarray, spec: InputSpec, n_jobs: int) -> np.ndarray:
-    import dataclasses
-
-    from ecgbench.data.adapt import adapt
-
-    subset = dataclasses.replace(data, signals=np.asarray(data.signals[rows]),
-                                 meta=data.meta.iloc[rows].reset_index(drop=True))
-    adapted = adapt(subset, spec)  # (n, W, leads, samples) windows at the encoder's leads and rate
-    signals = [np.concatenate(list(windows[valid]), axis=-1)  # (leads, valid windows * samples)
-               for windows, valid in zip(adapted.windows, adapted.valid)]
-    return clinical_features(signals, spec.fs, tuple(spec.leads), n_jobs)
-
-
-def _read_table(path: Path) -> dict[str, np.ndarray]:
-    """record id -> feature row; empty when the table is missing or damaged (remeasured)."""
-    if not path.exists():
-        return {}
-    try:
-        with np.load(path, allow_pickle=False) as table:
-            ids, features = table["record_id"], table["features"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        logging.getLogger(__name__).warning("%s: unreadable clinical-feature table; measuring again", path)
-        return {}
-    if features.shape != (len(ids), N_COLUMNS):
-        return {}
-    return dict(zip(ids.astype(str), features))
-
-
-def _write_table(path: Path, known: dict[str, np.ndarray], data: Recordings, spec: InputSpec) -> None:
-    from ecgbench.core.store import atomic_write
-
-    ids = np.asarray(sorted(known))
-    features = np.stack([known[record] for record in ids]).astype(np.float32)
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a path
-            np.savez(handle, record_id=ids, features=features)
-
-    atomic_write(path, save)
-    write_json(path.with_suffix(".json"), {
-        "dataset": f"{data.name}@{data.version}", "fingerprint": data.fingerprint,
-        "records": len(ids), "input_spec": repr(spec), "extractor_version": EXTRACTOR_VERSION,
-        "columns": [*FIELDS, "n_filled"],
-        "mean_filled_per_record": round(float(features[:, -1].mean()), 3),
-    })
+    """(N, 7) clinical features of every record of ``data`` as ``spec`` adapts it, each record
+    measured once per dataset version and input spec (:mod:`ecgbench.data.record_tables`)."""
+    return record_table(data, spec, cache_dir, CLINICAL, n_jobs)

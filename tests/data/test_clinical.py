@@ -1,4 +1,4 @@
-"""Clinical ECG parameters per record, measured once and cached (benchmark/clinical.py)."""
+"""Clinical ECG parameters per record, measured once and cached (benchmark/data/clinical.py, benchmark/data/record_tables.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ecgbench.core.contracts import InputSpec, Recordings
-from ecgbench.data import clinical
+from ecgbench.data import clinical, record_tables
 from ecgbench.data.clinical import (
     FIELDS,
     N_COLUMNS,
@@ -127,6 +127,6 @@ def test_a_truncated_cache_is_recomputed(tmp_path, caplog):
 
 def test_many_records_are_measured_in_worker_processes_with_the_same_values():
     signals = [_simulated(rate, seconds=10) for rate in (60, 75, 90, 105)] * 4  # 16: the parallel path
-    assert len(signals) >= clinical.PARALLEL_FROM
+    assert len(signals) >= record_tables.PARALLEL_FROM
     parallel = clinical_features(signals, 250, LEADS, n_jobs=2)
     assert np.array_equal(parallel, np.tile(clinical_features(signals[:4], 250, LEADS, n_jobs=1), (4, 1)))
