@@ -160,6 +160,30 @@ def test_control_summary_names_the_best_self_supervised_method_per_task():
     assert "[-1.02, -0.98], p = 0.020 *" in age and "seeds resampled" in lines[0]
 
 
+def test_baseline_summary_counts_every_method_and_names_none_by_its_test_score():
+    """Against the classical features: better / not separable / worse, seeds fixed and resampled;
+    the method with the best test score is not singled out unless it is significantly better."""
+    def row(method, value, difference, significant, significant_seeds):
+        return {"task_key": "synth-age@v4", "preset": "cpu", "metric": "mae", "trivial": 12.0,
+                "control_method": "ecg-features", "control": value - difference, "method": method, "value": value,
+                "seeds": 3, "difference": difference, "ci": [difference - 0.3, difference + 0.3],
+                "p_holm": 0.01, "significant": significant, "ci_seeds": [difference - 0.5, difference + 0.5],
+                "p_holm_seeds": 0.04, "significant_seeds": significant_seeds}
+
+    rows = [row("st-mem", 9.5, -0.5, False, False),  # the best test score, not separable
+            row("simclr", 9.8, -0.2, False, False),
+            row("byol", 12.0, 2.0, True, True),
+            row("supervised-resnet", 8.0, -2.0, True, True)]  # label-using: not counted
+    table = audit.baseline_summary(rows)
+    header, _, line = table.splitlines()
+    assert "ecg-features" in header and "better / not separable / worse (seeds fixed)" in header
+    assert "| 10.00 " in line and "| 3 " in line and "0 / 2 / 1" in line and line.rstrip(" |").endswith("none")
+    assert "st-mem" not in line and "supervised-resnet" not in line
+    rows[0]["significant"] = True  # st-mem now significantly lower MAE than the features
+    line = audit.baseline_summary(rows).splitlines()[2]
+    assert "1 / 1 / 1" in line and "0 / 2 / 1" in line and line.rstrip(" |").endswith("st-mem")
+
+
 # ----- age expression -----------------------------------------------------------------------------
 LEAD_ANGLES = np.deg2rad([0, 60, 120, -150, -30, 90])  # I, II, III, aVR, aVL, aVF in the frontal plane
 
