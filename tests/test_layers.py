@@ -145,3 +145,14 @@ def test_old_import_paths_give_the_same_module_with_a_warning(old, new):
     assert module is importlib.import_module(new)
     assert module.__name__ == new and module.__spec__.name == new
     assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)
+
+
+def test_every_sub_package_is_listed_for_the_wheel():
+    """pyproject.toml lists the packages by hand (package-dir maps ecgbench to benchmark/), so a new
+    sub-package missing there would be left out of a built wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name("ecgbench", FOLDERS["ecgbench"], init) for init in FOLDERS["ecgbench"].rglob("__init__.py")}
+    assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+    assert {"ecgbench.methods", "ecgbench.tasks"} <= listed
