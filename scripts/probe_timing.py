@@ -75,7 +75,8 @@ def plain_estimator(probe: str, kind: str):
 
 def probes_module(path: Path | None):
     """ecgbench.evaluation.probes, or another version of it from a file (e.g. an older commit's, for a
-    before/after comparison: git show REV:benchmark/probes.py > old_probes.py)."""
+    before/after comparison: git show REV:benchmark/evaluation/probes.py > old_probes.py, or
+    REV:benchmark/probes.py for a commit before the package was grouped by layer)."""
     if path is None:
         from ecgbench.evaluation import probes
 
