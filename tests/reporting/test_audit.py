@@ -137,15 +137,16 @@ def test_methods_against_the_control_are_paired_and_holm_corrected(tmp_path):
     assert "random-init-lead2" in audit.control_table(matched).splitlines()[0]
 
 
-def test_control_summary_names_the_best_self_supervised_method_per_task():
-    """Only self-supervised methods count (not label-using ones); for MAE lower is better."""
-    def row(task, metric, method, value, difference, significant):
+def test_control_summary_names_the_best_self_supervised_method_on_validation():
+    """Only self-supervised methods count (not label-using ones); for MAE lower is better; the
+    best is the best validation score, never the best test score."""
+    def row(task, metric, method, value, difference, significant, val=None):
         return {"task_key": task, "preset": "cpu", "metric": metric, "trivial": 0.6 if metric != "mae" else 13.0,
                 "control": value - difference, "method": method, "value": value, "seeds": 3,
                 "difference": difference, "ci": [difference - 0.01, difference + 0.01],
                 "p_holm": 0.01 if significant else 0.5, "significant": significant,
                 "ci_seeds": [difference - 0.02, difference + 0.02], "p_holm_seeds": 0.02 if significant else 0.6,
-                "significant_seeds": significant}
+                "significant_seeds": significant, "val": value if val is None else val}
 
     rows = [row("synth-sex@v3", "macro_auroc", "simclr", 0.70, 0.10, True),
             row("synth-sex@v3", "macro_auroc", "byol", 0.50, -0.10, True),
@@ -157,7 +158,23 @@ def test_control_summary_names_the_best_self_supervised_method_per_task():
     age = next(line for line in lines if "synth-age" in line)
     assert "simclr (3 seeds): 0.700" in sex and "supervised-resnet" not in sex and "1 / 1 of 2" in sex
     assert "simclr (3 seeds): 12.00" in age and "-1.00" in age and "1 / 0 of 2 (better: simclr)" in age
-    assert "[-1.02, -0.98], p = 0.020 *" in age and "seeds resampled" in lines[0]
+    assert "[-1.02, -0.98], p = 0.020 *" in age and "seeds resampled" in lines[0] and "on validation" in lines[0]
+    # Validation and test disagree: byol is best on validation, simclr on test. byol is named.
+    rows[1]["val"], rows[4]["val"] = 0.95, 11.0
+    lines = audit.control_summary(rows).splitlines()
+    assert "byol (3 seeds): 0.500" in next(line for line in lines if "synth-sex" in line)
+    assert "byol (3 seeds): 13.50" in next(line for line in lines if "synth-age" in line)
+
+
+def test_validation_means_are_the_probes_own_over_seeds():
+    def result(method, seed, val, probe="lr", **extra):
+        return {"task_key": "synth-sex@v4", "preset": "cpu", "probe": probe, "method": method, "seed": seed,
+                "val_score": val, **extra}
+
+    results = [result("simclr", 0, 0.6), result("simclr", 1, 0.8), result("simclr", 2, 0.9, probe="svc"),
+               result("simclr", 3, 0.1, label_fraction=0.1), result("simclr", 4, 0.1, protocol="linear"),
+               result("byol", 0, float("nan"))]
+    assert audit.validation_means(results, "synth-sex@v4", "cpu", "lr") == {"simclr": pytest.approx(0.7)}
 
 
 def test_baseline_summary_counts_every_method_and_names_none_by_its_test_score():

@@ -88,7 +88,7 @@ SETTINGS = [
     (["--set", "eval.label_fractions=0.5,0.5"], "eval.label_fractions=(0.5, 0.5)", "distinct"),
     (["--set", "eval.label_fractions="], "eval.label_fractions=()", "(0, 1]"),
     (["--set", "eval.embed_batch_size=0"], "eval.embed_batch_size=0", ">= 1"),
-    (["--set", "eval.clustering=maybe"], "eval.clustering", "expected a bool"),
+    (["--set", "eval.clustering=maybe"], "eval.clustering", "expected true or false"),
     (["--set", "eval.bootstrp=3"], "eval.bootstrp", "Did you mean 'bootstrap'"),
     (["--set", "learning_rate=0.1"], "learning_rate", "Did you mean 'lr'?"),
     (["--set", "wd=0.1"], "'wd'", "Did you mean 'weight_decay'?"),

@@ -44,6 +44,7 @@ from ecgbench.reporting.audit.controls import (
     is_control,
     self_supervised,
     single_lead,
+    validation_means,
 )
 from ecgbench.reporting.audit.realism import (
     REALISM_FIGURES,
@@ -67,7 +68,7 @@ __all__ = [
     "against_control", "age_expression", "age_expression_table", "audit_table", "baseline_summary",
     "beat_measurements", "control_summary", "control_table", "interval_features", "is_control", "r_peaks",
     "real_cinc_samples", "real_ptbxl_sample", "realism", "realism_table", "record_figures", "self_supervised",
-    "shortcut_audit", "single_lead", "suite_audit", "trivial_features", "report_text",
+    "shortcut_audit", "single_lead", "suite_audit", "trivial_features", "validation_means", "report_text",
 ]
 
 

@@ -4,9 +4,12 @@ resampled; the summaries and per-method tables."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 CONTROL = "random-init"
 SINGLE_LEAD_CONTROL = "random-init-lead2"  # simclr-lead2's encoder, untrained: the control of single-lead methods
@@ -20,7 +23,8 @@ def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: 
     method's mean test value over seeds and the paired-bootstrap difference to the untrained
     ``control`` on the same test records, Holm-corrected over the task's methods at that preset
     (:func:`ecgbench.evaluation.stats.compare_methods`), with seeds held fixed and, stricter, with seeds
-    resampled too (``*_seeds``)."""
+    resampled too (``*_seeds``); ``val``: the method's mean validation score over seeds, the only
+    score a summary may choose by."""
     from ecgbench.core.store import ResultStore
     from ecgbench.evaluation.stats import compare_methods
 
@@ -34,8 +38,22 @@ def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: 
         for preset in presets:
             comparison = compare_methods(results, row["task_key"], results_dir, preset=preset, probe=probe,
                                          reference=control, resample_seeds=True, methods=compared)
-            out += [_against_control_row(row, preset, control, test) for test in comparison.rows]
+            validation = validation_means(results, row["task_key"], preset, probe)
+            out += [{**_against_control_row(row, preset, control, test),
+                     "val": validation.get(test["method_b"], math.nan)} for test in comparison.rows]
     return out
+
+
+def validation_means(results: list[dict[str, Any]], task_key: str, preset: str, probe: str) -> dict[str, float]:
+    """method -> mean validation score (the task's main metric) of its frozen ``probe`` over seeds,
+    all labels."""
+    scores: dict[str, list[float]] = {}
+    for r in results:
+        if ((r.get("task_key"), r.get("preset"), r.get("probe")) == (task_key, preset, probe)
+                and r.get("protocol", "frozen-probe") == "frozen-probe" and r.get("label_fraction", 1.0) == 1.0
+                and isinstance(r.get("val_score"), (int, float)) and math.isfinite(r["val_score"])):
+            scores.setdefault(r["method"], []).append(float(r["val_score"]))
+    return {method: float(np.mean(values)) for method, values in scores.items()}
 
 
 def is_control(method: str) -> bool:
@@ -101,8 +119,9 @@ def self_supervised(method: str) -> bool:
 
 def control_summary(rows: list[dict[str, Any]]) -> str:
     """Markdown: per task and preset of :func:`against_control`, the trivial features, the control,
-    the best self-supervised method with its difference to the control (Holm p), and how many
-    self-supervised methods are significantly better / worse than the control."""
+    the best self-supervised method on validation (mean validation score over seeds; never the
+    test score) with its test difference to the control (Holm p), and how many self-supervised
+    methods are significantly better / worse than the control."""
     from tabulate import tabulate
 
     from ecgbench.core.contracts import HIGHER_IS_BETTER
@@ -114,7 +133,7 @@ def control_summary(rows: list[dict[str, Any]]) -> str:
         ssl = [r for r in group if self_supervised(r["method"])]
         if not ssl:
             continue
-        best = max(ssl, key=lambda r: sign * r["value"])
+        best = max(ssl, key=lambda r: sign * r["val"] if math.isfinite(r.get("val", math.nan)) else -math.inf)
         better = sorted(r["method"] for r in ssl if r["significant"] and sign * r["difference"] > 0)
         worse = [r for r in ssl if r["significant"] and sign * r["difference"] < 0]
         body.append([task, preset, metric, f"{group[0]['trivial']:.{d}f}", f"{group[0]['control']:.{d}f}",
@@ -125,7 +144,7 @@ def control_summary(rows: list[dict[str, Any]]) -> str:
                      f"p = {_p_cell(best['p_holm_seeds'], best['significant_seeds'])}",
                      f"{len(better)} / {len(worse)} of {len(ssl)}" + (f" (better: {', '.join(better)})" if better else "")])
     return tabulate(body, headers=["task", "preset", "metric", "trivial features", _control_name(rows),
-                                   "best self-supervised (test)", "best - control [95% CI], Holm p",
+                                   "best self-supervised on validation: test", "best - control [95% CI], Holm p",
                                    "seeds resampled too: [95% CI], Holm p",
                                    "self-supervised significantly better / worse than the control"],
                     tablefmt="github", disable_numparse=True)
