@@ -414,12 +414,12 @@ def _select(results, task: str, preset, protocol: str, probe) -> tuple[dict, dic
 
 
 def _best_on_validation(probes: dict[str, dict[int, dict]], higher: bool) -> str:
-    def key(name: str) -> float:
-        values = [r.get("val_score") for r in probes[name].values()]
-        mean = np.nanmean([math.nan if v is None else v for v in values])
-        return -math.inf if math.isnan(mean) else (mean if higher else -mean)
+    """The probe :mod:`ecgbench.evaluation.selection` chooses (the tables' rule); the first in
+    registry order when no probe has a validation score."""
+    from ecgbench.evaluation.selection import best_on_validation, candidate_order
 
-    return max(sorted(probes), key=key)  # sorted: ties go to the alphabetically first probe
+    scores = {name: [r.get("val_score") for r in probes[name].values()] for name in probes}
+    return best_on_validation(scores, higher) or candidate_order(probes)[0]
 
 
 def _load_sets(chosen: dict, results_dir: Path, skipped: dict) -> tuple[dict, dict | None]:

@@ -130,22 +130,14 @@ def metric_value(record: dict[str, Any], metric: str) -> float | None:
 
 
 def best_probe_on_validation(by_probe: dict[str, list[dict]]) -> str | None:
-    """The probe with the best mean validation score (the task's main metric) over seeds."""
+    """The probe with the best mean validation score (the task's main metric) over seeds, by the
+    one rule of :mod:`ecgbench.evaluation.selection` (ties: registry order)."""
     from ecgbench.core.contracts import HIGHER_IS_BETTER
+    from ecgbench.evaluation.selection import best_on_validation
 
-    best, best_score = None, None
-    for probe in [p for p in PROBES if p in by_probe] + sorted(set(by_probe) - set(PROBES)):
-        records = by_probe[probe]
-        scores = [r.get("val_score") for r in records]
-        scores = [s for s in scores if isinstance(s, (int, float)) and math.isfinite(s)]
-        if not scores:
-            continue
-        score = float(np.mean(scores))
-        if not HIGHER_IS_BETTER.get(records[0].get("main_metric"), True):
-            score = -score
-        if best_score is None or score > best_score:
-            best, best_score = probe, score
-    return best
+    records = next((r for r in by_probe.values() if r), [])
+    higher = HIGHER_IS_BETTER.get(records[0].get("main_metric"), True) if records else True
+    return best_on_validation({probe: [r.get("val_score") for r in rs] for probe, rs in by_probe.items()}, higher)
 
 
 def sample_size(records: list[dict[str, Any]]) -> tuple[int, int, str] | None:
