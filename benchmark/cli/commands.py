@@ -96,6 +96,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         from ecgbench.core.store import atomic_write
 
         atomic_write(Path(args.out), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        print(f"ecgbench: table: {args.out}", file=sys.stderr)
     else:
         print(text)
     return 0
@@ -115,6 +116,7 @@ def cmd_table_layout(args: argparse.Namespace) -> int:
     text = layout_text(args.layout, args.results_dir, args.preset, args.data_root)
     if args.out:
         write_text(Path(args.out), text)
+        print(f"ecgbench: layout table: {args.out}", file=sys.stderr)
     else:
         print(text)
     return 0
@@ -134,15 +136,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """One self-contained HTML report (tables, CI plots, CD diagram, curves) from stored results."""
-    from ecgbench.reporting.report import screenshot, write_report
+    from ecgbench.reporting.report import browser_binary, screenshot, write_report
 
+    if args.screenshot:  # refused before the report is built, not after
+        try:
+            browser_binary()
+        except FileNotFoundError as error:
+            raise UsageError(f"--screenshot: {error}") from None
     page = write_report(args.results_dir, args.out)
     print(f"ecgbench: report: {page}")
     if args.screenshot:
-        try:
-            print(f"ecgbench: screenshot: {screenshot(page, Path(args.screenshot))}")
-        except FileNotFoundError as error:
-            raise UsageError(f"--screenshot: {error}") from None
+        print(f"ecgbench: screenshot: {screenshot(page, Path(args.screenshot))}")
     return 0
 
 

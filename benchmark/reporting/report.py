@@ -396,17 +396,24 @@ BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def browser(page: Path, *action: str, profile: Path | None = None) -> str:
     """Run Debian's headless ``chromium`` on the page with ``action`` flags (``--dump-dom``,
     ``--screenshot=PNG``) in a throw-away profile; its standard output."""
-    import shutil
     import subprocess
     import tempfile
 
-    binary = shutil.which("chromium")
-    if binary is None:
-        raise FileNotFoundError("chromium not found (Debian: apt-get install -y chromium)")
+    binary = browser_binary()
     with tempfile.TemporaryDirectory() as scratch:
         command = [binary, *BROWSER_FLAGS, f"--user-data-dir={profile or scratch}", *action,
                    Path(page).resolve().as_uri()]
         return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+
+
+def browser_binary() -> str:
+    """Debian's ``chromium`` on the PATH; FileNotFoundError, with how to get it, if absent."""
+    import shutil
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        raise FileNotFoundError("chromium not found (Debian: apt-get install -y chromium)")
+    return binary
 
 
 def screenshot(page: Path, png: Path) -> Path:

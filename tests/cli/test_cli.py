@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,25 @@ def test_any_other_flag_is_refused_never_read_as_false(value):
 
     with pytest.raises(ConfigError, match="data.ptbxl.allow_subset=.*expected true or false"):
         flag(value, "data.ptbxl.allow_subset")
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
+
+
+def test_report_screenshot_without_chromium_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    out = tmp_path / "report.html"
+    code, _, err = _run(["report", "--results-dir", str(REFERENCE), "--out", str(out),
+                         "--screenshot", str(tmp_path / "shot.png")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--screenshot: chromium not found" in err, err
+    assert not out.exists()  # refused before the report was built
+
+
+@pytest.mark.parametrize("extra", [["--tasks", "synth-superclass"], ["--layout", "nerula-table4"]])
+def test_table_out_says_where_it_wrote(capsys, tmp_path, extra):
+    out = tmp_path / "table.md"
+    code, stdout, err = _run(["table", "--results-dir", str(REFERENCE), "--out", str(out), *extra], capsys)
+    assert code == 0 and out.read_text().strip() and not stdout
+    assert err.strip().endswith(f"table: {out}"), err
