@@ -5,7 +5,7 @@ resampled; the summaries and per-method tables."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,25 +124,17 @@ def control_summary(rows: list[dict[str, Any]]) -> str:
     methods are significantly better / worse than the control."""
     from tabulate import tabulate
 
-    from ecgbench.core.contracts import HIGHER_IS_BETTER
-
     body = []
-    for (task, preset), group in _grouped(rows).items():
-        metric, d = group[0]["metric"], 2 if group[0]["metric"] == "mae" else 3
-        sign = 1 if HIGHER_IS_BETTER[metric] else -1
-        ssl = [r for r in group if self_supervised(r["method"])]
-        if not ssl:
-            continue
+    for task, preset, metric, d, sign, group, ssl in _self_supervised_by_task(rows):
         best = max(ssl, key=lambda r: sign * r["val"] if math.isfinite(r.get("val", math.nan)) else -math.inf)
-        better = sorted(r["method"] for r in ssl if r["significant"] and sign * r["difference"] > 0)
-        worse = [r for r in ssl if r["significant"] and sign * r["difference"] < 0]
+        better, worse = _better_worse(ssl, "significant", sign)
         body.append([task, preset, metric, f"{group[0]['trivial']:.{d}f}", f"{group[0]['control']:.{d}f}",
                      f"{best['method']} ({best['seeds']} seeds): {best['value']:.{d}f}",
                      f"{best['difference']:+.{d}f} [{best['ci'][0]:.{d}f}, {best['ci'][1]:.{d}f}], "
                      f"p = {_p_cell(best['p_holm'], best['significant'])}",
                      f"[{best['ci_seeds'][0]:.{d}f}, {best['ci_seeds'][1]:.{d}f}], "
                      f"p = {_p_cell(best['p_holm_seeds'], best['significant_seeds'])}",
-                     f"{len(better)} / {len(worse)} of {len(ssl)}" + (f" (better: {', '.join(better)})" if better else "")])
+                     f"{len(better)} / {worse} of {len(ssl)}" + (f" (better: {', '.join(better)})" if better else "")])
     return tabulate(body, headers=["task", "preset", "metric", "trivial features", _control_name(rows),
                                    "best self-supervised on validation: test", "best - control [95% CI], Holm p",
                                    "seeds resampled too: [95% CI], Holm p",
@@ -157,20 +149,12 @@ def baseline_summary(rows: list[dict[str, Any]]) -> str:
     too). Every method is counted and none is singled out by its test score."""
     from tabulate import tabulate
 
-    from ecgbench.core.contracts import HIGHER_IS_BETTER
-
     def counts(ssl: list[dict[str, Any]], significant: str, sign: int) -> tuple[list[str], str]:
-        better = sorted(r["method"] for r in ssl if r[significant] and sign * r["difference"] > 0)
-        worse = sum(1 for r in ssl if r[significant] and sign * r["difference"] < 0)
+        better, worse = _better_worse(ssl, significant, sign)
         return better, f"{len(better)} / {len(ssl) - len(better) - worse} / {worse}"
 
     body = []
-    for (task, preset), group in _grouped(rows).items():
-        metric, d = group[0]["metric"], 2 if group[0]["metric"] == "mae" else 3
-        sign = 1 if HIGHER_IS_BETTER[metric] else -1
-        ssl = [r for r in group if self_supervised(r["method"])]
-        if not ssl:
-            continue
+    for task, preset, metric, d, sign, group, ssl in _self_supervised_by_task(rows):
         better, fixed = counts(ssl, "significant", sign)
         _, resampled = counts(ssl, "significant_seeds", sign)
         body.append([task, preset, metric, f"{group[0]['control']:.{d}f}", str(len(ssl)), fixed, resampled,
@@ -179,6 +163,24 @@ def baseline_summary(rows: list[dict[str, Any]]) -> str:
                                    "better / not separable / worse (seeds fixed)",
                                    "better / not separable / worse (seeds resampled too)", "better (seeds fixed)"],
                     tablefmt="github", disable_numparse=True)
+
+
+def _self_supervised_by_task(rows: list[dict[str, Any]]) -> Iterator[tuple]:
+    """Per task and preset with self-supervised rows: (task, preset, metric, decimals, sign, the
+    group's rows, its self-supervised rows); ``sign`` is 1 where higher is better, else -1."""
+    from ecgbench.core.contracts import HIGHER_IS_BETTER
+
+    for (task, preset), group in _grouped(rows).items():
+        metric = group[0]["metric"]
+        ssl = [r for r in group if self_supervised(r["method"])]
+        if ssl:
+            yield task, preset, metric, 2 if metric == "mae" else 3, 1 if HIGHER_IS_BETTER[metric] else -1, group, ssl
+
+
+def _better_worse(ssl: list[dict[str, Any]], significant: str, sign: int) -> tuple[list[str], int]:
+    """The methods significantly better than the control (by name), and how many are significantly worse."""
+    better = sorted(r["method"] for r in ssl if r[significant] and sign * r["difference"] > 0)
+    return better, sum(1 for r in ssl if r[significant] and sign * r["difference"] < 0)
 
 
 def _control_name(rows: list[dict[str, Any]]) -> str:
