@@ -50,20 +50,43 @@ def _net_qrs(signal: np.ndarray, onsets: np.ndarray, offsets: np.ndarray) -> flo
     return float(np.median(values)) if values else float("nan")
 
 
+def cleaned_r_peaks(lead: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """neurokit2's cleaned lead and its R peaks (sample indices); None where detection fails."""
+    import neurokit2 as nk
+
+    with warnings.catch_warnings():  # neurokit2 warns on short or noisy signals
+        warnings.simplefilter("ignore")
+        try:
+            clean = nk.ecg_clean(np.asarray(lead, dtype=float), sampling_rate=int(fs))
+            _, info = nk.ecg_peaks(clean, sampling_rate=int(fs))
+        except Exception as error:  # noqa: BLE001 - no peaks is a missing value, never an error
+            logging.getLogger(__name__).debug("R-peak detection failed: %s", error)
+            return None
+    return clean, np.asarray(info["ECG_R_Peaks"], dtype=int)
+
+
 def clinical_parameters(signal: np.ndarray, fs: float, leads: tuple[str, ...]) -> np.ndarray:
     """(leads, T) -> (6,) heart rate, PR, QRS, QT, QTc, QRS axis; NaN where not measurable."""
+    if "II" not in leads:
+        return np.full(len(FIELDS), np.nan)
+    return parameters_from_peaks(signal, fs, leads, cleaned_r_peaks(signal[leads.index("II")], fs))
+
+
+def parameters_from_peaks(signal: np.ndarray, fs: float, leads: tuple[str, ...],
+                          found: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """:func:`clinical_parameters` from lead II's :func:`cleaned_r_peaks` (``found``), for callers
+    that detected them already."""
     import neurokit2 as nk
 
     out = np.full(len(FIELDS), np.nan)
-    if "II" not in leads:
+    if found is None:
         return out
+    clean, peaks = found
+    peaks = peaks.astype(float)
     lead_ii = signal[leads.index("II")].astype(float)
     with warnings.catch_warnings():  # neurokit2 warns on short or noisy signals
         warnings.simplefilter("ignore")
         try:
-            clean = nk.ecg_clean(lead_ii, sampling_rate=int(fs))
-            _, info = nk.ecg_peaks(clean, sampling_rate=int(fs))
-            peaks = np.asarray(info["ECG_R_Peaks"], dtype=float)
             if len(peaks) < 2:
                 return out
             rr = float(np.median(np.diff(peaks))) / fs  # seconds

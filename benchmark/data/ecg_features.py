@@ -20,7 +20,6 @@ measured once per record and cached (:mod:`ecgbench.data.record_tables`).
 
 from __future__ import annotations
 
-import logging
 import warnings
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from ecgbench.core.contracts import InputSpec
 from ecgbench.data.clinical import FIELDS as CLINICAL_FIELDS
 from ecgbench.data.clinical import TYPICAL_VALUES as CLINICAL_TYPICAL
-from ecgbench.data.clinical import clinical_parameters
+from ecgbench.data.clinical import cleaned_r_peaks, parameters_from_peaks
 from ecgbench.data.record_tables import Extractor, map_rows, record_table
 
 EXTRACTOR_VERSION = 1  # bump when a measurement changes: it is part of every cache key
@@ -69,17 +68,8 @@ def lead_statistics(signal: np.ndarray, fs: float) -> np.ndarray:
 
 def r_peaks(signal: np.ndarray, fs: float, leads: tuple[str, ...]) -> np.ndarray:
     """Sample indices of the R peaks of lead II (else the first lead); empty if none are found."""
-    import neurokit2 as nk
-
-    lead = signal[leads.index("II") if "II" in leads else 0].astype(float)
-    with warnings.catch_warnings():  # neurokit2 warns on short, flat or noisy signals
-        warnings.simplefilter("ignore")
-        try:
-            _, info = nk.ecg_peaks(nk.ecg_clean(lead, sampling_rate=int(fs)), sampling_rate=int(fs))
-        except Exception as error:  # noqa: BLE001 - no peaks is a missing value, never an error
-            logging.getLogger(__name__).debug("R-peak detection failed: %s", error)
-            return np.zeros(0, dtype=int)
-    return np.asarray(info["ECG_R_Peaks"], dtype=int)
+    found = cleaned_r_peaks(signal[leads.index("II") if "II" in leads else 0], fs)
+    return np.zeros(0, dtype=int) if found is None else found[1]
 
 
 def rhythm(peaks: np.ndarray, fs: float, n_samples: int) -> np.ndarray:
@@ -120,8 +110,10 @@ def beat_amplitudes(signal: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndar
 def ecg_features(signal: np.ndarray, fs: float, leads: tuple[str, ...]) -> np.ndarray:
     """(leads, T) -> one row of :func:`columns` without ``n_filled``; NaN where not measurable."""
     signal = np.asarray(signal, dtype=np.float64)
-    peaks = r_peaks(signal, fs, leads)
-    clinical = clinical_parameters(signal, fs, leads) if "II" in leads else np.full(len(CLINICAL_FIELDS), np.nan)
+    found = cleaned_r_peaks(signal[leads.index("II") if "II" in leads else 0], fs)  # detected once, used twice
+    peaks = np.zeros(0, dtype=int) if found is None else found[1]
+    clinical = (parameters_from_peaks(signal, fs, leads, found) if "II" in leads
+                else np.full(len(CLINICAL_FIELDS), np.nan))
     intervals = np.asarray([value for name, value in zip(CLINICAL_FIELDS, clinical) if name != "heart_rate_bpm"])
     return np.concatenate([lead_statistics(signal, fs).ravel(), rhythm(peaks, fs, signal.shape[1]), intervals,
                            beat_amplitudes(signal, peaks, fs).ravel()])
