@@ -7,9 +7,12 @@ Layout under the results directory (``--results-dir``, default ``./results``)::
     cache/checkpoints/<run_id>.pt (+ .partial.pt while training)
     cache/embeddings/<run_id>/<dataset>-<version>-<input>.npy
     cache/locks/<run_id>.lock                               held while a run pretrains
-    cache/bootstrap/<hash>.npy                              paired-bootstrap resample values (ecgbench.evaluation.stats)
+    leaderboard-tests.json                                  the leaderboard's stored significance tests
     tables/                                                 generated markdown
     mlflow.db, mlartifacts/                                 default MLflow store (a view)
+
+Paired-bootstrap resample values are cached outside it, under the user's cache
+(:func:`ecgbench.evaluation.stats.bootstrap_cache_dir`), so reading results writes nothing here.
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a
 killed run never leaves a half-written file that a later run would trust; files get the mode

@@ -55,7 +55,16 @@ from ecgbench.core.contracts import HIGHER_IS_BETTER
 
 PREDICTION_FIELDS = ("test_indices", "patient_ids", "y_true", "y_pred", "scores")
 PAIRED_RESAMPLES = 20_000  # why so many: the module docstring
-BOOTSTRAP_CACHE = Path("cache") / "bootstrap"  # under the results folder: compare_methods' resample values
+
+
+def bootstrap_cache_dir() -> Path:
+    """Where compare_methods keeps each prediction set's resample values: the user's cache
+    (``$ECGBENCH_CACHE``, else ``$XDG_CACHE_HOME/ecgbench``, else ``~/.cache/ecgbench``), never the
+    results folder, so reading a checkout's results writes nothing into it."""
+    import os
+
+    root = os.environ.get("ECGBENCH_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecgbench"
+    return Path(root) / "bootstrap"
 
 
 # ----- stored per-record predictions ------------------------------------------------------------
@@ -304,7 +313,7 @@ def compare_methods(
     results: Iterable[dict[str, Any]], task: str, results_dir: str | Path, *,
     preset: str | None = None, protocol: str = "frozen-probe", probe: str | None = None,
     reference: str = "best", n_resamples: int = PAIRED_RESAMPLES, seed: int = 0, alpha: float = 0.05,
-    resample_seeds: bool = False, methods: Collection[str] | None = None,
+    resample_seeds: bool = False, methods: Collection[str] | None = None, cache_dir: Path | None = None,
 ) -> Comparison:
     """Paired bootstrap tests between the methods of one task, Holm-corrected.
 
@@ -321,21 +330,21 @@ def compare_methods(
     adds the hierarchical test (seeds drawn too; module docstring) to every row as
     ``ci_low_seeds``, ``ci_high_seeds``, ``p_value_seeds``, ``p_holm_seeds`` and
     ``significant_seeds``, Holm-corrected as a family of its own. Each prediction set's resample
-    values are cached under ``results_dir/cache/bootstrap`` (:func:`cached_bootstrap_values`).
+    values are cached under ``cache_dir`` (default :func:`bootstrap_cache_dir`; :func:`cached_bootstrap_values`).
     ``methods``: compare only these (and a named reference); None: every method stored.
     """
     if methods is not None:
         keep = set(methods) | {reference}
         results = [r for r in results if r.get("method") in keep]
-    chosen, skipped, meta = _select(results, task, preset, protocol, probe)
+    chosen, skipped, meta = select_records(results, task, preset, protocol, probe)
     metric, kind, higher = meta["metric"], meta["kind"], HIGHER_IS_BETTER[meta["metric"]]
-    loaded, truth = _load_sets(chosen, Path(results_dir), skipped)
+    loaded, truth = load_sets(chosen, Path(results_dir), skipped)
     comparison = Comparison(meta["task_key"], meta["preset"], metric, higher, None, [], skipped, alpha)
     if len(loaded) < 2:
         return comparison
     means = {m: float(np.nanmean([_metric(r, metric) for r in chosen[m]])) for m in loaded}
     pairs = _pairs(list(loaded), means, higher, reference, comparison)
-    cache = Path(results_dir) / BOOTSTRAP_CACHE
+    cache = bootstrap_cache_dir() if cache_dir is None else cache_dir
     per_seed = {m: seed_draws(kind, metric, truth["y_true"], truth["patient_ids"], loaded[m], n_resamples, seed, cache)
                 for m in sorted({m for pair in pairs for m in pair})}  # once per method: the reference enters every pair
     draws = {m: (point, values.mean(axis=0)) for m, (point, values) in per_seed.items()}
@@ -374,7 +383,7 @@ def _add_seed_resampled_tests(rows: list[dict[str, Any]], metric: str, per_seed:
     _add_holm(rows, "_seeds", alpha)
 
 
-def _select(results, task: str, preset, protocol: str, probe) -> tuple[dict, dict, dict]:
+def select_records(results, task: str, preset, protocol: str, probe) -> tuple[dict, dict, dict]:
     """method -> the records (one per seed) of its chosen probe; skipped methods; task facts."""
     records = [r for r in results if task in (r.get("task"), r.get("task_key"))
                and r.get("protocol") == protocol and r.get("status") in (None, "ok")
@@ -422,7 +431,7 @@ def _best_on_validation(probes: dict[str, dict[int, dict]], higher: bool) -> str
     return best_on_validation(scores, higher) or candidate_order(probes)[0]
 
 
-def _load_sets(chosen: dict, results_dir: Path, skipped: dict) -> tuple[dict, dict | None]:
+def load_sets(chosen: dict, results_dir: Path, skipped: dict) -> tuple[dict, dict | None]:
     """method -> [(y_pred, scores) per seed], with every method on the same test rows."""
     loaded, truth = {}, None
     for method, records in chosen.items():

@@ -293,12 +293,17 @@ def test_a_damaged_bootstrap_cache_entry_is_recomputed(tmp_path, capsys):
     assert np.array_equal(again, bootstrap_values(*args), equal_nan=True)
 
 
-def test_compare_methods_reuses_its_cache_and_gives_the_same_rows(stored):
+def test_compare_methods_reuses_its_cache_and_gives_the_same_rows(stored, tmp_path, monkeypatch):
+    """The cache lives in the user's cache folder ($ECGBENCH_CACHE), never in the results folder."""
+    monkeypatch.setenv("ECGBENCH_CACHE", str(tmp_path / "user-cache"))
+    cache = tmp_path / "user-cache" / "bootstrap"
     results = list(ResultStore(stored).results())
+    before = sorted(p.relative_to(stored) for p in stored.rglob("*"))
     first = compare_methods(results, "synth-sex", stored, n_resamples=300, seed=3, resample_seeds=True)
-    entries = sorted((stored / "cache" / "bootstrap").glob("*.npy"))
+    entries = sorted(cache.glob("*.npy"))
     assert entries  # one per (method, seed) prediction set
+    assert sorted(p.relative_to(stored) for p in stored.rglob("*")) == before  # nothing written beside the results
     stamps = [p.stat().st_mtime_ns for p in entries]
     second = compare_methods(results, "synth-sex", stored, n_resamples=300, seed=3, resample_seeds=True)
     assert second.rows == first.rows
-    assert [p.stat().st_mtime_ns for p in sorted((stored / "cache" / "bootstrap").glob("*.npy"))] == stamps
+    assert [p.stat().st_mtime_ns for p in sorted(cache.glob("*.npy"))] == stamps

@@ -1,7 +1,8 @@
-"""The generated leaderboard block: ranks and mean ranks on a hand-built example, probe chosen on
-validation, presets never mixed, idempotent regeneration, `--check` on a stale block, registered
-methods without results listed as not run, n records / patients per task, and the real-sample
-section kept apart from the synthetic one with its significance read from its own store."""
+"""The generated leaderboard block: listing order and standing on a hand-built example, probe chosen
+on validation, presets never mixed, idempotent regeneration, `--check` on a stale block and on
+stored tests, registered methods without results listed as not run, n records / patients per
+task, and the real-sample section kept apart from the synthetic one with its tests read from
+its own store."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def summary_rows(block: str, preset: str) -> dict[str, list[str]]:
     section = block.split(f"### Preset `{preset}`")[1].split("####")[0] if preset else block
     rows = {}
     for line in section.splitlines():
-        if line.startswith("| ") and not line.startswith(("| method", "| rank")):
+        if line.startswith("| ") and not line.startswith("| method"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             rows[cells[0]] = cells[1:]
     return rows
@@ -88,25 +89,26 @@ def test_rank_ties_and_direction():
     assert rank([10.0, 8.0], higher_is_better=False) == [2.0, 1.0]
 
 
-def test_ranks_and_mean_ranks_on_a_hand_built_example(example):
+def test_order_and_standing_on_a_hand_built_example(example):
     (board,) = build(stored(example))
     superclass, age = board.tasks[1], board.tasks[0]  # tasks sorted by name: synth-age first
     assert [(e.method, e.rank, e.probe) for e in superclass.entries] == [
         ("m1", 1.0, "lr"), ("m2", 2.5, "lr"), ("m3", 2.5, "knn")]
     assert [(e.method, e.rank, e.probe) for e in age.entries] == [("m2", 1.0, "rf"), ("m1", 2.0, "lr")]
     assert age.missing == {"m3 (control)": "not run"}
-    assert board.mean_ranks() == [
-        ("m1", {"synth-superclass": 1.0, "synth-age": 2.0}, 1.5, 2),
-        ("m2", {"synth-superclass": 2.5, "synth-age": 1.0}, 1.75, 2),
-        ("m3 (control)", {"synth-superclass": 2.5}, 2.5, 1),
+    assert board.standing() == [  # untested: no predictions stored, so nobody is in a top group
+        ("m1", {"synth-superclass": "untested", "synth-age": "untested"}, 0, 2),
+        ("m2", {"synth-superclass": "untested", "synth-age": "untested"}, 0, 2),
+        ("m3 (control)", {"synth-superclass": "untested"}, 0, 1),
     ]
     block = render_block(stored(example), example, with_significance=False)
     rows = summary_rows(block, "cpu")
-    assert rows["m1"] == ["2", "1", "1.50", "2/2"]
-    assert rows["m3 (control)"] == ["not run", "2.5", "2.50", "1/2"]
+    assert rows["m1"] == ["untested", "untested", "0/2"]
+    assert rows["m3 (control)"] == ["not run", "untested", "0/1"]
     superclass_rows = summary_rows(block.split("#### synth-superclass@v1")[1], "")
-    assert superclass_rows["1"] == ["m1", "lr", "0.800 ± 0.014 [0.750, 0.850]", "0, 1"]
+    assert superclass_rows["m1"] == ["lr", "0.900", "0.800 ± 0.014 [0.750, 0.850]", "0, 1"]
     assert "0.99" not in block  # the test-best probe never shows up: selection is on validation
+    assert "| mean rank" not in block and "| rank" not in block  # nothing tested, nothing ranked
 
 
 def test_presets_are_ranked_separately(example):
@@ -138,14 +140,32 @@ def test_sample_size_results_are_marked(tmp_path):
     assert "† cinc2017: n = 200 records of 8,528 in the full release" in block
 
 
-def test_significance_column_from_a_comparison_function(example):
-    def significance(task: TaskBoard, preset: str, protocol: str) -> tuple[dict[str, str], str]:
+def test_columns_from_a_separation_function(example):
+    from ecgbench.evaluation.separation import Separation
+
+    def significance(task: TaskBoard, preset: str, protocol: str) -> tuple[Separation, str]:
         assert protocol == "frozen-probe"
-        return {e.method: ("best" if i == 0 else "p = 0.01 *") for i, e in enumerate(task.entries)}, "note"
+        found = Separation(task.task_key, preset, task.metric, True, reference="m2", top_group=["m2", "m1"],
+                           rank_intervals={"m1": [1, 2], "m2": [1, 2], "m3": [3, 3]},
+                           standard_error=0.01, detectable=0.028, detectable_holm=0.035)
+        found.tests = {"m1": {"difference": 0.1, "ci_low": -0.01, "ci_high": 0.2, "p_value": 0.2, "p_holm": 0.4,
+                              "significant": False},
+                       "m3": {"difference": -0.1, "ci_low": -0.2, "ci_high": -0.05, "p_value": 0.001,
+                              "p_holm": 0.002, "significant": True}}
+        return found, "note"
 
     (board,) = build(stored(example), significance)
-    assert board.tasks[1].significance == {"m1": "best", "m2": "p = 0.01 *", "m3": "p = 0.01 *"}
-    assert "| vs best (Holm)" in render_task(board.tasks[1]) and "\nnote\n" in render_task(board.tasks[1])
+    text = render_task(board.tasks[1])
+    rows = summary_rows(text, "")
+    assert rows["m1"][-3:] == ["1–2", "+0.100 [−0.010, +0.200], p = 0.4", "yes"]
+    assert rows["m2"][-3:] == ["1–2", "reference", "yes"]
+    assert rows["m3 (control)"][-3:] == ["3", "−0.100 [−0.200, −0.050], p = 0.002 *", "no"]
+    assert "Reference: m2 (best mean validation score)" in text and "2 of 3 methods" in text
+    assert "Minimum detectable difference at 80% power: 0.028 macro_auroc at alpha = 0.05, 0.035" in text
+    assert "\nnote\n" in text
+    standing = summary_rows(render_block(stored(example), example, with_significance=False), "cpu")
+    assert standing["m1"][-1] == "0/2"  # the standalone render is untested
+    assert [row[0] for row in board.standing()][:2] == ["m1", "m2"]
 
 
 def test_block_regenerates_idempotently(example, tmp_path):
@@ -200,9 +220,10 @@ def test_significance_from_stored_predictions(tmp_path):
     put(tmp_path, "old", "synth-age", "lr", 0, 20.0, val=20.0)
     block = render_block(stored(tmp_path), tmp_path)
     rows = summary_rows(block.split("#### synth-age@v1")[1], "")
-    assert rows["1"][0] == "good" and rows["1"][-1] == "best"
-    assert rows["2"][0] == "bad" and rows["2"][-1].startswith("p = ") and rows["2"][-1].endswith(" *")
-    assert rows["3"][0] == "old" and rows["3"][-1] == "not tested"
+    assert list(rows)[:3] == ["good", "bad", "old"]
+    assert rows["good"][-2:] == ["reference", "yes"]
+    assert rows["bad"][-2].endswith(" *") and rows["bad"][-1] == "no"
+    assert rows["old"][-2:] == ["not tested", "–"]
     assert "Not tested (no stored test predictions" in block
 
 
@@ -223,7 +244,7 @@ def test_a_seed_with_an_undefined_metric_is_left_out_not_a_crash(tmp_path):
                {**record, "metrics": {"mae": None}})  # how a NaN metric is stored
     block = render_block(stored(tmp_path), tmp_path, with_significance=False)
     rows = summary_rows(block.split("#### synth-age@v1")[1], "")
-    assert rows["1"] == ["m1", "lr", "10.00 [9.95, 10.05]", "0"]  # seed 1 has no MAE: left out
+    assert rows["m1"] == ["lr", "9.00", "10.00 [9.95, 10.05]", "0"]  # seed 1 has no MAE: left out
 
 
 def test_suite_versions_are_ranked_separately(example):
@@ -296,9 +317,9 @@ def test_registered_methods_without_results_are_listed_as_not_run(example):
                                 ("m9 (supervised)", {"synth-age": "not run", "synth-superclass": "not run"})]
     block = render_block(stored(example), example, with_significance=False, registered=registered)
     rows = summary_rows(block, "cpu")
-    assert rows["m1"] == ["2", "1", "1.50", "2/2"]  # the mean rank is over the tasks a method ran on
-    assert rows["m4"] == ["n/a", "n/a", "–", "0/2"]
-    assert rows["m9 (supervised)"] == ["not run", "not run", "–", "0/2"]
+    assert rows["m1"] == ["untested", "untested", "0/2"]
+    assert rows["m4"] == ["n/a", "n/a", "0/0"]
+    assert rows["m9 (supervised)"] == ["not run", "not run", "0/0"]
     assert "Not run: 1 registered methods have no result in this group yet" in block
 
 
@@ -357,15 +378,15 @@ def test_real_sample_section_is_separate_titled_and_shows_n(tmp_path):
     main_part, small = block.split("**Small-sample results on real data.**")
     assert "ptbxl" not in main_part  # never ranked with the synthetic suite
     synthetic = summary_rows(section(main_part, "#### synth-superclass@v1"), "")
-    assert synthetic["1"][0] == "m1" and synthetic["2"][0] == "m2"  # unchanged by the sample's order
+    assert list(synthetic) == ["m1", "m2"]  # unchanged by the sample's order
     assert "### Small-sample results on real data · preset `cpu` · frozen-probe" in small
     assert "synth-" not in small
     assert "n (records / patients): train 200 / 191 · val 58 / 46 · test 80 / 40" in small
     rows = summary_rows(section(small, "#### ptbxl-sex@v1"), "")
-    assert rows["1"][:2] == ["m2", "lr"] and rows["1"][-1] == "best"
-    assert rows["2"][0] == "m1" and rows["2"][-1].startswith("p = ") and rows["2"][-1].endswith(" *")
+    assert list(rows) == ["m2", "m1"] and rows["m2"][0] == "lr" and rows["m2"][-2:] == ["reference", "yes"]
+    assert rows["m1"][-2].endswith(" *") and rows["m1"][-1] == "no"
     assert "Not tested" not in small  # every method had its predictions in the sample store
-    assert summary_rows(small, "")["m2"] == ["1", "1.00", "1/1"]
+    assert summary_rows(small.split("####")[0], "")["m2"] == ["top", "1/1"]
 
 
 def test_no_real_sample_store_means_no_section(example):
@@ -391,4 +412,58 @@ def test_not_applicable_records_as_the_runner_writes_them(example):
     assert tasks["synth-rhythm"].entries == [] and tasks["synth-rhythm"].missing == {"m5": "n/a: needs lead II"}
     block = render_block(stored(example), example, with_significance=False, registered={})
     assert "#### synth-rhythm@v1 · macro_f1" in block
-    assert summary_rows(block, "cpu")["m5"] == ["n/a", "n/a", "not run", "–", "0/3"]  # age, rhythm, superclass
+    assert summary_rows(block, "cpu")["m5"] == ["n/a", "n/a", "not run", "0/0"]  # age, rhythm, superclass
+
+
+def test_check_reads_the_stored_tests_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """`leaderboard` stores each task's tests beside the results; `--check` only reads them (the
+    computation is never called) and writes nothing; a changed predictions file makes it stale."""
+    import ecgbench.evaluation.separation as separation
+
+    monkeypatch.setenv("ECGBENCH_CACHE", str(tmp_path / "user-cache"))
+    root = sample_fixture(tmp_path / "results")
+    doc = tmp_path / "B.md"
+    doc.write_text("# B\n", encoding="utf-8")
+    args = ["leaderboard", "--results-dir", str(root), "--file", str(doc)]
+    assert main(args) == 0
+    assert "tests written to" in capsys.readouterr().out
+    stored_tests = root / "real-sample" / "leaderboard-tests.json"
+    assert '"reference": "m2"' in stored_tests.read_text(encoding="utf-8")
+    listing = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+
+    def never(*args, **kwargs):
+        raise AssertionError("--check must not compute tests")
+
+    monkeypatch.setattr(separation, "separate", never)
+    assert main(args + ["--check"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == listing  # nothing written
+    npz = next((root / "real-sample").rglob("*.npz"))
+    data = dict(np.load(npz))
+    data["scores"] = data["scores"][::-1].copy()
+    np.savez(npz, **data)
+    assert main(args + ["--check"]) == 1
+    assert "stored tests of 1 tasks are stale" in capsys.readouterr().err
+
+
+def test_the_committed_stored_tests_are_what_the_code_computes(tmp_path, monkeypatch):
+    """The committed real-sample tests of one task, recomputed from its committed predictions with
+    an empty bootstrap cache, equal what `leaderboard --check` reads; and its digest matches, so
+    the check compares against these numbers."""
+    from ecgbench.evaluation.separation import separate
+    from ecgbench.reporting.leaderboard import sample_boards, sample_results
+    from ecgbench.reporting.leaderboard.significance import settings
+    from ecgbench.reporting.leaderboard.tested import FILE, board_key, inputs_digest
+
+    monkeypatch.setenv("ECGBENCH_CACHE", str(tmp_path / "empty-cache"))
+    root = Path(__file__).resolve().parents[2] / "results"
+    sample = root / "real-sample"
+    import json
+
+    committed = json.loads((sample / FILE).read_text(encoding="utf-8"))
+    (board,) = sample_boards(sample_results(root), root, with_significance=False, registered={})
+    task = next(t for t in board.tasks if t.task_key == "cinc2017-af@v1")
+    records = [r for e in task.entries for r in e.records]
+    entry = committed[board_key(board.preset, board.protocol, task.task_key)]
+    assert entry["inputs"] == inputs_digest(records, sample, settings())
+    fresh = separate(records, task.task_key, sample, preset=board.preset, protocol=board.protocol)
+    assert fresh.to_json() == entry["separation"]

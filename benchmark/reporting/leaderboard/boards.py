@@ -1,5 +1,6 @@
 """The leaderboard's boards: per group (preset, protocol, suite) and task, one entry per method
-(the probe chosen on validation), its seeds' scores and its rank."""
+(the probe chosen on validation), its seeds' scores, and what the test split can tell apart
+(:class:`ecgbench.evaluation.separation.Separation`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from ecgbench.reporting.layouts import (
     not_applicable,
 )
 from ecgbench.reporting.tables import method_label
+
+if TYPE_CHECKING:
+    from ecgbench.evaluation.separation import Separation
 
 DEFAULT_PROTOCOL = "frozen-probe"
 
@@ -43,7 +47,7 @@ class Entry:
     probe: str
     records: list[dict[str, Any]]
     mean: float
-    rank: float | None = None
+    rank: float | None = None  # by the test mean: the listing order only, never printed as a rank
 
     @property
     def seeds(self) -> list[int]:
@@ -55,10 +59,10 @@ class TaskBoard:
     task: str
     task_key: str
     metric: str
-    entries: list[Entry]  # ranked, best first
+    entries: list[Entry]  # by test mean, best first
     missing: dict[str, str] = field(default_factory=dict)  # label -> "not run" / "n/a: reason"
-    significance: dict[str, str] | None = None  # method -> cell text, None when not tested
-    significance_note: str = ""
+    separation: Separation | None = None  # None when not tested
+    significance_note: str = ""  # why not tested, or which methods could not be
     sizes: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # split -> (records, patients)
 
 
@@ -170,21 +174,24 @@ class PresetBoard:
     titled: bool = False  # the heading names protocol and suite (the preset holds several groups)
     not_run: list[str] = field(default_factory=list)  # labels of registered methods with no result here
 
-    def mean_ranks(self) -> list[tuple[str, dict[str, float], float, int]]:
-        """(label, task -> rank, mean rank over the tasks it ran on, number of those tasks),
-        best mean rank first."""
-        ranks: dict[str, dict[str, float]] = defaultdict(dict)
+    def standing(self) -> list[tuple[str, dict[str, str], int, int]]:
+        """(label, task -> "top" / "below" / "untested", tasks in the top group, tasks run) of
+        every method with a score here: most tasks in the top group first, then by label. No
+        mean rank: a rank difference no test supports is not a standing."""
+        cells: dict[str, dict[str, str]] = defaultdict(dict)
         for board in self.tasks:
+            top = set(board.separation.top_group) if board.separation and board.separation.reference else None
             for entry in board.entries:
-                ranks[entry.label][board.task] = entry.rank
-        rows = [(label, by_task, float(np.mean(list(by_task.values()))), len(by_task))
-                for label, by_task in ranks.items()]
-        return sorted(rows, key=lambda row: (row[2], -row[3], row[0]))
+                cells[entry.label][board.task] = ("untested" if top is None else
+                                                  "top" if entry.method in top else "below")
+        rows = [(label, by_task, sum(v == "top" for v in by_task.values()), len(by_task))
+                for label, by_task in cells.items()]
+        return sorted(rows, key=lambda row: (-row[2], -row[3], row[0]))
 
     def unranked(self) -> list[tuple[str, dict[str, str]]]:
         """(label, task -> why) of the methods with results or not-applicable records in this
         group but no rank on any task, then of the registered methods never run here."""
-        ranked = {label for label, *_ in self.mean_ranks()}
+        ranked = {label for label, *_ in self.standing()}
         seen = sorted({label for board in self.tasks for label in board.missing} - ranked)
         rows = [(label, {b.task: b.missing.get(label, "not run") for b in self.tasks}) for label in seen]
         return rows + [(label, {b.task: "not run" for b in self.tasks}) for label in self.not_run]
@@ -252,7 +259,7 @@ def _build_group(results: list[dict[str, Any]], significance: Significance | Non
             if board is None:
                 continue
             if significance is not None and board.entries:
-                board.significance, board.significance_note = significance(board, preset, protocol)
+                board.separation, board.significance_note = significance(board, preset, protocol)
             tasks.append(board)
         n = sum(len(records) for (p, _, _), by_probe in stored.cells.items() if p == preset
                 for records in by_probe.values())
@@ -260,5 +267,5 @@ def _build_group(results: list[dict[str, Any]], significance: Significance | Non
     return boards
 
 
-# What the significance column of a task comes from (:mod:`.significance`).
-Significance = Callable[[TaskBoard, str, str], tuple[dict[str, str] | None, str]]
+# Where a task's separation comes from (:mod:`.significance`): (separation or None, note).
+Significance = Callable[[TaskBoard, str, str], tuple["Separation | None", str]]

@@ -1,5 +1,7 @@
-"""The significance column: each method against the task's best, paired patient bootstrap with
-Holm correction (:mod:`ecgbench.evaluation.stats`)."""
+"""Each task's separation (:mod:`ecgbench.evaluation.separation`): the reference chosen on
+validation, paired patient bootstrap against it with Holm correction, the top group, rank
+intervals and the minimum detectable difference; read from or written to the stored tests
+(:mod:`.tested`) when a store is given."""
 
 from __future__ import annotations
 
@@ -8,39 +10,61 @@ from pathlib import Path
 from typing import Any
 
 from ecgbench.reporting.leaderboard.boards import DEFAULT_PROTOCOL, Significance, TaskBoard
+from ecgbench.reporting.leaderboard.tested import StoredTests, board_key, inputs_digest
 
 
-def stats_significance(results_dir: str | Path) -> tuple[Significance | None, str]:
-    """The significance column's source (:func:`ecgbench.evaluation.stats.compare_methods` on the records
-    the board ranked) and a one-line note on what it shows, or why it is absent."""
-    from ecgbench.evaluation.stats import PAIRED_RESAMPLES, compare_methods
+def settings() -> dict[str, Any]:
+    """What every separation is computed with (part of its stored digest)."""
+    from ecgbench.evaluation.separation import POWER, VERSION
+    from ecgbench.evaluation.stats import PAIRED_RESAMPLES
 
-    def significance(board: TaskBoard, preset: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[dict[str, str] | None, str]:
+    return {"version": VERSION, "resamples": PAIRED_RESAMPLES, "seed": 0, "alpha": 0.05, "power": POWER}
+
+
+def stats_significance(results_dir: str | Path, stored: StoredTests | None = None) -> tuple[Significance, str]:
+    """The separation source for the boards of the store at ``results_dir`` and a one-line note
+    on what the columns show. With ``stored``, a board whose inputs are unchanged is read from it;
+    otherwise it is computed (and kept in ``stored``), unless ``stored`` only checks."""
+    from ecgbench.evaluation.separation import Separation, separate
+    from ecgbench.evaluation.stats import PAIRED_RESAMPLES
+
+    config = settings()
+
+    def significance(board: TaskBoard, preset: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[Separation | None, str]:
         records = [r for entry in board.entries for r in entry.records]  # one probe per method
-        try:
-            comparison = compare_methods(records, board.task_key, results_dir, preset=preset, protocol=protocol)
-        except (OSError, KeyError, ValueError) as error:
-            return None, f"Significance not tested: {' '.join(str(error).split())}."
-        return _significance_cells(comparison)
+        key, digest = board_key(preset, protocol, board.task_key), inputs_digest(records, Path(results_dir), config)
+        entry = stored.lookup(key, digest) if stored is not None else None
+        if entry is None and stored is not None and stored.check:
+            return None, "Significance not tested: the stored tests are outdated (run `ecgbench leaderboard`)."
+        if entry is None:
+            entry = _compute(records, board.task_key, results_dir, preset, protocol, separate)
+            if stored is not None:
+                stored.store(key, digest, entry)
+        if "error" in entry:
+            return None, f"Significance not tested: {entry['error']}."
+        found = Separation.from_json(entry)
+        return found, skipped_note(found)
 
-    return significance, (f"Significance (vs best): paired patient-level bootstrap ({PAIRED_RESAMPLES:,} resamples) "
-                          "of the main metric against the best method on the same test records (ecgbench.evaluation.stats), "
-                          "p-values Holm-corrected over the task's comparisons; * = significant at 0.05.")
+    return significance, (f"Tests: paired patient-level bootstrap ({PAIRED_RESAMPLES:,} resamples, seeds fixed, "
+                          "each method's value the mean over its seeds) of the main metric against the reference, "
+                          "the method with the best mean validation score (never chosen on test), Holm-corrected "
+                          "over the task's comparisons (ecgbench.evaluation.separation).")
 
 
-def _significance_cells(comparison: Any) -> tuple[dict[str, str] | None, str]:
-    """Cells (method -> text) from a :class:`ecgbench.evaluation.stats.Comparison` against the best, and a
-    note naming the methods that could not be tested."""
+def _compute(records: list[dict[str, Any]], task_key: str, results_dir: str | Path, preset: str, protocol: str,
+             separate: Any) -> dict[str, Any]:
+    try:
+        return separate(records, task_key, results_dir, preset=preset, protocol=protocol).to_json()
+    except (OSError, KeyError, ValueError) as error:
+        return {"error": " ".join(str(error).split())}
+
+
+def skipped_note(found: Any) -> str:
+    """Names the methods that could not be tested, grouped by why."""
     by_reason: dict[str, list[str]] = defaultdict(list)
-    for method, why in sorted(comparison.skipped.items()):
+    for method, why in sorted(found.skipped.items()):
         by_reason[why].append(method)
     note = " ".join(f"Not tested ({why}): {', '.join(methods)}." for why, methods in by_reason.items())
-    if not comparison.rows:
-        return None, note or "Significance not tested: fewer than two comparable methods."
-    cells = {comparison.reference: "best"}
-    for row in comparison.rows:
-        other = row["method_b"] if row["method_a"] == comparison.reference else row["method_a"]
-        cells[other] = f"p = {row['p_holm']:.3g}{' *' if row['significant'] else ''}"
-    for method in comparison.skipped:
-        cells[method] = "not tested"
-    return cells, note
+    if found.reference is None:
+        return note or "Significance not tested: fewer than two comparable methods."
+    return note
