@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from ecgbench.core.contracts import HIGHER_IS_BETTER
+from ecgbench.core.rows import label_configs, row_of
 
 PREDICTION_FIELDS = ("test_indices", "patient_ids", "y_true", "y_pred", "scores")
 PAIRED_RESAMPLES = 20_000  # why so many: the module docstring
@@ -335,7 +336,7 @@ def compare_methods(
     """
     if methods is not None:
         keep = set(methods) | {reference}
-        results = [r for r in results if r.get("method") in keep]
+        results = [r for r in results if r.get("method") in keep or r.get("row") in keep]
     chosen, skipped, meta = select_records(results, task, preset, protocol, probe)
     metric, kind, higher = meta["metric"], meta["kind"], HIGHER_IS_BETTER[meta["metric"]]
     loaded, truth = load_sets(chosen, Path(results_dir), skipped)
@@ -403,10 +404,10 @@ def select_records(results, task: str, preset, protocol: str, probe) -> tuple[di
             "preset": first["preset"]}
     higher = HIGHER_IS_BETTER[meta["metric"]]
     by_method: dict[str, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
-    for r in records:
-        seen = by_method[r["method"]][r["probe"]]
+    for r in label_configs(records):  # one config, one compared row (ecgbench.core.rows)
+        seen = by_method[row_of(r)][r["probe"]]
         if r["seed"] in seen:
-            raise ValueError(f"two results for {r['method']} / {r['probe']} / seed {r['seed']} on "
+            raise ValueError(f"two results for {row_of(r)} / {r['probe']} / seed {r['seed']} on "
                              f"{meta['task_key']}: {seen[r['seed']].get('key')} and {r.get('key')}")
         seen[r["seed"]] = r
     chosen, skipped = {}, {}

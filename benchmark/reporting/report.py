@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ecgbench.core.contracts import HIGHER_IS_BETTER
+from ecgbench.core.rows import FRACTION, label_configs, row_of
 from ecgbench.reporting.layouts import best_probe_on_validation, not_applicable
 from ecgbench.reporting.leaderboard import (
     SAMPLE_DIR,
@@ -92,11 +93,14 @@ def label_efficiency_data(results: list[dict[str, Any]]) -> dict[tuple[str, str,
     metric of the validation-chosen probe (mean validation score over seeds) at every label
     fraction stored, 1.0 included."""
     by_cell: dict[tuple, dict[float, dict[str, list[dict]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    by_task: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
-        if not_applicable(r) or "metrics" not in r:
-            continue
-        fraction = float(r.get("label_fraction", (r.get("probe_spec") or {}).get("label_fraction", 1.0)) or 1.0)
-        by_cell[(r["preset"], r["task_key"], r["method"])][fraction][r["probe"]].append(r)
+        if not not_applicable(r) and "metrics" in r:
+            by_task[(r["preset"], r["task_key"])].append(r)
+    for records in by_task.values():
+        for r in label_configs(records, ignore=FRACTION):  # one curve per config
+            fraction = float(r.get("label_fraction", (r.get("probe_spec") or {}).get("label_fraction", 1.0)) or 1.0)
+            by_cell[(r["preset"], r["task_key"], row_of(r))][fraction][r["probe"]].append(r)
     curves = {}
     for key, by_fraction in by_cell.items():
         if len(by_fraction) < 2:

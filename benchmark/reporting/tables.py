@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ecgbench.core.contracts import HIGHER_IS_BETTER
+from ecgbench.core.rows import label_configs, row_of
 from ecgbench.evaluation.probes import PROBES
 
 CLASSIFICATION_COLUMNS = ("accuracy", "macro_f1", "macro_auroc")
@@ -37,19 +38,30 @@ class Notes:
 
 
 def method_label(result: dict[str, Any]) -> str:
+    """The row's name (:func:`ecgbench.core.rows.row_of`), marked ``(control)`` or ``(supervised)``."""
+    row = row_of(result)
     if result.get("control"):
-        return f"{result['method']} (control)"
+        return f"{row} (control)"
     if result.get("uses_labels"):
-        return f"{result['method']} (supervised)"
-    return result["method"]
+        return f"{row} (supervised)"
+    return row
 
 
 def _group(results: Iterable[dict[str, Any]]) -> dict[tuple, dict[tuple, list[dict]]]:
-    """(task, preset, protocol) -> (method label, probe) -> result records (one per seed)."""
-    tables: dict[tuple, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    """(task, preset, protocol) -> (row label, probe) -> result records (one per seed); one row
+    per resolved config (:mod:`ecgbench.core.rows`), never seeds of two configs pooled."""
+    by_table: dict[tuple, list[dict]] = defaultdict(list)
     for result in results:
-        table_key = (result["task_key"], result["preset"], result["protocol"])
-        tables[table_key][(method_label(result), result["probe"])].append(result)
+        by_table[(result["task_key"], result["preset"], result["protocol"])].append(result)
+    tables: dict[tuple, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for table_key, records in by_table.items():
+        newest: dict[tuple, dict] = {}  # a rerun of one config and seed replaces, never adds a seed
+        for result in label_configs(records):
+            key = (method_label(result), result["probe"], result.get("seed"))
+            if key not in newest or str(result.get("created", "")) > str(newest[key].get("created", "")):
+                newest[key] = result
+        for (label, probe, _), result in sorted(newest.items(), key=lambda kv: str(kv[0])):
+            tables[table_key][(label, probe)].append(result)
     return tables
 
 

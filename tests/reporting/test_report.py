@@ -41,7 +41,8 @@ def put(root: Path, method: str, task: str, seed: int, test: float, *, probe: st
         "metrics": {metric: test}, "ci": {"metric": metric, "low": test - 0.04, "high": test + 0.04, "level": 0.95},
         "val_score": val, "n": {"train": 1400, "val": 300, "test": 300},
         "adaptation": {"dataset": "synthetic@2-abc"},
-        "probe_spec": {"protocol": protocol, "probe": probe, "label_fraction": fraction},
+        # as the runner writes it (protocols.result_spec): the base protocol, a fraction only below 1
+        "probe_spec": {"protocol": "frozen-probe", "probe": probe, **({"label_fraction": fraction} if fraction != 1 else {})},
         "created": "2026-01-01T00:00:00+00:00",
     }
     write_json(ResultStore(root).result_path(run_id, f"{task}@v2", f"{protocol}-{probe}"), record)

@@ -45,14 +45,18 @@ def against_control(rows: list[dict[str, Any]], results_dir: str | Path, probe: 
 
 
 def validation_means(results: list[dict[str, Any]], task_key: str, preset: str, probe: str) -> dict[str, float]:
-    """method -> mean validation score (the task's main metric) of its frozen ``probe`` over seeds,
-    all labels."""
+    """row (method, or method and config: :mod:`ecgbench.core.rows`) -> mean validation score (the
+    task's main metric) of its frozen ``probe`` over seeds, all labels."""
+    from ecgbench.core.rows import label_configs, row_of
+
     scores: dict[str, list[float]] = {}
-    for r in results:
-        if ((r.get("task_key"), r.get("preset"), r.get("probe")) == (task_key, preset, probe)
-                and r.get("protocol", "frozen-probe") == "frozen-probe" and r.get("label_fraction", 1.0) == 1.0
+    task = [r for r in results if (r.get("task_key"), r.get("preset")) == (task_key, preset)
+            and r.get("protocol", "frozen-probe") == "frozen-probe" and r.get("label_fraction", 1.0) == 1.0
+            and r.get("status") in (None, "ok")]
+    for r in label_configs(task):  # the rows compare_methods names
+        if (r.get("probe") == probe
                 and isinstance(r.get("val_score"), (int, float)) and math.isfinite(r["val_score"])):
-            scores.setdefault(r["method"], []).append(float(r["val_score"]))
+            scores.setdefault(row_of(r), []).append(float(r["val_score"]))
     return {method: float(np.mean(values)) for method, values in scores.items()}
 
 
@@ -71,10 +75,12 @@ def single_lead(method: str, preset: str = "cpu") -> bool:
 
 
 def _registered(method: str):
+    """The registered class of a method or of a config row's method."""
     from ecgbench.core.registry import METHODS
+    from ecgbench.core.rows import method_of
 
     try:
-        return METHODS.get(method)
+        return METHODS.get(method_of(method))
     except (KeyError, ValueError):
         return None
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ecgbench.core.config import PRESETS
+from ecgbench.core.rows import label_configs, method_of, row_of
 from ecgbench.reporting.layouts.plan import PROBE_FREE, column_task, task_missing
 from ecgbench.reporting.layouts.spec import PROTOCOL, Layout, LayoutError, get_layout
 from ecgbench.reporting.reported import COLLAPSED, PROBES, Column, Table, Value, load_reported
@@ -83,9 +84,13 @@ class Stored:
             return self.reasons.get((preset, method, task))
         return next((r for (_, m, t), r in sorted(self.reasons.items()) if (m, t) == (method, task)), None)
 
+    def rows(self, preset: str | None, method: str, task: str) -> list[str]:
+        """The rows (configs) of ``method`` on ``task``: one name unless it ran under several."""
+        return sorted(m for (p, m, t) in self.cells if p == preset and t == task and method_of(m) == method)
+
     def presets(self, methods: Iterable[str], tasks: Iterable[str]) -> list[str]:
         methods, tasks = set(methods), set(tasks)
-        found = {p for (p, m, t) in self.cells if m in methods and t in tasks}
+        found = {p for (p, m, t) in self.cells if method_of(m) in methods and t in tasks}
         return [p for p in PRESETS if p in found] + sorted(found - set(PRESETS))
 
 
@@ -97,11 +102,13 @@ def index_results(results: Iterable[dict[str, Any]], protocol: str = PROTOCOL) -
     latest: dict[str, int] = {}
     for r in scored:  # compare methods on one task version: the newest present
         latest[r["task"]] = max(latest.get(r["task"], 0), task_version(r))
-    by_seed: dict[tuple, dict] = {}
+    comparable: dict[tuple[str, str], list[dict]] = defaultdict(list)  # one table: (preset, task)
     for r in scored:
-        if task_version(r) != latest[r["task"]]:
-            continue
-        key = (r["preset"], r["method"], r["task"], r["probe"], r["seed"])
+        if task_version(r) == latest[r["task"]]:
+            comparable[(r["preset"], r["task"])].append(r)
+    by_seed: dict[tuple, dict] = {}
+    for r in (r for records in comparable.values() for r in label_configs(records)):
+        key = (r["preset"], row_of(r), r["task"], r["probe"], r["seed"])  # one config, one row
         if key not in by_seed or str(r.get("created", "")) > str(by_seed[key].get("created", "")):
             by_seed[key] = r
     cells: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -248,6 +255,9 @@ class LayoutRenderer:
         task = self.layout.task(column_task(table, column)[0])
         by_probe = self.stored.cells.get((self.preset, method, task), {}) if self.preset else {}
         if not by_probe:
+            configs = self.stored.rows(self.preset, method, task)
+            if len(configs) > 1:  # never pooled; the layout names no config to pick
+                return f"{len(configs)} configs: see `ecgbench table` ({'; '.join(configs)})"
             return self.why_missing(method, task)
         via = ""
         if column.probe:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ecgbench.core.config import PRESETS
 from ecgbench.core.contracts import HIGHER_IS_BETTER
+from ecgbench.core.rows import method_of
 from ecgbench.reporting.layouts import (
     best_probe_on_validation,
     index_results,
@@ -212,8 +213,8 @@ def build(results: Iterable[dict[str, Any]], significance: Significance | None =
     for (preset, protocol, name), records in groups.items():
         for board in _build_group(records, significance, protocol):
             board.suite = name
-            present = {label for t in board.tasks for label in [*(e.label for e in t.entries), *t.missing]}
-            board.not_run = sorted(set((registered or {}).values()) - present)
+            present = {method_of(label) for t in board.tasks for label in [*(e.label for e in t.entries), *t.missing]}
+            board.not_run = sorted(label for method, label in (registered or {}).items() if method not in present)
             if results_dir is not None:
                 for task in board.tasks:
                     task.sizes = split_sizes(task.entries[0].records[0], results_dir) if task.entries else {}

@@ -3,7 +3,7 @@
 Each task board's :class:`ecgbench.evaluation.separation.Separation` is kept in
 ``<results>/leaderboard-tests.json`` under the board (preset, protocol, task key), together with a
 digest of everything it was computed from: the separation's version and settings, the source of
-:mod:`ecgbench.evaluation.metrics`, and per method its chosen probe, seeds, validation scores and
+:mod:`ecgbench.evaluation.metrics`, and per row (method and config) its chosen probe, seeds, validation scores and
 the sha256 of each stored test-predictions file. ``ecgbench leaderboard`` recomputes a board's
 tests only when that digest changed and rewrites the file; ``ecgbench leaderboard --check`` only
 reads it: a missing or outdated entry makes the block stale, so CI verifies the committed
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ecgbench.core.rows import row_of
 from ecgbench.core.store import atomic_write
 
 FILE = "leaderboard-tests.json"
@@ -40,8 +41,8 @@ def inputs_digest(records: list[dict[str, Any]], results_dir: Path, settings: di
 
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(Path(ecgbench.evaluation.metrics.__file__).read_bytes())
-    for record in sorted(records, key=lambda r: (r["method"], r["probe"], r["seed"])):
-        digest.update(repr((record["method"], record["probe"], record["seed"], record.get("val_score"))).encode())
+    for record in sorted(records, key=lambda r: (row_of(r), r["probe"], r["seed"])):
+        digest.update(repr((row_of(record), record["probe"], record["seed"], record.get("val_score"))).encode())
         path = predictions_path(record, results_dir) if record.get("predictions") else None
         digest.update(path.read_bytes() if path is not None and path.is_file() else b"\0no predictions\0")
     return digest.hexdigest()
