@@ -43,6 +43,7 @@ from ecgbench.evaluation.stats import (
     holm,
     load_sets,
     paired_test,
+    reference_on_validation,
     seed_draws,
     select_records,
 )
@@ -108,13 +109,6 @@ def separate(results: list[dict[str, Any]], task: str, results_dir: str | Path, 
     _test_against_baseline(found, draws)
     found.rank_intervals = rank_intervals({m: d for m, (_, d) in draws.items()}, higher)
     return found
-
-
-def reference_on_validation(chosen: dict[str, list[dict[str, Any]]], higher: bool) -> str | None:
-    """The method whose chosen probe has the best mean validation score over seeds."""
-    from ecgbench.evaluation.selection import best_on_validation
-
-    return best_on_validation({m: [r.get("val_score") for r in records] for m, records in chosen.items()}, higher)
 
 
 def _test_against_reference(found: Separation, draws: dict[str, tuple[float, np.ndarray]]) -> None:

@@ -297,7 +297,7 @@ class Comparison:
     preset: str
     metric: str
     higher_is_better: bool
-    reference: str | None  # the best method when compared against the best, else None
+    reference: str | None  # the method compared against (best on validation, or named), else None
     rows: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # method -> why it is not compared
     alpha: float = 0.05
@@ -324,7 +324,8 @@ def compare_methods(
     when the records hold several presets (numbers of two presets are never compared).
     ``probe``: one probe for every method, or None for each method's probe with the best mean
     *validation* score over seeds (never chosen on test). ``reference``: ``"best"`` tests every
-    method against the one with the best mean test value (m - 1 tests), ``"all"`` tests every
+    method against the one with the best mean *validation* score (m - 1 tests; never the best on
+    test, :func:`reference_on_validation`), ``"all"`` tests every
     pair (m (m - 1) / 2 tests), or a method name tests every method against that one. The
     family for Holm is all the tests made. Methods without stored predictions, or whose test
     rows differ from the others', are listed in ``skipped`` with the reason. ``resample_seeds``
@@ -344,6 +345,8 @@ def compare_methods(
     if len(loaded) < 2:
         return comparison
     means = {m: float(np.nanmean([_metric(r, metric) for r in chosen[m]])) for m in loaded}
+    if reference == "best":  # the best on validation: a reference chosen by its test score would be a choice by test
+        reference = reference_on_validation({m: chosen[m] for m in loaded if math.isfinite(means[m])}, higher) or "best"
     pairs = _pairs(list(loaded), means, higher, reference, comparison)
     cache = bootstrap_cache_dir() if cache_dir is None else cache_dir
     per_seed = {m: seed_draws(kind, metric, truth["y_true"], truth["patient_ids"], loaded[m], n_resamples, seed, cache)
@@ -457,16 +460,21 @@ def load_sets(chosen: dict, results_dir: Path, skipped: dict) -> tuple[dict, dic
     return loaded, truth
 
 
+def reference_on_validation(chosen: dict[str, list[dict[str, Any]]], higher: bool) -> str | None:
+    """The method (row) whose chosen probe has the best mean validation score over seeds, by the
+    selection rule of :mod:`ecgbench.evaluation.selection` (ties: its order)."""
+    from ecgbench.evaluation.selection import best_on_validation
+
+    return best_on_validation({m: [r.get("val_score") for r in records] for m, records in chosen.items()}, higher)
+
+
 def _pairs(methods: list[str], means: dict[str, float], higher: bool, reference: str,
            comparison: Comparison) -> list[tuple[str, str]]:
     if reference == "all":
         return [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
-    if reference == "best":
-        finite = [m for m in methods if math.isfinite(means[m])]
-        if not finite:
-            return []
-        reference = (max if higher else min)(finite, key=lambda m: means[m])
-    elif reference not in methods:
+    if reference == "best":  # no method with a finite test value
+        return []
+    if reference not in methods:
         raise ValueError(f"reference method {reference!r} has no comparable results "
                          f"(have: {', '.join(methods)})")
     comparison.reference = reference

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stored_results import binary_case, store_result
 
 from ecgbench.core.store import ResultStore
 from ecgbench.evaluation.separation import detectable_difference, rank_intervals, separate
 from ecgbench.evaluation.stats import compare_methods
-from test_stats import binary_case, store_result
 
 
 @pytest.fixture

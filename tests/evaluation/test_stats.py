@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from stored_results import binary_case, store_result
 
 from ecgbench.core.store import ResultStore, write_json
 from ecgbench.evaluation.metrics import metric_value
@@ -18,15 +19,6 @@ from ecgbench.evaluation.stats import (
     seed_summary,
     write_predictions,
 )
-
-
-def binary_case(n: int = 240, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    groups = np.repeat(np.arange(n // 2), 2)  # two records per patient
-    good = y + rng.normal(0, 0.5, n)  # AUROC ~0.92
-    noise = rng.normal(0, 1, n)  # AUROC ~0.5
-    return y, groups, good, noise
 
 
 def test_identical_methods_give_p_one_and_a_zero_interval():
@@ -156,21 +148,6 @@ def test_seed_summary_matches_the_table_convention():
 
 
 # ----- compare_methods on stored results ---------------------------------------------------------
-def store_result(root, method, seed, probe, val, y, groups, y_pred, scores, preset="smoke", predictions=True):
-    run_id, task_key, name = f"{method}-{seed:012d}", "synth-sex@v1", f"frozen-probe-{probe}-00000000"
-    path = ResultStore(root).result_path(run_id, task_key, name)
-    result = {
-        "key": f"{run_id}/{task_key}/{name}", "run_id": run_id, "method": method, "task": "synth-sex",
-        "task_key": task_key, "task_kind": "binary", "main_metric": "macro_auroc", "probe": probe,
-        "protocol": "frozen-probe", "preset": preset, "seed": seed, "val_score": val,
-        "metrics": {"macro_auroc": metric_value("binary", "macro_auroc", y, y_pred, scores)},
-    }
-    if predictions:
-        write_predictions(path.with_suffix(".npz"), np.arange(len(y)) * 3, groups, y, y_pred, scores)
-        result["predictions"] = path.with_suffix(".npz").name
-    write_json(path, result)
-
-
 @pytest.fixture
 def stored(tmp_path):
     y, groups, good, noise = binary_case()
