@@ -14,6 +14,7 @@ from ecgbench.cli import main
 from ecgbench.core.registry import METHODS, Entry
 from ecgbench.core.store import ResultStore, write_json
 from ecgbench.reporting.layouts import (
+    BASELINES,
     LAYOUTS,
     OUTSIDE,
     SAMPLE,
@@ -234,7 +235,8 @@ def test_plan_is_exactly_what_the_table_needs(tmp_path):
     plan = plan_layout("nerula-table4", data_root=root)
     methods = [LAYOUTS["nerula-table4"].row_run(r.method).method for r in get_table("nerula-table4").rows]
     assert methods == ["nerula-ladder-byol", "simclr-lead2", "ti-mae", "clocs-cmsc", "nerula"]
-    assert plan.jobs == [LayoutJob(methods, ["ptbxl-sex"], ["svc", "rf"], "cinc2020")] and plan.skipped == []
+    baselines = ["ecg-features", "ecg-features-lead2"]  # every layout table's rows of ours
+    assert plan.jobs == [LayoutJob(methods + baselines, ["ptbxl-sex"], ["svc", "rf"], "cinc2020")] and plan.skipped == []
 
 
 def test_plan_reports_unprepared_data_instead_of_running(tmp_path):
@@ -246,8 +248,9 @@ def test_plan_one_grid_per_table_probes_from_columns(monkeypatch):
     _register_all(monkeypatch, "embeddings-classification")
     plan = plan_layout("embeddings-classification")
     assert plan.jobs == [  # seed 003: both pretrain on Chapman-Shaoxing
-        LayoutJob(["ecg-jepa", "ecg-jepa-hybrid"], ["ptbxl-superclass"], list(PROBES), "chapman"),  # probe not stated
-        LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr", "knn"], "chapman"),
+        LayoutJob(["ecg-jepa", "ecg-jepa-hybrid", *BASELINES], ["ptbxl-superclass"], list(PROBES), "chapman"),
+        LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae", *BASELINES], ["ptbxl-superclass"], ["lr", "knn"],
+                  "chapman"),
     ] and plan.skipped == []
 
 
@@ -260,8 +263,8 @@ def test_plan_multi_task_table_and_probe_free_metrics(monkeypatch):
     assert residual_plan.protocol == "head" and residual[0].probes == []  # seed 004's dense head, no probes
     clustering = plan_layout("embeddings-clustering")
     assert residual[0].pretrain == "dreamer"  # assumed (seed 000 names no dataset) and the plan says so
-    assert clustering.jobs == [LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae"], ["ptbxl-superclass"], ["lr"],
-                                         "chapman")]
+    assert clustering.jobs == [LayoutJob(["st-mem", "st-mem-triplet", "st-mem-vqvae", *BASELINES], ["ptbxl-superclass"],
+                                         ["lr"], "chapman")]
     assert clustering.settings == ["eval.clustering=true"]  # the runner computes clustering only when asked
 
 
@@ -514,8 +517,12 @@ def test_nerula_table3_smoke_fills_every_row(nerula_data, tmp_path, capsys, one_
         for column in table.columns:
             cell = our_cell(text, row.label, column.id)
             assert re.match(r"^\d+\.\d{3}( |$)", cell), (row.label, column.id, cell)
+    rows = [line for line in text.splitlines() if line.startswith("| classical baseline, ours, not in the paper")]
+    assert len(rows) == 2 and "`ecg-features`" in rows[0] and "`ecg-features-lead2`" in rows[1]
+    assert "| n/a" in rows[0]  # 12 leads; CinC 2017 has lead I
+    assert re.search(r"\| \d+\.\d{3} ", rows[1])  # lead II's features read the single lead
     records = [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*/run.json"))]
-    by_method = {r["method"]: r for r in records}
+    by_method = {r["method"]: r for r in records if r["method"] not in BASELINES}
     assert set(by_method) == {"supervised-resnet50", "nerula-ladder-byol", "simclr-lead2", "ti-mae", "clocs-cmsc",
                               "nerula"}
     for method, record in by_method.items():
@@ -525,7 +532,8 @@ def test_nerula_table3_smoke_fills_every_row(nerula_data, tmp_path, capsys, one_
             assert record["run_config"]["method_config"]["leads"] == ["II"]
     assert by_method["supervised-resnet50"]["run_config"]["task"] == "cinc2017-af3@v1"
     scores = [json.loads(p.read_text()) for p in (results / "runs").glob("*/cinc2017-af3@v1/*.json")]
-    assert {s["task"] for s in scores} == {"cinc2017-af3"} and all(s["n"]["test"] > 0 for s in scores)
+    assert {s["task"] for s in scores} == {"cinc2017-af3"}
+    assert all(s["n"]["test"] > 0 for s in scores if s.get("status") != "not_applicable")  # ecg-features: n/a
 
 
 def test_a_label_method_that_cannot_learn_the_task_is_found_before_training():

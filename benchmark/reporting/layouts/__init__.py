@@ -12,6 +12,7 @@ beside the tables it re-lays; adding a paper's table is adding a file there, no 
 from __future__ import annotations
 
 from ecgbench.reporting.layouts.plan import (
+    BASELINES,
     DATASET_LEADS,
     PROBE_FOR_PROBE_FREE,
     PROBE_FREE,
@@ -68,7 +69,7 @@ from ecgbench.reporting.layouts.spec import (
 )
 
 __all__ = [
-    "CLUSTERING_KEYS", "DATASET_LEADS", "DEFAULT_TOLERANCES", "FULL_RECORDS", "LAYOUTS", "MAX_INLINE_REASON",
+    "BASELINES", "CLUSTERING_KEYS", "DATASET_LEADS", "DEFAULT_TOLERANCES", "FULL_RECORDS", "LAYOUTS", "MAX_INLINE_REASON",
     "OUTSIDE", "PROBE_FOR_PROBE_FREE", "PROBE_FREE", "PROTOCOL", "SAMPLE", "SAMPLE_FRACTION",
     "Layout", "LayoutError", "LayoutJob", "LayoutPlan", "LayoutRegistry", "LayoutRenderer", "Notes", "PlanRow",
     "RowRun", "Stored", "Tolerance",

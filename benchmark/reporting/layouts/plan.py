@@ -17,6 +17,9 @@ from ecgbench.reporting.reported import PROBES, Column, Table
 PROBE_FREE = ("dbi", "silhouette", "chi", "hours")
 # The probe planned for a layout whose columns need no probe: the cheapest to fit.
 PROBE_FOR_PROBE_FREE = "lr"
+# Rows every layout table gets below the paper's, marked as ours: the classical feature baselines
+# (12-lead and lead II) a representation has to beat; where one cannot read a task, its cell says so.
+BASELINES = ("ecg-features", "ecg-features-lead2")
 
 
 def column_task(table: Table, column: Column) -> list[str]:
@@ -62,7 +65,8 @@ def pretraining_corpus(layout: Layout, tasks: list[str]) -> str:
 
 def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Path | None = None) -> LayoutPlan:
     """Exactly the methods, tasks and probes the layout's tables need, one job per table (merged
-    where two tables need the same corpus, tasks and probes); reported-only rows, unregistered
+    where two tables need the same corpus, tasks and probes), each with the :data:`BASELINES`
+    rows; reported-only rows, unregistered
     methods or tasks and tasks whose dataset is not prepared are listed in ``skipped``, not
     raised. Methods and tasks are the layout's (:class:`RowRun`, ``Layout.tasks``)."""
     from ecgbench.core.registry import METHODS
@@ -102,6 +106,8 @@ def plan_layout(name: str, data_root: str | Path | None = None, folder: str | Pa
                 continue
         job = jobs.setdefault((corpus, tuple(tasks), tuple(probes)), LayoutJob([], tasks, probes, corpus))
         job.methods += [m for m in methods if m not in job.methods]
+    for job in jobs.values():  # the baselines last, once per grid (they need no pretraining)
+        job.methods = [m for m in job.methods if m not in BASELINES] + [b for b in BASELINES if b in METHODS.entries]
     return LayoutPlan(name, list(jobs.values()), skipped, list(layout.settings), layout.protocol)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ecgbench.core.config import PRESETS
 from ecgbench.core.rows import label_configs, method_of, row_of
-from ecgbench.reporting.layouts.plan import PROBE_FREE, column_task, task_missing
+from ecgbench.reporting.layouts.plan import BASELINES, PROBE_FREE, column_task, task_missing
 from ecgbench.reporting.layouts.spec import PROTOCOL, Layout, LayoutError, get_layout
 from ecgbench.reporting.reported import COLLAPSED, PROBES, Column, Table, Value, load_reported
 
@@ -312,6 +312,7 @@ class LayoutRenderer:
                 line.append(reported_cell(value, column.id in row.approx, row.ci.get(column.id), places[column.id]))
                 line.append("reported only" if run.reported_only else self.our_cell(table, column, run.method, value))
             rows.append(line)
+        rows += self.baseline_rows(table)
         body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
         columns = "; ".join(f"`{c.id}` = {c.probe or 'probe not stated'} · {c.metric}"
                             f"{' (%)' if c.scale == 'percent' else ''}"
@@ -320,6 +321,17 @@ class LayoutRenderer:
         notes = f"\n\n{table.notes}" if table.notes else ""
         tasks = ", ".join(self.layout.task(t) for t in table.tasks)
         return f"### {table.title}\n\nTask: {tasks}. Columns: {columns}.{notes}\n\n{body}\n"
+
+    def baseline_rows(self, table: Table) -> list[list[str]]:
+        """The classical baselines under the paper's rows: ours only, nothing reported to compare."""
+        paper = {self.layout.row_run(row.method).method for row in table.rows}
+        rows = []
+        for baseline in (b for b in BASELINES if b not in paper):
+            line = [f"classical baseline, ours, not in the paper (`{baseline}`)"]
+            for column in table.columns:
+                line += ["—", self.our_cell(table, column, baseline, None)]
+            rows.append(line)
+        return rows
 
     def tolerance_lines(self) -> list[str]:
         seen: dict[str, str] = {}
