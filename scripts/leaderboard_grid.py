@@ -22,6 +22,7 @@ method and task, the seeds stored, the not-applicable reason, or what is still t
     python scripts/leaderboard_grid.py synthetic --dry-run
     python scripts/leaderboard_grid.py real-sample --data-root /tmp/realdata --budget-minutes 90
     python scripts/leaderboard_grid.py real-sample --status
+    python scripts/leaderboard_grid.py real-sample --cv 5 --seeds 0 --data-root /tmp/realdata   # every record tested once
     python scripts/leaderboard_grid.py real-sample --completed   # markdown for the README
 
 To stop a running grid cleanly, ``touch <results-dir>/grid.stop``: no new job starts, the
@@ -112,17 +113,19 @@ def suite_version() -> str:
 
 
 def jobs(section: str, methods: list[str], seeds: list[int], datasets: list[str] | None = None,
-         order: str = "seed", version: str | None = None) -> list[Job]:
+         order: str = "seed", version: str | None = None, cv: int = 0) -> list[Job]:
     """The section's jobs in run order: per seed, per method (priority order), per dataset
     (``order="method"``: per method, per seed, per dataset). Synthetic jobs name the suite
-    ``version`` (default: the current one), so a new version's jobs are not taken as done."""
+    ``version`` (default: the current one), so a new version's jobs are not taken as done; ``cv``
+    (real-sample): K-fold cross-validation (``eval.cv=K``), every sample record tested once."""
     pairs = ([(m, s) for s in seeds for m in ordered(methods)] if order == "seed"
              else [(m, s) for m in ordered(methods) for s in seeds])
     if section == "synthetic":
         setting = (f"data.version={version or suite_version()}",)
         return [Job(m, s, SYNTHETIC_TASKS, setting) for m, s in pairs]
     chosen = datasets or list(REAL_SAMPLE)
-    return [Job(m, s, *REAL_SAMPLE[d]) for m, s in pairs for d in chosen]
+    folds = (f"eval.cv={cv}",) if cv else ()
+    return [Job(m, s, REAL_SAMPLE[d][0], REAL_SAMPLE[d][1] + folds) for m, s in pairs for d in chosen]
 
 
 # ----- the log ------------------------------------------------------------------------------------
@@ -165,7 +168,7 @@ def run_job(command: list[str], log: Path, job: Job) -> int:
 
 
 # ----- status -------------------------------------------------------------------------------------
-def status(results_dir: Path, grid: list[Job], preset: str) -> str:
+def status(results_dir: Path, grid: list[Job], preset: str, protocol: str = "frozen-probe") -> str:
     """Per (method, task): stored seeds, a not-applicable reason, or 'to run'. Synthetic results
     count only at the grid's suite version."""
     from ecgbench.core.store import ResultStore
@@ -177,7 +180,7 @@ def status(results_dir: Path, grid: list[Job], preset: str) -> str:
     reasons: dict[tuple[str, str], str] = {}
     if (results_dir / "runs").exists():
         for r in store.results():
-            if r.get("preset") != preset or r.get("protocol", "frozen-probe") != "frozen-probe":
+            if r.get("preset") != preset or r.get("protocol", "frozen-probe") != protocol:
                 continue
             if r["task"] in SYNTHETIC_TASKS and r["task_key"].rsplit("@v", 1)[-1] not in versions:
                 continue
@@ -241,6 +244,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--suite-version", default=None, help="synthetic only: the suite version (default: the current)")
     parser.add_argument("--datasets", default=None, help=f"real-sample only: a subset of {','.join(REAL_SAMPLE)}")
+    parser.add_argument("--cv", type=int, default=0,
+                        help="real-sample only: K-fold patient-wise cross-validation (eval.cv=K), every record tested once")
     parser.add_argument("--results-dir", default=None, help="default: results (synthetic), results/real-sample")
     parser.add_argument("--data-root", default=None, help="dataset root; for real-sample a COPY of the samples")
     parser.add_argument("--order", choices=("seed", "method"), default="seed",
@@ -268,10 +273,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     grid = jobs(args.section, methods, [int(s) for s in args.seeds.split(",")], datasets, args.order,
-                args.suite_version)
+                args.suite_version, args.cv)
     results_dir = args.results_dir or SECTIONS[args.section]
     if args.status:
-        print(status(ROOT / results_dir, grid, args.preset))
+        print(status(ROOT / results_dir, grid, args.preset, f"frozen-probe-cv{args.cv}" if args.cv else "frozen-probe"))
         return 0
     if args.completed:
         print(completed(ROOT / results_dir))

@@ -90,8 +90,10 @@ def cmd_table(args: argparse.Namespace) -> int:
     store = ResultStore(args.results_dir)
     if not (store.root / "runs").exists():
         raise UsageError(f"no results under {store.root}; run 'ecgbench run' first or pass --results-dir")
+    from ecgbench.data.folds import is_fold_result
+
     tasks = TASKS.select(args.tasks) if args.tasks else None
-    text = render(store.results(), tasks)
+    text = render([r for r in store.results() if not is_fold_result(r)], tasks)  # folds: inputs of pooled results
     if args.out:
         from ecgbench.core.store import atomic_write
 

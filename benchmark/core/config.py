@@ -108,6 +108,10 @@ class EvalSettings:
     embedding_plot: bool = False  # t-SNE PNG per method and task (results dir + MLflow artifact)
     # fractions of training patients whose labels the probe sees
     label_fractions: tuple = field(default=(1.0,), metadata=fractions())
+    # K >= 3: patient-wise K-fold cross-validation (ecgbench.data.folds), every record tested once,
+    # one pretraining per fold, the folds' test predictions pooled (ecgbench.running.cross_validation);
+    # 0: the dataset's own train / val / test split
+    cv: int = field(default=0, metadata=rule(lambda v: v == 0 or v >= 3, "0 (the dataset's split) or K >= 3 folds"))
 
 
 EVAL_PRESETS: dict[str, dict[str, Any]] = {

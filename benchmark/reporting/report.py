@@ -452,8 +452,10 @@ def write_report(results_dir: str | Path, out: str | Path) -> Path:
     from ecgbench.core.store import ResultStore, atomic_write
 
     store = ResultStore(results_dir)
+    from ecgbench.data.folds import is_fold_result
+
     results = list(store.results()) if (store.root / "runs").exists() else []
-    page = render(results, results_dir)
+    page = render([r for r in results if not is_fold_result(r)], results_dir)  # folds: inputs of pooled results
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -19,6 +19,10 @@ def run_grid(request: RunRequest, console=None) -> list[dict[str, Any]]:
     validate_request(request)
     plan = resolve(request)
     validate_plan(plan)
+    from ecgbench.running import cross_validation
+
+    if plan.eval_settings.cv and not cross_validation.is_fold_run(request):
+        return run_folds(request, plan, console)
     from rich.console import Console
 
     from ecgbench.models import distributed
@@ -38,3 +42,26 @@ def run_grid(request: RunRequest, console=None) -> list[dict[str, Any]]:
         f"table: {path}; results: {runner.store.root / 'runs'}"
     )
     return results
+
+
+def run_folds(request: RunRequest, plan: Any, console=None) -> list[dict[str, Any]]:
+    """``eval.cv=K``: the grid on each fold, then the pooled results (:mod:`.cross_validation`)."""
+    from rich.console import Console
+
+    from ecgbench.models import distributed
+    from ecgbench.reporting.tables import render
+    from ecgbench.running import cross_validation
+    from ecgbench.running.validate import datasets_needed
+
+    console = console or Console(stderr=True)
+    folds = plan.eval_settings.cv
+    fold_results = []
+    for fold, fold_request in enumerate(cross_validation.fold_requests(request, folds, datasets_needed(plan))):
+        console.log(f"cross-validation: fold {fold + 1} of {folds}")
+        fold_results += run_grid(fold_request, console)
+    if not distributed.is_main():
+        return fold_results
+    pooled = cross_validation.pool(fold_results, request.results_dir, folds)
+    print(render(pooled))
+    console.log(f"{len(pooled)} pooled results of {folds} folds; results: {request.results_dir}/runs")
+    return pooled

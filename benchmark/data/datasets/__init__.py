@@ -36,4 +36,13 @@ def dataset_module(name: str) -> Any:
 
 
 def load_dataset(name: str, root: str | Path | None = None, options: dict[str, Any] | None = None) -> Recordings:
-    return dataset_module(name).load(data_root(root), **(options or {}))
+    """The dataset's loader with ``options``; ``cv_folds`` and ``cv_fold``, which every dataset
+    takes, select one fold of a patient-wise cross-validation (:mod:`ecgbench.data.folds`)."""
+    from ecgbench.data.folds import OPTIONS, cross_validation_fold
+
+    options = dict(options or {})
+    cv = {key: options.pop(key) for key in OPTIONS if key in options}
+    recordings = dataset_module(name).load(data_root(root), **options)
+    if not cv:
+        return recordings
+    return cross_validation_fold(recordings, cv.get("cv_folds"), cv.get("cv_fold"))

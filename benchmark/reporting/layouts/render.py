@@ -35,6 +35,7 @@ import numpy as np
 
 from ecgbench.core.config import PRESETS
 from ecgbench.core.rows import label_configs, method_of, row_of
+from ecgbench.data.folds import is_fold_result
 from ecgbench.reporting.layouts.plan import BASELINES, PROBE_FREE, column_task, task_missing
 from ecgbench.reporting.layouts.spec import PROTOCOL, Layout, LayoutError, get_layout
 from ecgbench.reporting.reported import COLLAPSED, PROBES, Column, Table, Value, load_reported
@@ -98,7 +99,8 @@ def index_results(results: Iterable[dict[str, Any]], protocol: str = PROTOCOL) -
     results = list(results)
     reasons = {(r.get("preset", ""), r["method"], r["task"]): str(r.get("reason") or "not applicable")
                for r in results if not_applicable(r)}
-    scored = [r for r in results if not not_applicable(r) and standard(r, protocol) and "metrics" in r]
+    scored = [r for r in results if not not_applicable(r) and standard(r, protocol) and "metrics" in r
+              and not is_fold_result(r)]
     latest: dict[str, int] = {}
     for r in scored:  # compare methods on one task version: the newest present
         latest[r["task"]] = max(latest.get(r["task"], 0), task_version(r))
@@ -154,7 +156,8 @@ def sample_size(records: list[dict[str, Any]]) -> tuple[int, int, str] | None:
         dataset = str((record.get("adaptation") or {}).get("dataset", "")).split("@")[0]
         full = FULL_RECORDS.get(dataset)
         n = record.get("n") or {}
-        used = sum(int(v) for v in n.values() if isinstance(v, (int, float)))
+        # cross-validated: every record is tested once, so the test count is the sample
+        used = int(n.get("test", 0)) if record.get("cv") else sum(int(v) for v in n.values() if isinstance(v, (int, float)))
         if full and 0 < used < SAMPLE_FRACTION * full:
             return used, full, dataset
     return None

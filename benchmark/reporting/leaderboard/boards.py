@@ -16,6 +16,7 @@ import numpy as np
 from ecgbench.core.config import PRESETS
 from ecgbench.core.contracts import HIGHER_IS_BETTER
 from ecgbench.core.rows import method_of
+from ecgbench.data.folds import is_fold_result
 from ecgbench.reporting.layouts import (
     best_probe_on_validation,
     index_results,
@@ -207,7 +208,8 @@ def build(results: Iterable[dict[str, Any]], significance: Significance | None =
     ``n_patients`` was stored count its test patients from its predictions."""
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for record in results:
-        if _all_labels(record):  # label-efficiency results are curves (ecgbench report), not ranks
+        # label-efficiency results are curves (ecgbench report); a fold's result is an input of its pooled one
+        if _all_labels(record) and not is_fold_result(record):
             groups[group_key(record)].append(record)
     boards = []
     for (preset, protocol, name), records in groups.items():

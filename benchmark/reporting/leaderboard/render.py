@@ -144,7 +144,10 @@ def render_task(board: TaskBoard) -> str:
     notes += [f"{SAMPLE} {dataset}: n = {n} records of {full:,} in the full release (a pipeline check, "
               "not a benchmark number)." for n, full, dataset in samples]
     note = "".join(f"\n{line}\n" for line in notes)
-    return f"#### {board.task_key} · {board.metric} ({direction})\n\n{sizes_text(board.sizes)}\n\n{table}\n{note}"
+    folds = (board.entries[0].records[0].get("cv") or {}).get("folds") if board.entries else None
+    sizes = sizes_text(board.sizes) + (f" ({folds}-fold patient-wise cross-validation: every record tested once; "
+                                       "train and val are the folds' means)" if folds else "")
+    return f"#### {board.task_key} · {board.metric} ({direction})\n\n{sizes}\n\n{table}\n{note}"
 
 
 def _short(why: str) -> str:
