@@ -125,7 +125,12 @@ def canonical_json(value: Any) -> str:
     return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})  # exact types: np.float64 is not here
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _JSON_SCALARS:  # the bulk of a big key (file stamps), returned unchanged
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):

@@ -120,3 +120,20 @@ def test_did_you_mean_prefers_abbreviations():
     assert did_you_mean("wd", fields) == " Did you mean 'weight_decay'?"
     assert "'temperature'" in did_you_mean("temprature", fields)
     assert did_you_mean("zzz", fields) == ""
+
+
+def test_short_hash_of_mixed_values_is_pinned():
+    """Every cache key and run id hashes this canonical form; pinned on 762b7ae's _plain, before
+    plain str/int/float/bool/None values took a shortcut (numpy scalars still convert)."""
+    import dataclasses
+
+    import numpy as np
+
+    @dataclasses.dataclass
+    class Part:
+        x: float = 0.5
+        y: tuple = (1, np.int64(2))
+
+    value = {"a": [1, 2.5, True, None, "x", np.float64(1.5)], "b": {"c": np.float32(0.25), "d": (1, np.int64(3))},
+             3: "int key", "e": Part(), "f": {"s.dat": [12000, 1765000000123456789]}}
+    assert short_hash(value) == "d029ed11684b"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from torch import nn
 from ecgbench.cli import main
 from ecgbench.tools.bench import (
     BenchSettings,
+    bench_cache_hit_vs_floor,
     bench_wfdb_vs_prepared,
     count_training_flops,
     largest_batch,
@@ -90,6 +94,44 @@ def test_wfdb_vs_prepared_reads_the_same_records(tmp_path):
     report = bench_wfdb_vs_prepared(stems, lambda: signals)
     assert report["records"] == 5 and report["speedup"] > 0
     assert report["checksum"] == pytest.approx(float(signals.sum()), rel=1e-5)
+
+
+def test_cache_hit_vs_floor_times_both_sides_on_one_store(tmp_path):
+    store = tmp_path / "signals.npy"
+    np.save(store, np.ones((4, 2, 50), dtype=np.float32))
+    (tmp_path / "meta.csv").write_text("record_id\n1\n2\n3\n4\n")
+    calls = []
+
+    def load():
+        calls.append(1)
+        return np.load(store, mmap_mode="r")
+
+    report = bench_cache_hit_vs_floor(load, store, f"import numpy as np\nsignals = np.load({str(store)!r})", rounds=2)
+    assert len(calls) == 2 and report["floor_rounds"] == 2
+    for side in ("", "fresh_process_"):
+        assert min(report[f"{side}{field}"] for field in ("cache_hit_seconds", "mmap_floor_seconds",
+                                                           "cache_hit_over_floor")) >= 0
+    # a fresh process starts an interpreter and imports numpy and pandas: far above the floor here
+    assert report["fresh_process_mmap_floor_seconds"] > report["mmap_floor_seconds"]
+
+
+def test_bench_data_ptbxl_reports_the_cache_hit_against_the_floor(tmp_path):
+    from rich.console import Console
+
+    from ecgbench.tools.bench import bench_data_loading
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ptb-xl"
+    if not shared.is_dir():
+        pytest.skip("shared PTB-XL subset absent")
+    root = tmp_path / "ptb-xl"
+    root.mkdir()
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        shutil.copy(shared / name, root)
+    shutil.copytree(shared / "records100" / "00000", root / "records100" / "00000",
+                    ignore=lambda folder, names: [n for n in names if n[:5] > "00010"])
+
+    report = bench_data_loading("ptbxl", tmp_path, None, Console(file=io.StringIO()), floor_rounds=1)
+    assert report["records"] == 10 and report["floor_rounds"] == 1
+    assert report["fresh_process_cache_hit_over_floor"] > 0
 
 
 def test_bench_command_writes_json(tmp_path, capsys, one_torch_thread):

@@ -10,11 +10,21 @@
   not on file times or paths, so a copied or re-downloaded tree keeps it. Loaders expose it as
   ``Recordings.fingerprint`` and end ``Recordings.version`` with it, so everything keyed by the
   version (runs, embeddings, results) names the exact data it used.
+* :func:`scan` stamps every file of a few source folders in one ``os.scandir`` pass each (no
+  path object or separate ``stat`` per file), so a loader that knows its record folders finds
+  what is there and each file's stamp without a call per file. A manifest
+  (:func:`write_manifest`, ``manifest-<source>.json`` in the cache folder, one per source tree)
+  records what a key was computed from (file stamps, digests of the small files) so that the
+  next load re-reads only the small files whose stamp changed (:func:`newest_manifest`); it is
+  a memo for computing the same key faster, never a reason to trust a cache by itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import stat as stat_mode
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from ecgbench.core.config import short_hash
-from ecgbench.core.store import read_json, write_json
-from ecgbench.data.datasets.download import sha256_of
+from ecgbench.core.store import StoreError, atomic_write, read_json, write_json
 
 CONTENT = ("signals.npy", "meta.csv")
 
@@ -35,6 +44,29 @@ def stamp(path: Path) -> list[int] | None:
     except FileNotFoundError:
         return None
     return [status.st_size, status.st_mtime_ns]
+
+
+def scan(root: Path, folders: Iterable[str]) -> dict[str, list[int]]:
+    """``[size, mtime_ns]`` of every regular file (links followed) directly in each of ``folders``
+    (posix paths relative to ``root``), by its path relative to ``root``: the same stamps as
+    :func:`stamps`, one directory listing per folder. A missing folder or a file that vanishes
+    during the scan is left out, for the caller to name as missing."""
+    found: dict[str, list[int]] = {}
+    for folder in folders:
+        prefix = f"{folder}/" if folder else ""
+        try:
+            entries = os.scandir(os.path.join(root, folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    status = entry.stat()
+                except OSError:
+                    continue
+                if stat_mode.S_ISREG(status.st_mode):
+                    found[prefix + entry.name] = [status.st_size, status.st_mtime_ns]
+    return found
 
 
 def stamps(paths: Iterable[Path], root: Path) -> dict[str, list[int] | None]:
@@ -60,6 +92,8 @@ def build_key(**parts: Any) -> str:
 
 def content_fingerprint(folder: Path) -> str:
     """A short hash of the prepared files' bytes."""
+    from ecgbench.data.datasets.download import sha256_of  # http.client etc.: not on a cache hit
+
     return short_hash({name: sha256_of(Path(folder) / name) for name in CONTENT})
 
 
@@ -92,3 +126,44 @@ def load_signals(folder: Path, error: type[Exception]) -> np.ndarray:
         reason = " ".join(str(cause).split())[:100] or type(cause).__name__
         raise error(f"{path}: unreadable prepared signals ({reason}); delete {folder} to "
                     "prepare it again") from None
+
+
+def _manifest_name(source: Path) -> str:
+    return f"manifest-{short_hash(os.path.abspath(source), 8)}.json"
+
+
+def newest_manifest(cache: Path, prefix: str, source: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The cache folder under ``cache`` named ``prefix...`` whose manifest for ``source`` was
+    written last, and that manifest; ``(None, {})`` when there is none or it does not read."""
+    name, newest = _manifest_name(source), (0, None)
+    try:
+        with os.scandir(cache) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix):
+                    try:
+                        newest = max(newest, (os.stat(os.path.join(entry.path, name)).st_mtime_ns, entry.path))
+                    except OSError:
+                        continue
+    except OSError:
+        return None, {}
+    if newest[1] is None:
+        return None, {}
+    try:
+        with open(os.path.join(newest[1], name), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError):
+        return None, {}
+    return (Path(newest[1]), manifest) if isinstance(manifest, dict) else (None, {})
+
+
+def write_manifest(folder: Path, source: Path, manifest: dict[str, Any]) -> None:
+    """Write ``source``'s manifest into the cache ``folder`` (renamed into place); a cache on a
+    read-only disk stays usable, only slower to find."""
+    def dump(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({**manifest, "source": os.path.abspath(source)}, handle, separators=(",", ":"))
+
+    try:
+        atomic_write(Path(folder) / _manifest_name(source), dump)
+    except StoreError:
+        pass

@@ -32,7 +32,8 @@ import ast
 import os
 import warnings
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -102,19 +103,22 @@ def load(root: str | Path, fs: int = 100, allow_subset: bool = False,
     ``<cache_dir or root>/ptbxl-prepared-<version>-<fs>-<hash>/``; the hash covers the two csv
     files' and every header's contents and every ``.dat``'s size and modification time, so an
     edited, overwritten, truncated or touched source file is read again, never served from a
-    stale cache (:mod:`ecgbench.data.datasets.prepared`).
+    stale cache (:mod:`ecgbench.data.datasets.prepared`). A cache hit parses nothing and reads
+    no header: one scan of the record folders stamps every file, and the manifest in the cache
+    folder supplies the record list and the headers' digest while their stamps are unchanged.
     """
     if unknown:
         raise PtbxlError(f"{NAME}: unknown option(s) {sorted(unknown)}; "
                          "known: fs, allow_subset, cache_dir")
     fs = _check_fs(fs)
     source = find_source(root)
-    meta = read_metadata(source, fs)
-    meta = _select_present(meta, source, flag(allow_subset, f"{NAME}.allow_subset"))
-    key = _cache_key(source, meta, fs)
-    folder = Path(cache_dir or root) / f"ptbxl-prepared-{VERSION}-{fs}-{key}"
+    spot = _locate(source, fs, flag(allow_subset, f"{NAME}.allow_subset"), Path(cache_dir or root))
+    folder = spot.folder
     if not prepared.is_prepared(folder):
-        _prepare(folder, source, meta, fs)
+        meta = read_metadata(source, fs) if spot.meta is None else spot.meta
+        _prepare(folder, source, meta[spot.present].reset_index(drop=True), fs, spot.manifest)
+    elif spot.manifest is not None:
+        prepared.write_manifest(folder, source, spot.manifest)
     signals = prepared.load_signals(folder, PtbxlError)
     cached = pd.read_csv(folder / "meta.csv", dtype={"split": str, "scp_codes": str})
     fingerprint = prepared.fingerprint(folder)
@@ -257,45 +261,75 @@ def _parse_codes(table: pd.DataFrame, path: Path) -> list[dict]:
     return parsed
 
 
-# ----- which records are there -----------------------------------------------------------------
-def _select_present(meta: pd.DataFrame, source: Path, allow_subset: bool) -> pd.DataFrame:
-    present = np.array([_record_exists(source / name) for name in meta["filename"]], dtype=bool)
+# ----- which records are there, and the cache key --------------------------------------------
+@dataclass(frozen=True)
+class _Located:
+    folder: Path  # the cache folder of the tree as it is now
+    meta: pd.DataFrame | None  # the parsed database, or None when the manifest's stems served
+    present: np.ndarray  # which database rows have both files
+    manifest: dict[str, Any] | None  # to write into ``folder``; None when it is there already
+
+
+def _locate(source: Path, fs: int, allow_subset: bool, cache: Path) -> _Located:
+    """Where the cache of the tree as it is now lives, from one scan of its record folders.
+
+    The key covers the fs, the digest of both csv files, the digest of every present header's
+    bytes and the ``[size, mtime_ns]`` of every present ``.dat`` (:mod:`.prepared`). The newest
+    manifest of this source saves work without changing the key: its record list when the csv
+    digest is the same (no csv parsing), its headers' digest when every header's stamp is the
+    one it recorded (else all headers are read again: the digest covers them all). So a header
+    rewritten with its size and mtime_ns put back is not seen, as for a ``.dat``.
+    """
+    csv = prepared.digest_files([source / DATABASE, source / STATEMENTS], source)
+    prefix = f"ptbxl-prepared-{VERSION}-{fs}-"
+    memo_folder, memo = prepared.newest_manifest(cache, prefix, source)
+    same_csv = memo.get("csv") == csv and _strings(memo.get("stems"))
+    meta = None if same_csv else read_metadata(source, fs)
+    stems = memo["stems"] if same_csv else _stems(meta)
+    files = prepared.scan(source, {stem.rpartition("/")[0] for stem in stems})
+    present = _present(stems, files, source, allow_subset)
+    kept = [stem for stem, here in zip(stems, present) if here]
+    headers = {f"{stem}.hea": files[f"{stem}.hea"] for stem in kept}
+    reused = same_csv and memo.get("headers") == headers and isinstance(memo.get("headers_digest"), str)
+    digest = memo["headers_digest"] if reused else prepared.digest_files([source / h for h in headers], source)
+    key = prepared.build_key(fs=fs, csv=csv, headers=digest,
+                             signals={f"{stem}.dat": files[f"{stem}.dat"] for stem in kept})
+    folder = cache / f"{prefix}{key}"
+    manifest = {"csv": csv, "stems": stems, "headers": headers, "headers_digest": digest}
+    return _Located(folder, meta, present, None if reused and memo_folder == folder else manifest)
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _stems(meta: pd.DataFrame) -> list[str]:
+    """Record paths relative to the release, spelled as the key's file names spell them."""
+    return [PurePosixPath(name).as_posix() for name in meta["filename"]]
+
+
+def _present(stems: list[str], files: dict[str, list[int]], source: Path,
+             allow_subset: bool) -> np.ndarray:
+    present = np.array([f"{s}.hea" in files and f"{s}.dat" in files for s in stems], dtype=bool)
     if present.all():
-        return meta
-    first = _missing_file(source / meta["filename"].iloc[int(np.flatnonzero(~present)[0])])
+        return present
+    stem = stems[int(np.flatnonzero(~present)[0])]
+    first = source / (f"{stem}.hea" if f"{stem}.hea" not in files else f"{stem}.dat")
     if not allow_subset:
-        raise PtbxlError(f"{first}: missing, and {int((~present).sum())} of {len(meta)} "
+        raise PtbxlError(f"{first}: missing, and {int((~present).sum())} of {len(stems)} "
                          "records lack files (pass allow_subset=True to load only the present "
                          f"ones, or {_GET_IT})")
     if not present.any():
         raise PtbxlError(f"{first}: missing; no record of {source / DATABASE} has files at "
                          f"this rate; {_GET_IT}")
-    return meta[present].reset_index(drop=True)
-
-
-def _record_exists(stem: Path) -> bool:
-    return _missing_file(stem) is None
-
-
-def _missing_file(stem: Path) -> Path | None:
-    for path in (Path(f"{stem}.hea"), Path(f"{stem}.dat")):
-        if not path.is_file():
-            return path
-    return None
-
-
-def _cache_key(source: Path, meta: pd.DataFrame, fs: int) -> str:
-    stems = [source / name for name in meta["filename"]]
-    return prepared.build_key(
-        fs=fs, csv=prepared.digest_files([source / DATABASE, source / STATEMENTS], source),
-        headers=prepared.digest_files([Path(f"{stem}.hea") for stem in stems], source),
-        signals=prepared.stamps([Path(f"{stem}.dat") for stem in stems], source),
-    )
+    return present
 
 
 # ----- signals ---------------------------------------------------------------------------------
-def _prepare(folder: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:
-    """signals.npy, meta.csv, then done.json, each written to a temp name and renamed."""
+def _prepare(folder: Path, source: Path, meta: pd.DataFrame, fs: int,
+             manifest: dict[str, Any] | None) -> None:
+    """signals.npy, meta.csv, the manifest, then done.json, each written to a temp name and
+    renamed."""
     prepare_cache_folder(folder, PtbxlError)
     tmp = folder / f"signals.tmp-{os.getpid()}.npy"  # pid-tagged: a killed run's is found later
     try:
@@ -304,6 +338,8 @@ def _prepare(folder: Path, source: Path, meta: pd.DataFrame, fs: int) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     atomic_write(folder / "meta.csv", lambda path: meta.to_csv(path, index=False))
+    if manifest is not None:
+        prepared.write_manifest(folder, source, manifest)
     prepared.finish(folder, {"name": NAME, "version": VERSION, "fs": fs, "records": len(meta),
                              "source": str(source), "patients": int(meta["patient_id"].nunique())})
 

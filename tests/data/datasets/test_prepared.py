@@ -88,3 +88,35 @@ def test_damaged_prepared_signals_are_one_line_naming_the_file(tmp_path):
     message = str(caught.value)
     assert message.startswith(f"{path}: unreadable prepared signals") and "\n" not in message
     assert f"delete {folder}" in message
+
+
+def test_a_scan_gives_the_stamps_of_every_file_of_its_folders(tmp_path):
+    signal, header = _source(tmp_path)
+    (tmp_path / "src" / "sub").mkdir()  # a folder is not a file
+    (tmp_path / "src" / "link.dat").symlink_to(signal)  # followed, as stamp() follows it
+    (tmp_path / "src" / "broken.dat").symlink_to(tmp_path / "nowhere")  # missing
+    (tmp_path / "top.csv").write_text("x\n")
+    found = prepared.scan(tmp_path, ["src", "absent", ""])
+    paths = [signal, header, tmp_path / "src" / "link.dat", tmp_path / "top.csv"]
+    assert found == prepared.stamps(paths, tmp_path)
+
+
+def test_the_newest_manifest_of_the_same_source_is_found(tmp_path):
+    cache, first, second = tmp_path / "cache", tmp_path / "tree-a", tmp_path / "tree-b"
+    assert prepared.newest_manifest(cache, "x-", first) == (None, {})  # no cache folder yet
+    for folder, source, tag in [("x-1", first, 1), ("x-2", first, 2), ("x-3", second, 3), ("y-4", first, 4)]:
+        (cache / folder).mkdir(parents=True)
+        prepared.write_manifest(cache / folder, source, {"tag": tag})
+    older = next((cache / "x-2").glob("manifest-*.json")).stat()
+    os.utime(next((cache / "x-1").glob("manifest-*.json")), ns=(older.st_atime_ns, older.st_mtime_ns + 10**9))
+    folder, manifest = prepared.newest_manifest(cache, "x-", first)
+    assert folder == cache / "x-1" and manifest == {"tag": 1, "source": str(first)}
+    assert prepared.newest_manifest(cache, "x-", second)[1]["tag"] == 3
+    next((cache / "x-1").glob("manifest-*.json")).write_text("[1, 2]")  # not a manifest: none
+    assert prepared.newest_manifest(cache, "x-", first) == (None, {})
+
+
+def test_a_manifest_that_cannot_be_written_is_left_out(tmp_path):
+    (tmp_path / "not-a-folder").write_text("")
+    prepared.write_manifest(tmp_path / "not-a-folder", tmp_path, {"tag": 1})  # no error
+    assert prepared.newest_manifest(tmp_path, "not-", tmp_path) == (None, {})

@@ -7,6 +7,7 @@ release layout (records100/00000/000NN_lr.hea|.dat), then damage one thing each.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -148,7 +149,9 @@ def test_second_load_reads_the_cache(cache, lr, monkeypatch):
     assert again.version == lr.version
     pd.testing.assert_frame_equal(again.meta, lr.meta)
     folder = cache_folder(cache, fs=100)
-    assert sorted(p.name for p in folder.iterdir()) == ["done.json", "meta.csv", "signals.npy"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names[0] == "done.json" and names[2:] == ["meta.csv", "signals.npy"]
+    assert names[1].startswith("manifest-") and names[1].endswith(".json")
 
 
 def test_subset_without_allow_subset_is_an_error(cache):
@@ -409,8 +412,6 @@ def test_a_damaged_dat_after_a_load_is_found_not_served_from_the_cache(tmp_path,
 
 
 def test_touching_a_source_file_rebuilds_to_the_same_data(tmp_path):
-    import os
-
     root = make_release(tmp_path / "r")
     first = ptbxl.load(root, cache_dir=tmp_path / "cache")
     dat = root / "records100/00000/00003_lr.dat"
@@ -463,3 +464,146 @@ def test_every_real_record_matches_its_header_checksums():
     for hea in stems:
         fs = 100 if hea.parent.parent.name == "records100" else 500
         ptbxl.read_record(hea.with_suffix(""), fs)
+
+
+# ----- a cache hit: one scan of the record folders, nothing parsed or hashed again -------------
+def old_key(source: Path, fs: int, stems: list[str]) -> str:
+    """The key as 762b7ae computed it on every load (every header read, every .dat stat'ed)."""
+    from ecgbench.data.datasets import prepared
+
+    return prepared.build_key(
+        fs=fs, csv=prepared.digest_files([source / "ptbxl_database.csv", source / "scp_statements.csv"], source),
+        headers=prepared.digest_files([source / f"{stem}.hea" for stem in stems], source),
+        signals=prepared.stamps([source / f"{stem}.dat" for stem in stems], source))
+
+
+@pytest.mark.parametrize("fs", [100, 500])
+def test_the_cache_folder_is_the_one_the_old_key_named(lr, hr, cache, fs):
+    """Same key as before the manifest, so caches prepared before are hits, with their data."""
+    loaded = lr if fs == 100 else hr
+    key = old_key(SHARED_PTBXL, fs, list(loaded.meta["filename"]))
+    assert cache_folder(cache, fs).name == f"ptbxl-prepared-{ptbxl.VERSION}-{fs}-{key}"
+
+
+class Spy:
+    """Fails on a record read or a database parse; counts the files digest_files reads."""
+
+    def __init__(self, monkeypatch):
+        from ecgbench.data.datasets import prepared
+
+        self.digested: list[str] = []
+        original = prepared.digest_files
+
+        def digest(paths, root):
+            paths = list(paths)
+            self.digested += [Path(p).name for p in paths]
+            return original(paths, root)
+
+        monkeypatch.setattr(prepared, "digest_files", digest)
+        monkeypatch.setattr(ptbxl, "read_record", no_record_reads)
+        monkeypatch.setattr(ptbxl, "read_metadata", no_record_reads)
+
+
+def no_record_reads(*args):
+    raise AssertionError("records re-read or database parsed on a cache hit")
+
+
+def manifests(cache: Path) -> list[Path]:
+    return sorted(cache.glob("ptbxl-prepared-*/manifest-*.json"))
+
+
+def test_a_hit_reads_only_the_two_csv_files(tmp_path, monkeypatch):
+    root = make_release(tmp_path / "r")
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    spy = Spy(monkeypatch)
+    again = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    assert spy.digested == ["ptbxl_database.csv", "scp_statements.csv"]
+    assert again.version == first.version
+    pd.testing.assert_frame_equal(again.meta, first.meta)
+
+
+def test_a_cache_without_a_manifest_is_a_hit_and_gets_one(tmp_path, monkeypatch):
+    """A cache prepared before manifests existed (or whose manifest is damaged)."""
+    root = make_release(tmp_path / "r")
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    [manifest] = manifests(tmp_path / "cache")
+    manifest.write_text("{damaged")
+    monkeypatch.setattr(ptbxl, "read_record", no_record_reads)
+    again = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    assert again.version == first.version and manifests(tmp_path / "cache") == [manifest]
+    spy = Spy(monkeypatch)
+    ptbxl.load(root, cache_dir=tmp_path / "cache")
+    assert spy.digested == ["ptbxl_database.csv", "scp_statements.csv"]
+
+
+def test_a_touched_header_is_read_again_then_remembered(tmp_path, monkeypatch):
+    root = make_release(tmp_path / "r")
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    hea = root / "records100/00000/00002_lr.hea"
+    os.utime(hea, ns=(hea.stat().st_atime_ns, hea.stat().st_mtime_ns + 10**9))
+    spy = Spy(monkeypatch)
+    again = ptbxl.load(root, cache_dir=tmp_path / "cache")  # same bytes: same key, no rebuild
+    assert again.version == first.version and len(manifests(tmp_path / "cache")) == 1
+    assert spy.digested[2:] == ["00001_lr.hea", "00002_lr.hea", "00003_lr.hea"]
+    spy.digested.clear()
+    ptbxl.load(root, cache_dir=tmp_path / "cache")
+    assert spy.digested == ["ptbxl_database.csv", "scp_statements.csv"]
+
+
+def test_an_edited_header_after_a_load_is_read_again(tmp_path):
+    root = make_release(tmp_path / "r")
+    ptbxl.load(root, cache_dir=tmp_path / "cache")
+    hea = root / "records100/00000/00002_lr.hea"
+    hea.write_text(hea.read_text().replace("00002_lr 12 100 1000", "00002_lr 12 100 900", 1))
+    with pytest.raises(RunFailed, match="00002_lr.dat: 900 samples"):
+        ptbxl.load(root, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("name", ["00002_lr.dat", "00002_lr.hea"])
+def test_a_file_removed_after_a_load_is_named_then_added_back(tmp_path, name):
+    root = make_release(tmp_path / "r")
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    path = root / "records100/00000" / name
+    kept = path.read_bytes()
+    path.unlink()
+    with pytest.raises(RunFailed, match=f"{name}: missing, and 1 of 3 records lack files"):
+        ptbxl.load(root, cache_dir=tmp_path / "cache")
+    subset = ptbxl.load(root, allow_subset=True, cache_dir=tmp_path / "cache")
+    assert subset.meta["record_id"].tolist() == [1, 3]
+    path.write_bytes(kept)
+    whole = ptbxl.load(root, allow_subset=True, cache_dir=tmp_path / "cache")
+    assert whole.meta["record_id"].tolist() == [1, 2, 3] and whole.fingerprint == first.fingerprint
+
+
+def test_a_record_folder_removed_after_a_load_is_named(tmp_path):
+    root = make_release(tmp_path / "r")
+    ptbxl.load(root, cache_dir=tmp_path / "cache")
+    shutil.rmtree(root / "records100/00000")
+    with pytest.raises(RunFailed, match="00001_lr.hea: missing, and 3 of 3 records"):
+        ptbxl.load(root, cache_dir=tmp_path / "cache")
+
+
+def test_a_database_row_added_after_a_load_is_read(tmp_path):
+    root = make_release(tmp_path / "r")
+    ptbxl.load(root, cache_dir=tmp_path / "cache")
+    lines = (SHARED_PTBXL / "ptbxl_database.csv").read_text().splitlines(keepends=True)
+    with open(root / "ptbxl_database.csv", "a") as handle:
+        handle.write(lines[4])
+    with pytest.raises(RunFailed, match="00004_lr.hea: missing, and 1 of 4 records"):
+        ptbxl.load(root, cache_dir=tmp_path / "cache")
+    make_release(tmp_path / "four", ids=(1, 2, 3, 4))
+    for ext in ("hea", "dat"):
+        shutil.copy(tmp_path / f"four/records100/00000/00004_lr.{ext}", root / "records100/00000")
+    assert ptbxl.load(root, cache_dir=tmp_path / "cache").meta["record_id"].tolist() == [1, 2, 3, 4]
+
+
+def test_two_trees_sharing_a_cache_folder_each_keep_their_manifest(tmp_path, monkeypatch):
+    root = make_release(tmp_path / "r")
+    copy = shutil.copytree(root, tmp_path / "copy")  # copy2: same stamps, so the same cache
+    first = ptbxl.load(root, cache_dir=tmp_path / "cache")
+    second = ptbxl.load(copy, cache_dir=tmp_path / "cache")
+    assert second.version == first.version and len(manifests(tmp_path / "cache")) == 2
+    spy = Spy(monkeypatch)
+    for tree in (root, copy, root):
+        ptbxl.load(tree, cache_dir=tmp_path / "cache")
+    assert spy.digested == ["ptbxl_database.csv", "scp_statements.csv"] * 3
