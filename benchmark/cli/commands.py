@@ -145,7 +145,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             browser_binary()
         except FileNotFoundError as error:
             raise UsageError(f"--screenshot: {error}") from None
-    page = write_report(args.results_dir, args.out)
+    page = write_report(args.results_dir, args.out or Path(args.results_dir) / "report" / "report.html")
     print(f"ecgbench: report: {page}")
     if args.screenshot:
         print(f"ecgbench: screenshot: {screenshot(page, Path(args.screenshot))}")

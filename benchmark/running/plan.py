@@ -11,6 +11,7 @@ from typing import Any
 from ecgbench.core.config import EVAL_PRESETS, PRESETS, ConfigError, EvalSettings, apply_overrides, split_overrides
 from ecgbench.core.contracts import Task
 from ecgbench.core.registry import METHODS, TASKS
+from ecgbench.core.store import DEFAULT_RESULTS_DIR
 
 
 @dataclass
@@ -20,7 +21,7 @@ class RunRequest:
     probes: list[str]
     seeds: list[int]
     preset: str = "smoke"
-    results_dir: Path = Path("results")
+    results_dir: Path = Path(DEFAULT_RESULTS_DIR)  # never the committed results/
     data_root: Path | None = None
     tracking_uri: str | None = None
     device: str = "auto"

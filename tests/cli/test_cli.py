@@ -118,3 +118,20 @@ def test_table_out_says_where_it_wrote(capsys, tmp_path, extra):
     code, stdout, err = _run(["table", "--results-dir", str(REFERENCE), "--out", str(out), *extra], capsys)
     assert code == 0 and out.read_text().strip() and not stdout
     assert err.strip().endswith(f"table: {out}"), err
+
+
+def test_runs_never_write_into_the_committed_results_by_default(monkeypatch):
+    """run, table, report, check, tune and track sync default to ./ecgbench-results (gitignored) or
+    $ECGBENCH_RESULTS; only the leaderboard reads the committed results/ by default."""
+    from ecgbench.cli.parser import build_parser
+
+    monkeypatch.delenv("ECGBENCH_RESULTS", raising=False)
+    parser = build_parser()
+    for argv in (["run"], ["table"], ["report"], ["check"], ["tune", "--method", "simclr", "--task", "synth-superclass"],
+                 ["track", "sync"]):
+        assert parser.parse_args(argv).results_dir == "ecgbench-results", argv
+    assert parser.parse_args(["leaderboard"]).results_dir == "results"
+    monkeypatch.setenv("ECGBENCH_RESULTS", "/data/mine")
+    assert build_parser().parse_args(["run"]).results_dir == "/data/mine"
+    ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "ecgbench-results/" in ignored
