@@ -50,7 +50,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "layout", None):
         return cmd_run_layout(args)
     if getattr(args, "dry_run", False):
-        raise UsageError("--dry-run plans a paper layout: give --layout NAME (see 'ecgbench table --layout list')")
+        from ecgbench.running import dry_run
+
+        request = run_request(args)
+        print(dry_run.render(dry_run.plan_rows(request), request))
+        return 0
     from ecgbench.running.run_grid import run_grid
 
     run_grid(run_request(args))

@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--layout", default=None, metavar="NAME",
                      help="run what this paper layout needs (replaces --methods/--tasks/--probes); see 'ecgbench table --layout list'")
     run.add_argument("--dry-run", action="store_true",
-                     help="with --layout: print the layout's plan (method, pretraining data, leads, fs, window, "
-                          "task, probes per row) and check every row can run; train nothing")
+                     help="print the plan and train nothing: per (method, seed) its run id, whether its encoder is "
+                          "stored or would train, and how many results are stored; with --layout, the layout's plan "
+                          "(method, pretraining data, leads, fs, window, task, probes per row)")
     run.set_defaults(handler=cmd_run)
 
     table = commands.add_parser("table", help="markdown tables from stored results (no recomputation)")

@@ -135,3 +135,15 @@ def test_runs_never_write_into_the_committed_results_by_default(monkeypatch):
     assert build_parser().parse_args(["run"]).results_dir == "/data/mine"
     ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert "ecgbench-results/" in ignored
+
+
+def test_dry_run_prints_the_grid_and_trains_nothing(tmp_path, capsys):
+    from ecgbench.cli import main
+
+    results = tmp_path / "results"
+    assert main(["run", "--methods", "random-init,simclr", "--tasks", "synth-superclass", "--probes", "lr",
+                 "--seeds", "0,1", "--dry-run", "--results-dir", str(results), "--no-tracking"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 4 encoders would train; nothing ran" in out
+    assert out.count("would train (12 steps)") == 2 and out.count("no training (control)") == 2
+    assert not list(results.rglob("*.json")) and not list(results.rglob("*.pt"))  # nothing trained or scored
