@@ -35,6 +35,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         from ecgbench.evaluation.protocols import PROTOCOLS
 
         rows = list(PROTOCOLS.items())
+    elif what == "tasks" and getattr(args, "verbose", False):
+        from ecgbench.data.datasets import data_root
+        from ecgbench.data.manage import describe_tasks
+
+        print(describe_tasks(TASKS.names(), data_root(getattr(args, "data_root", None))))
+        return 0
     else:
         registry = METHODS if what == "methods" else TASKS
         rows = [(name, registry.entry(name).description) for name in registry.names()]

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list registered methods, tasks, probes or protocols")
     listing.add_argument("what", metavar="{methods,tasks,probes,protocols}", help="what to list")
+    listing.add_argument("--verbose", "-v", action="store_true",
+                         help="tasks: dataset and version, kind, classes, metric, citation and n per split where prepared")
+    listing.add_argument("--data-root", default=None, help="with tasks --verbose: where to look for prepared datasets")
     listing.set_defaults(handler=cmd_list)
 
     run = commands.add_parser("run", help="pretrain, embed, probe and score a grid of methods x tasks")

@@ -147,3 +147,23 @@ def test_dry_run_prints_the_grid_and_trains_nothing(tmp_path, capsys):
     assert "2 of 4 encoders would train; nothing ran" in out
     assert out.count("would train (12 steps)") == 2 and out.count("no training (control)") == 2
     assert not list(results.rglob("*.json")) and not list(results.rglob("*.pt"))  # nothing trained or scored
+
+
+def test_list_tasks_verbose_says_what_each_task_is(tmp_path, capsys):
+    import shutil
+
+    from ecgbench.cli import main
+    from ecgbench.data.datasets import load_dataset
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2017"
+    if not shared.is_dir():
+        pytest.skip("shared CinC 2017 sample not found")
+    shutil.copytree(shared, tmp_path / "cinc2017")
+    load_dataset("cinc2017", tmp_path, {"labels": "v3"})  # prepared once
+    assert main(["list", "tasks", "--verbose", "--data-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    block = out.split("cinc2017-af@v1: ")[1].split("\n\n")[0]
+    assert "dataset: cinc2017 (version 1.0.0-p1)" in block and "main metric: macro_f1 (higher is better)" in block
+    assert "classes: N, A, O, ~" in block and "Clifford GD" in block
+    assert "n (usable records / patients): train 139 / 139 · val 30 / 30 · test 31 / 31" in block  # its seeded split
+    assert "ptbxl not prepared under" in out.split("ptbxl-sex@v1: ")[1].split("\n\n")[0]
