@@ -48,6 +48,12 @@ def test_cli_run_writes_results_and_table_then_reuses_everything(tmp_path, capsy
         assert result["n"]["test"] > 0 and result["git"] and result["versions"]["torch"]
         assert result["adaptation"]["resample"].startswith("500 Hz -> ")
     assert list((tmp_path / "results" / "tables").glob("*.md"))
+    (summary,) = (tmp_path / "results" / "summaries").glob("run-*.json")  # one per invocation
+    written = json.loads(summary.read_text())
+    assert written["command"] and written["versions"]["torch"] and written["request"]["preset"] == "smoke"
+    assert sorted(r["key"] for r in written["results"]) == sorted(r["key"] for r in results)
+    assert all(r["value"] == next(x for x in results if x["key"] == r["key"])["metrics"][r["metric"]]
+               for r in written["results"])
 
     before = snapshot(tmp_path / "results" / "runs") | snapshot(tmp_path / "results" / "cache")
     assert main(argv) == 0
