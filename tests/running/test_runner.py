@@ -434,3 +434,16 @@ def test_dataset_options_come_from_tasks_then_named_set_keys():
     _Plan.tasks = [TASKS.get("ptbxl-sex"), dataclasses.replace(TASKS.get("ptbxl-age"), dataset_options={"fs": 500})]
     with pytest.raises(ConfigError, match="tasks on ptbxl ask for different"):
         runner.dataset_options("ptbxl")
+
+
+def test_a_degenerate_probe_is_one_warning_line_and_library_warnings_are_summarised(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ECGBENCH_DATA", str(tmp_path / "data"))
+    argv = ["run", "--methods", "random-init", "--tasks", "synth-superclass", "--probes", "knn", "--seeds", "0",
+            "--results-dir", str(tmp_path / "results"), "--no-tracking", "--set", "eval.label_fractions=0.01"]
+    for item in SMALL:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "degenerate probe" in line]
+    assert len(lines) == 1 and "random-init seed 0 · synth-superclass@v" in lines[0] and "1%-labels knn" in lines[0]
+    assert "Warning:" not in err.replace("ecgbench: warning:", "")  # no raw third-party warning lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -155,9 +156,14 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         partial_checkpoint=cache_key and ctx.store.partial_checkpoint(cache_key),
     )
     clock = time.perf_counter()
-    with epoch_progress(ctx, f"{protocol} {config.run_id} {task.name}", protocol != PROTOCOL) as inputs.on_epoch:
+    cell = f"{config.method} seed {config.seed} · {task.key} · {protocols.protocol_label(protocol, label_fraction)} {probe}"
+    with epoch_progress(ctx, f"{protocol} {config.run_id} {task.name}", protocol != PROTOCOL) as inputs.on_epoch, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         prediction = implementation.fit_predict(inputs, probe, ctx.plan.protocol_settings.get(protocol), settings)
     test = split["test"]
+    _warn_about(cell, caught, metrics.degenerate(task.kind, y[split["train"]], y[test], prediction.y_pred,
+                                                        task.classes))
     scores = metrics.score(task.kind, y[test], prediction.y_pred, prediction.scores, task.classes)
     low, high = metrics.bootstrap_ci(
         task.kind, task.main_metric, y[test], prediction.y_pred, prediction.scores,
@@ -199,6 +205,18 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         "_predictions": {"test_indices": test, "patient_ids": patients[test], "y_true": y[test],
                          "y_pred": prediction.y_pred, "scores": prediction.scores},  # -> .npz
     }
+
+
+def _warn_about(cell: str, caught: list, degenerate: list[str]) -> None:
+    """One line per degenerate probe, and one summarising third-party warnings (not one each)."""
+    from ecgbench.core.store import warn
+
+    if degenerate:
+        warn(f"{cell}: degenerate probe: {'; '.join(degenerate)}")
+    if caught:
+        kinds = sorted({w.category.__name__ for w in caught})
+        first = " ".join(str(caught[0].message).split())[:160]
+        warn(f"{cell}: {len(caught)} library warnings while fitting ({', '.join(kinds)}; first: {first})")
 
 
 @contextlib.contextmanager
