@@ -447,3 +447,14 @@ def test_a_degenerate_probe_is_one_warning_line_and_library_warnings_are_summari
     lines = [line for line in err.splitlines() if "degenerate probe" in line]
     assert len(lines) == 1 and "random-init seed 0 · synth-superclass@v" in lines[0] and "1%-labels knn" in lines[0]
     assert "Warning:" not in err.replace("ecgbench: warning:", "")  # no raw third-party warning lines
+
+
+def test_clustering_indices_and_the_plot_path_are_printed():
+    from pathlib import Path
+
+    from ecgbench.running.stages.evaluate import analysis_line
+
+    line = analysis_line({"clustering": {"davies_bouldin": 15.81, "silhouette": -0.0612, "n_clusters": 5}},
+                         Path("r/plots/x/t-tsne.png"))
+    assert line == "clustering davies_bouldin 15.8, silhouette -0.0612; t-SNE plot r/plots/x/t-tsne.png"
+    assert analysis_line({}, None) == ""

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ecgbench.core.config import RunConfig, derive_seed, short_hash
 from ecgbench.core.contracts import NotApplicable, Task
@@ -249,3 +250,19 @@ def analyse(ctx: RunContext, config: RunConfig, task: Task, embeddings) -> None:
     ctx.analysis[(config.run_id, task.key)] = extras
     record.log_analysis(ctx, f"{config.run_id}/{task.key}/analysis",
                         {"task": task.key, "run_id": config.run_id}, extras, plot)
+    said = analysis_line(extras, plot)
+    if said:
+        ctx.console.log(f"{config.method} seed {config.seed} · {task.key}: {said}")
+
+
+def analysis_line(extras: dict[str, Any], plot: Path | None) -> str:
+    """The clustering indices and the plot's path, as the run prints them."""
+    parts = []
+    clustering = extras.get("clustering") or {}
+    shown = {k: v for k, v in clustering.items() if k in ("davies_bouldin", "silhouette", "calinski_harabasz")}
+    if shown:
+        parts.append("clustering " + ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                               for k, v in shown.items()))
+    if plot is not None:
+        parts.append(f"t-SNE plot {plot}")
+    return "; ".join(parts)
