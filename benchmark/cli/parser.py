@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "under 'torchrun --nproc-per-node N'")
     run.add_argument("--layout", default=None, metavar="NAME",
                      help="run what this paper layout needs (replaces --methods/--tasks/--probes); see 'ecgbench table --layout list'")
+    run.add_argument("--limit", default=None, metavar="N",
+                     help="try a task on the first N patients of each split of every dataset (marked in every key "
+                          "as -limitN, so never mixed with full runs)")
     run.add_argument("--dry-run", action="store_true",
                      help="print the plan and train nothing: per (method, seed) its run id, whether its encoder is "
                           "stored or would train, and how many results are stored; with --layout, the layout's plan "

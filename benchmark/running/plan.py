@@ -32,6 +32,7 @@ class RunRequest:
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th job from index
     protocols: list[str] = field(default_factory=lambda: ["frozen-probe"])  # ecgbench.evaluation.protocols
     jobs: int | None = 1  # CPU worker processes for unfinished jobs; None: one per core (ecgbench.running.parallel)
+    limit: int | None = None  # --limit: the first N patients per split of every dataset (ecgbench.data.subset)
 
 
 @dataclass

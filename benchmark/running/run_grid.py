@@ -19,6 +19,12 @@ def run_grid(request: RunRequest, console=None) -> list[dict[str, Any]]:
     validate_request(request)
     plan = resolve(request)
     validate_plan(plan)
+    if request.limit:  # every dataset the run loads, cut to its first N patients per split
+        from ecgbench.running.validate import datasets_needed
+
+        request = limited(request, datasets_needed(plan))
+        plan = resolve(request)
+        validate_plan(plan)
     from ecgbench.running import cross_validation
 
     if plan.eval_settings.cv and not cross_validation.is_fold_run(request):
@@ -43,6 +49,14 @@ def run_grid(request: RunRequest, console=None) -> list[dict[str, Any]]:
         f"table: {path}; results: {runner.store.root / 'runs'}; summary: {summary}"
     )
     return results
+
+
+def limited(request: RunRequest, datasets: list[str]) -> RunRequest:
+    """``--limit N`` as the ``data.<dataset>.limit`` option of every dataset, once."""
+    import dataclasses
+
+    return dataclasses.replace(request, limit=None, overrides={
+        **request.overrides, **{f"data.{name}.limit": str(request.limit) for name in datasets}})
 
 
 def write_summary(request: RunRequest, results: list[dict[str, Any]], provenance: dict[str, Any],

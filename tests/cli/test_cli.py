@@ -167,3 +167,12 @@ def test_list_tasks_verbose_says_what_each_task_is(tmp_path, capsys):
     assert "classes: N, A, O, ~" in block and "Clifford GD" in block
     assert "n (usable records / patients): train 139 / 139 · val 30 / 30 · test 31 / 31" in block  # its seeded split
     assert "ptbxl not prepared under" in out.split("ptbxl-sex@v1: ")[1].split("\n\n")[0]
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be at least 1"), ("ten", "whole number")])
+def test_limit_is_checked_before_any_work(value, message, capsys):
+    from ecgbench.cli import main
+
+    assert main(["run", "--limit", value, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
