@@ -133,8 +133,8 @@ def check_data_options(options: dict[str, str], needed: list[str]) -> None:
     """``data.<dataset>.<option>`` must name a dataset and an option its loader takes (a dataset
     this run does not load is a warning); a plain ``data.<option>`` is the synthetic suite's
     (checked against its type too)."""
-    from ecgbench.data.datasets.catalog import scan
     from ecgbench.data.datasets import GENERIC_OPTIONS
+    from ecgbench.data.datasets.catalog import scan
 
     known = sorted(scan())
     synthetic: dict[str, str] = {}
