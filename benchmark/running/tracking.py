@@ -1,8 +1,14 @@
 """MLflow view of the result store.
 
-One MLflow run per ``ecgbench`` invocation; nested under it, one run per pretraining (named by
-its run id) and one per result key (task, probe, seed). Params are the resolved config, metrics
-the scores, artifacts the result JSON and the markdown tables.
+One MLflow run per ``ecgbench`` invocation; nested under it, one run per pretraining (``simclr ·
+seed 0 · pretraining``), and under that each of its results (``simclr · synth-superclass@v4 · seed
+0 · lr``). Every run is tagged for filtering (method, task, seed, probe, protocol, preset, label
+fraction, data version, git; ``tags.method = 'simclr' and tags.probe = 'lr'``) and keeps its key in
+``ecgbench.key``. Params are the resolved config, metrics the scores (the pretraining loss as a
+curve); artifacts: run.json under a pretraining run; the result JSON, its test predictions,
+per-class metrics and confusion matrix under a result run; the markdown tables under the
+invocation. One experiment, ``ecgbench``, holds every run: the tags separate presets and suites
+without the keys of one store spreading over several experiments.
 
 The JSON files are the truth; MLflow is a view that repairs itself and never costs a result:
 
@@ -225,46 +231,79 @@ class Tracker:
         metrics: dict[str, float],
         artifacts: list[Path] = (),
         curve: list[tuple[int, float]] = (),
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+        parent_key: str | None = None,
+        documents: dict[str, Any] | None = None,
     ) -> bool:
-        """One nested run named by its result key, unless that key is logged already; returns
-        whether it was logged now."""
+        """One nested run (named ``name``, tagged with its key and ``tags``) unless that key is
+        logged already; returns whether it was logged now. It hangs under the run of
+        ``parent_key`` (its pretraining) when that is logged, else under the invocation;
+        ``documents`` (file name -> JSON-able) become artifacts beside ``artifacts``."""
         if self.has(key):
             return False
         with self._lock:
             if not self._claim(key):
                 return False
-            tags = {KEY_TAG: key, KIND_TAG: kind}
-            if self.parent_id:
-                tags["mlflow.parentRunId"] = self.parent_id
-            run_id = self._create(key, tags)
+            tags = {**(tags or {}), KEY_TAG: key, KIND_TAG: kind}
+            parent = self._run_of(parent_key) if parent_key else None
+            if parent or self.parent_id:
+                tags["mlflow.parentRunId"] = parent or self.parent_id
+            run_id = self._create(name or key, tags)
             self._log(run_id, params, metrics, curve)
             for path in artifacts:
                 self.client.log_artifact(run_id, str(path))
+            self._log_documents(run_id, documents or {})
             self._end(run_id, "FINISHED")  # last: only now does the key count as logged
         self._logged.add(key)
         return True
 
     def log_result(self, record: dict[str, Any], path: Path) -> bool:
-        """A stored result record (``path``: its JSON file, the run's artifact)."""
+        """A stored result record (``path``: its JSON file, the run's artifact), named and tagged
+        for browsing, under its pretraining run, with its predictions, per-class metrics and
+        confusion matrix."""
+        name, tags = result_name(record), result_tags(record)
         if record.get("status") == NOT_APPLICABLE:
             return self.log_child(f"{record['key']}#{NOT_APPLICABLE}", NOT_APPLICABLE, params={
                 "task": record["task_key"], "run_id": record["run_id"], "probe": record["probe_spec"],
-                "reason": record["reason"]}, metrics={})
+                "reason": record["reason"]}, metrics={}, name=f"{name} · n/a", tags=tags, parent_key=record["run_id"])
+        predictions = path.with_suffix(".npz")
         return self.log_child(
             record["key"], "result",
             params={"probe": record["probe_spec"], "task": record["task_key"], "run_id": record["run_id"],
                     "probe_params": record.get("probe_params", {})},
-            metrics=result_metrics(record), artifacts=[path],
+            metrics=result_metrics(record), artifacts=[path] + ([predictions] if predictions.is_file() else []),
+            name=name, tags=tags, parent_key=record["run_id"], documents=result_documents(record, predictions),
         )
 
     def log_pretrain(self, record: dict[str, Any], run_dir: Path) -> bool:
         """A pretraining record (run.json) and the artifacts it lists in ``run_dir``."""
+        config = record["run_config"]
+        tags = {"method": str(config.get("method")), "seed": str(config.get("seed")), "preset": str(config.get("preset")),
+                "data": str(config.get("pretrain_data")), "git": str(record.get("git", "")), "stage": "pretraining"}
         return self.log_child(
-            run_dir.name, "pretrain", params=record["run_config"],
+            run_dir.name, "pretrain", params=config,
             metrics={k: v for k, v in record["train"].items() if isinstance(v, (int, float))},
             curve=[tuple(point) for point in record["train"].get("loss_curve", [])],
-            artifacts=[run_dir / name for name in record.get("artifacts", [])],
+            artifacts=[run_dir / "run.json", *(run_dir / name for name in record.get("artifacts", []))],
+            name=f"{config.get('method')} · seed {config.get('seed')} · pretraining", tags=tags,
         )
+
+    def _run_of(self, key: str) -> str | None:
+        """The MLflow run id of a logged key (a pretraining run), if there is one."""
+        runs = [r for r in self._search(f"tags.`{KEY_TAG}` = '{key}'") if r.info.status == "FINISHED"]
+        return runs[0].info.run_id if runs else None
+
+    def _log_documents(self, run_id: str, documents: dict[str, Any]) -> None:
+        if not documents:
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            for file_name, content in documents.items():
+                path = Path(folder) / file_name
+                path.write_text(json.dumps(content, indent=1, default=str), encoding="utf-8")
+                self.client.log_artifact(run_id, str(path))
 
     @_guarded
     def log_artifact(self, path: Path) -> None:
@@ -311,6 +350,49 @@ class Tracker:
             self.client.log_batch(
                 run_id, params=param_list[start : start + 100], metrics=metric_list if start == 0 else []
             )
+
+
+def result_name(record: dict[str, Any]) -> str:
+    """``simclr · synth-superclass@v4 · seed 0 · lr`` (the protocol too where it is not the probes')."""
+    protocol = record.get("protocol", "frozen-probe")
+    extra = "" if protocol == "frozen-probe" else f" · {protocol}"
+    probe = record.get("probe") or (record.get("probe_spec") or {}).get("probe", "?")
+    return f"{record.get('method', '?')} · {record['task_key']} · seed {record.get('seed', '?')} · {probe}{extra}"
+
+
+def result_tags(record: dict[str, Any]) -> dict[str, str]:
+    """What a user filters result runs by (``tags.method = 'simclr' and tags.seed = '0'``)."""
+    probe = record.get("probe") or (record.get("probe_spec") or {}).get("probe", "")
+    return {"method": str(record.get("method", "")), "task": str(record["task_key"]), "seed": str(record.get("seed", "")),
+            "probe": str(probe), "protocol": str(record.get("protocol", "frozen-probe")),
+            "preset": str(record.get("preset", "")), "label_fraction": str(record.get("label_fraction", 1.0)),
+            "data": str((record.get("adaptation") or {}).get("dataset", "")), "git": str(record.get("git", "")),
+            "stage": "result"}
+
+
+def result_documents(record: dict[str, Any], predictions: Path) -> dict[str, Any]:
+    """Per-class metrics and, for a classification task with stored predictions, the confusion
+    matrix (per class 2x2 for multilabel), as MLflow artifacts."""
+    documents: dict[str, Any] = {}
+    per_class = (record.get("metrics") or {}).get("per_class_f1")
+    if per_class:
+        documents["per_class.json"] = {"f1": per_class}
+    if record.get("task_kind") in ("binary", "multiclass", "multilabel") and predictions.is_file():
+        import numpy as np
+        from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
+
+        with np.load(predictions, allow_pickle=False) as arrays:
+            y_true, y_pred = arrays["y_true"], arrays["y_pred"]
+        if record["task_kind"] == "multilabel":
+            matrix = multilabel_confusion_matrix(y_true, y_pred).tolist()
+            documents["confusion_matrix.json"] = {"kind": "multilabel", "per_class": matrix,
+                                                  "layout": "[[tn, fp], [fn, tp]] per class"}
+        else:
+            labels = sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
+            documents["confusion_matrix.json"] = {"kind": record["task_kind"], "labels": labels,
+                                                  "rows": "true", "columns": "predicted",
+                                                  "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()}
+    return documents
 
 
 def result_metrics(record: dict[str, Any]) -> dict[str, Any]:

@@ -166,9 +166,34 @@ def test_run_logs_nested_runs_to_a_tracking_server(tmp_path, mlflow_server):
     assert results[0]["key"] in by_key and results[0]["run_id"] in by_key
     logged = by_key[results[0]["key"]]
     assert logged.data.metrics["macro_auroc"] == pytest.approx(results[0]["metrics"]["macro_auroc"])
-    parent = logged.data.tags["mlflow.parentRunId"]
-    assert client.get_run(parent).data.tags["ecgbench.kind"] == "invocation"
-    assert json.loads(client.get_run(parent).data.params["request.seeds"]) == [0]
+    parent = logged.data.tags["mlflow.parentRunId"]  # the result hangs under its pretraining run
+    assert parent == by_key[results[0]["run_id"]].info.run_id
+    invocation = client.get_run(parent).data.tags["mlflow.parentRunId"]
+    assert client.get_run(invocation).data.tags["ecgbench.kind"] == "invocation"
+    assert json.loads(client.get_run(invocation).data.params["request.seeds"]) == [0]
+
+
+def test_a_user_finds_a_result_run_by_its_tags_and_reads_its_confusion_matrix(tmp_path):
+    """Browsing as an MLflow user would: a filter string on tags, a readable run name, and the
+    confusion matrix, per-class metrics and predictions among the result run's artifacts."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    runner = Runner(resolve(request(tmp_path, methods=["random-init"], tasks=["synth-sex"], probes=["lr", "knn"],
+                                    track=True)))
+    (result,) = [r for r in runner.run() if r["probe"] == "lr"]
+    uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.search_runs(experiment_names=["ecgbench"], output_format="list",
+                               filter_string="tags.method = 'random-init' and tags.seed = '0' and tags.probe = 'lr'")
+    assert len(found) == 1 and found[0].info.run_name == f"random-init · {result['task_key']} · seed 0 · lr"
+    assert found[0].data.tags["task"] == result["task_key"] and found[0].data.tags["preset"] == "smoke"
+    client = MlflowClient(uri)
+    names = {a.path for a in client.list_artifacts(found[0].info.run_id)}
+    assert {"confusion_matrix.json", "per_class.json"} <= names and any(n.endswith(".npz") for n in names)
+    matrix = json.loads(Path(client.download_artifacts(found[0].info.run_id, "confusion_matrix.json",
+                                                       str(tmp_path))).read_text())
+    assert matrix["labels"] == [0, 1] and sum(map(sum, matrix["matrix"])) == result["n"]["test"]
 
 
 # ----- label-using methods, base-method chains, not-applicable cells ---------------------------

@@ -96,8 +96,7 @@ def not_applicable_record(ctx: RunContext, config: RunConfig, task: Task, protoc
     }
     write_json(path, result)
     ctx.new_results += 1
-    record.log_not_applicable(ctx, key, NOT_APPLICABLE, {
-        "task": task.key, "run_id": config.run_id, "probe": probe_spec, "reason": str(reason)})
+    record.log_result(ctx, key, {"probe": probe_spec, "task": task.key, "run_id": config.run_id}, result, path)
     return result
 
 

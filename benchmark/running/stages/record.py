@@ -46,15 +46,9 @@ def log_pretraining(ctx: RunContext, run_id: str, run_record: dict[str, Any]) ->
 def log_result(ctx: RunContext, key: str, params: dict[str, Any], result: dict[str, Any], path: Path) -> None:
     if not ctx.tracker:
         return
-    from ecgbench.running.tracking import result_metrics
-
-    ctx.tracker.log_child(key, "result", params={**params, "probe_params": result["probe_params"]},
-                          metrics=result_metrics(result), artifacts=[path])
+    ctx.tracker.log_result({**result, "key": key, "probe_spec": params["probe"]}, path)
 
 
-def log_not_applicable(ctx: RunContext, key: str, status: str, params: dict[str, Any]) -> None:
-    if ctx.tracker:
-        ctx.tracker.log_child(f"{key}#{status}", status, params=params, metrics={})
 
 
 def log_analysis(ctx: RunContext, key: str, params: dict[str, Any], extras: dict[str, Any],
