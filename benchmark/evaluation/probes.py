@@ -21,8 +21,9 @@ import contextlib
 import itertools
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -268,8 +269,9 @@ def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outc
     """Fit every C on one precomputed RBF kernel; each model is the plain RBF SVC in effect.
 
     libsvm spends almost all its time on kernel rows (n x features each); the grid differs
-    only in C, so the train x train kernel is computed once (with ``gamma="scale"``'s value)
-    and each candidate's solver only looks entries up. A kept model is
+    only in C, so the train x train kernel is computed once (with ``gamma="scale"``'s value,
+    its upper half mirrored: :func:`_rbf_train_kernel`) and each candidate's solver only looks
+    entries up. A kept model is
     ``Pipeline(kernel rows against the training rows, SVC(kernel="precomputed"))``: same
     support vectors and decision values within ~1e-13 of :func:`make_estimator`'s RBF SVC
     (tests/evaluation/test_probes.py compares predictions), without refitting the winner (a plain RBF
@@ -288,7 +290,7 @@ def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outc
     variance = rows.var()
     gamma = 1.0 / (rows.shape[1] * variance) if variance != 0 else 1.0  # SVC's "scale"
     kernel_rows = FunctionTransformer(_rbf_kernel_rows, kw_args={"rows": rows, "gamma": gamma})
-    kernel = kernel_rows.transform(rows)
+    kernel = _rbf_train_kernel(rows, gamma)
     np.fill_diagonal(kernel, 1.0)  # as libsvm's RBF gives exactly; block products leave ~1e-16
     kernel_val = kernel_rows.transform(search.x_val)
 
@@ -323,6 +325,37 @@ def _rbf_kernel_rows(x: np.ndarray, rows: np.ndarray, gamma: float) -> np.ndarra
 
     Parallel(n_jobs=N_JOBS, backend="threading")(
         delayed(block)(start) for start in range(0, len(x), KERNEL_BLOCK_ROWS))
+    return out
+
+
+def _rbf_train_kernel(rows: np.ndarray, gamma: float) -> np.ndarray:
+    """``rbf_kernel(rows, rows, gamma)``: each block row from the diagonal on, mirrored below it.
+
+    The kernel is symmetric, so half the products and exponentials suffice; it comes out
+    exactly symmetric, as libsvm's own RBF kernel is (entry i, j and entry j, i are the same
+    sum there), where the full product differs from its transpose in the last bit.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.metrics.pairwise import euclidean_distances
+    from sklearn.utils.extmath import row_norms
+
+    out = np.empty((len(rows), len(rows)))
+    squared_norms = row_norms(rows, squared=True)
+
+    def block(start: int) -> None:
+        part = slice(start, start + KERNEL_BLOCK_ROWS)
+        upper = euclidean_distances(rows[part], rows[start:], squared=True,
+                                    Y_norm_squared=squared_norms[np.newaxis, start:])
+        upper *= -gamma
+        np.exp(upper, out=upper)
+        diagonal = upper[:, :len(upper)]
+        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+        out[part, start:] = upper
+        out[start:, part] = upper.T
+
+    # widest blocks first; the blocks write disjoint strips of ``out``
+    Parallel(n_jobs=N_JOBS, backend="threading")(
+        delayed(block)(start) for start in range(0, len(rows), KERNEL_BLOCK_ROWS))
     return out
 
 

@@ -257,6 +257,16 @@ def test_kernel_rows_are_sklearns_rbf_kernel(monkeypatch):
                                rtol=1e-12)
 
 
+def test_train_kernel_is_sklearns_rbf_kernel_and_exactly_symmetric(monkeypatch):
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    monkeypatch.setattr(probes, "KERNEL_BLOCK_ROWS", 7)  # several blocks and a ragged last one
+    x = np.random.default_rng(0).normal(size=(50, 6))
+    kernel = probes._rbf_train_kernel(x, 0.2)
+    np.testing.assert_array_equal(kernel, kernel.T)
+    np.testing.assert_allclose(kernel, rbf_kernel(x, x, gamma=0.2), rtol=1e-12)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_kept_svc_is_the_plain_rbf_svc(kind, monkeypatch):
     """The kept SVC (fitted on the shared precomputed kernel, no refit) is the plain RBF SVC."""
