@@ -18,6 +18,7 @@ functions only.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import time
@@ -189,7 +190,8 @@ def fit_probe(
     validation would select (tests/evaluation/test_probes.py compares the two); only the work differs:
     the scaler is fitted once and shared, single-threaded candidates run in parallel, the RBF
     SVC grid shares one precomputed kernel (:func:`_svc_on_shared_kernel`) and keeps the
-    winner as fitted on it.
+    winner as fitted on it, a forest grid fits one forest per depth, at its largest
+    ``n_estimators`` (:func:`_forest_prefixes`).
     """
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -302,6 +304,47 @@ def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outc
         return Parallel(n_jobs=len(points), backend="threading")(delayed(one)(p) for p in points)
 
 
+def _forest_prefixes(search: _Search, points: list[dict[str, Any]]) -> Outcomes:
+    """One forest per setting of the other parameters, at its largest ``n_estimators``; each
+    smaller ``n_estimators`` candidate is its first trees.
+
+    A forest draws its trees' seeds one after another from ``random_state``, so its first n
+    trees are, node for node, the trees of the same forest fitted with n (``warm_start``
+    rests on this; tests/evaluation/test_probes.py checks it). Each candidate is scored as the
+    plain search scores it. Depths share nothing: a depth-limited tree is not a pruned deeper
+    one, since the nodes below the limit draw from the same random stream as the nodes after
+    them.
+    """
+    outcomes: dict[int, tuple[float, Any]] = {}
+    for indices in _groups_apart_from(points, "n_estimators"):
+        largest = max(points[i]["n_estimators"] for i in indices)
+        forest = search.build({**points[indices[0]], "n_estimators": largest})
+        forest.fit(search.x_train, search.y_train)
+        for i in indices:
+            model = _first_trees(forest, points[i]["n_estimators"])
+            outcomes[i] = search.score(model), model
+    return [outcomes[i] for i in range(len(points))]
+
+
+def _groups_apart_from(points: list[dict[str, Any]], name: str) -> list[list[int]]:
+    """Indices of the points, grouped by their values of every parameter but ``name``."""
+    groups: dict[str, list[int]] = {}
+    for index, point in enumerate(points):
+        rest = sorted((k, v) for k, v in point.items() if k != name)
+        groups.setdefault(repr(rest), []).append(index)
+    return list(groups.values())
+
+
+def _first_trees(forest: Any, n: int) -> Any:
+    """The fitted forest of ``forest``'s first ``n`` trees."""
+    if n == len(forest.estimators_):
+        return forest
+    prefix = copy.copy(forest)
+    prefix.estimators_ = forest.estimators_[:n]
+    prefix.n_estimators = n
+    return prefix
+
+
 def _rbf_kernel_rows(x: np.ndarray, rows: np.ndarray, gamma: float) -> np.ndarray:
     """scikit-learn's ``rbf_kernel(x, rows, gamma)``, in blocks of x's rows on N_JOBS threads.
 
@@ -361,7 +404,7 @@ def _rbf_train_kernel(rows: np.ndarray, gamma: float) -> np.ndarray:
 
 KERNEL_BLOCK_ROWS = 512  # 512 x 17,000 float64 kernel entries are 70 MB
 KERNEL_BYTES = 4 * 2**30  # largest precomputed train kernel (float64) the SVC search builds
-_SHARED_WORK = {"svc": _svc_on_shared_kernel}
+_SHARED_WORK = {"svc": _svc_on_shared_kernel, "rf": _forest_prefixes}
 
 
 @contextlib.contextmanager
