@@ -10,6 +10,16 @@ machine the wall time means little without it.
 
 ``--skip-plain`` / ``--skip-search`` time one side only (the plain default MLP alone takes minutes).
 
+Before and after a change, interleaved (the search only; each run a fresh process, so neither
+inherits the other's memory; rounds of REV's probes.py, then this tree's):
+
+    python scripts/probe_timing.py --before 762b7ae --rounds 3 \
+        --out results/bench/probes-17000x256-search-fast.json
+
+writes the after runs to ``--out`` and the before runs beside it (``-before.json``), each with
+every run, its load averages and the per-probe medians, and fails if any run's selection or
+candidate validation scores differ from the first before run's.
+
 The embeddings are a realistic stand-in for a multilabel ECG task (5 correlated labels,
 prevalences 10-45 %, labels partly non-linear in a 16-d latent that the 256-d embedding mixes
 with noise), generated from ``--seed``.
@@ -21,9 +31,12 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -101,12 +114,13 @@ def time_probe(probe: str, kind: str, data, seed: int, probes, plain: bool = Tru
     return {
         "probe": probe, "candidates": fit and len(fit.candidates), "chosen": fit and repr(fit.params),
         "val_" + MAIN_METRIC: fit and round(fit.val_score, 4),
+        "candidate_values": fit and [value for _, value in fit.candidates],
         "search_wall_s": wall, "search_cpu_s": cpu, "search_load_avg_1m": load,
         "plain_fit_wall_s": plain_wall, "plain_fit_cpu_s": plain_cpu, "plain_load_avg_1m": plain_load,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=17_000)
     parser.add_argument("--n-val", type=int, default=2_100)
@@ -118,9 +132,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="time this file's fit_probe instead of ecgbench.evaluation.probes (before/after)")
     parser.add_argument("--skip-plain", action="store_true", help="time the search only")
     parser.add_argument("--skip-search", action="store_true", help="time the plain fits only")
+    parser.add_argument("--before", default=None, metavar="REV",
+                        help="interleave the search of REV's benchmark/evaluation/probes.py with this tree's")
+    parser.add_argument("--rounds", type=int, default=3, help="with --before: rounds of (before, after)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write (temp file + rename)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return compare(args) if args.before else time_once(args)
+
+
+def time_once(args: argparse.Namespace) -> int:
     import warnings
 
     from tabulate import tabulate
@@ -142,19 +166,85 @@ def main(argv: list[str] | None = None) -> int:
                    headers=["probe", "cand.", "chosen", "search wall s", "search CPU s", "load 1m",
                             "plain fit wall s", "plain fit CPU s", "load 1m"], tablefmt="github"))
     if args.out:
-        record = {
-            "command": " ".join(["python", *sys.argv]), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.machine(), "cpus": os.cpu_count(), "kind": args.kind,
-            "probes_module": str(args.probes_module or "ecgbench.evaluation.probes"), "shape": [args.n_train, args.dim], "n_val": args.n_val, "seed": args.seed,
+        write_json(args.out, {
+            **_header(args), "probes_module": str(args.probes_module or "ecgbench.evaluation.probes"),
             "note": "wall and process CPU seconds (all threads) on a shared machine; load_avg_1m is "
                     "os.getloadavg()[0] read just before each timing",
             "probes": rows, "total": total,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        tmp.replace(args.out)
+        })
     return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Rounds of (before, after), each run a fresh process of this script timing the search only."""
+    if args.out is None:
+        raise SystemExit("--before needs --out")
+    passed = ["--n-train", str(args.n_train), "--n-val", str(args.n_val), "--dim", str(args.dim),
+              "--kind", args.kind, "--probes", args.probes, "--seed", str(args.seed), "--skip-plain"]
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        before_module = Path(tmp) / "probes_before.py"
+        before_module.write_text(_git("show", f"{args.before}:benchmark/evaluation/probes.py"))
+        for round_ in range(args.rounds):
+            for variant in ("before", "after"):
+                out = Path(tmp) / f"{variant}-{round_}.json"
+                module = ["--probes-module", str(before_module)] if variant == "before" else []
+                load = load_average()
+                subprocess.run([sys.executable, __file__, *passed, *module, "--out", str(out)], check=True)
+                runs[variant].append({"round": round_, "load_avg_1m_at_start": load,
+                                      **{k: v for k, v in json.loads(out.read_text()).items() if k in ("probes", "total")}})
+    same = _same_selections(runs)
+    revisions = {"before": args.before, "after": _git("rev-parse", "--short", "HEAD").strip()
+                 + ("+uncommitted" if _git("status", "--porcelain", "--", "benchmark").strip() else "")}
+    for variant, path in (("after", args.out), ("before", args.out.with_name(args.out.stem + "-before.json"))):
+        write_json(path, {**_header(args), "variant": variant, "revision": revisions[variant],
+                          "same_selections_as_before": same, "note": COMPARE_NOTE,
+                          "median": _medians(runs[variant]), "runs": runs[variant]})
+        print(variant, json.dumps(_medians(runs[variant])["total"]))
+    print("same selections and candidate scores:", same)
+    return 0 if same else 1
+
+
+COMPARE_NOTE = ("rounds of (before, after), each a fresh process on a shared machine; wall and process "
+                "CPU seconds (all threads) per probe search; search_load_avg_1m is os.getloadavg()[0] "
+                "read just before each probe's search; median: per probe over the rounds")
+
+
+def _same_selections(runs: dict[str, list[dict]]) -> bool:
+    """Every run chose what the first before run chose, from the same validation scores."""
+    def picks(run: dict) -> list:
+        return [(row["probe"], row["chosen"], row["candidate_values"]) for row in run["probes"]]
+    reference = picks(runs["before"][0])
+    return all(picks(run) == reference for variant in runs.values() for run in variant)
+
+
+def _medians(runs: list[dict]) -> dict:
+    probes = [{"probe": rows[0]["probe"], "chosen": rows[0]["chosen"],
+               **{key: round(statistics.median(row[key] for row in rows), 2)
+                  for key in ("search_wall_s", "search_cpu_s", "search_load_avg_1m")}}
+              for rows in zip(*(run["probes"] for run in runs))]
+    total = {key: round(statistics.median(run["total"][key] for run in runs), 2)
+             for key in ("search_wall_s", "search_cpu_s")}
+    return {"probes": probes, "total": total}
+
+
+def _header(args: argparse.Namespace) -> dict:
+    return {"command": " ".join(["python", *sys.argv]), "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": platform.machine(), "cpus": os.cpu_count(), "kind": args.kind,
+            "shape": [args.n_train, args.dim], "n_val": args.n_val, "seed": args.seed}
+
+
+def _git(*command: str) -> str:
+    return subprocess.run(["git", *command], check=True, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent).stdout
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Temp file + rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ functions only.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +190,8 @@ def fit_probe(
     validation would select (tests/evaluation/test_probes.py compares the two); only the work differs:
     the scaler is fitted once and shared, single-threaded candidates run in parallel, the RBF
     SVC grid shares one precomputed kernel (:func:`_svc_on_shared_kernel`) and keeps the
-    winner as fitted on it.
+    winner as fitted on it, a forest grid fits one forest per depth, at its largest
+    ``n_estimators`` (:func:`_forest_prefixes`).
     """
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -268,8 +271,9 @@ def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outc
     """Fit every C on one precomputed RBF kernel; each model is the plain RBF SVC in effect.
 
     libsvm spends almost all its time on kernel rows (n x features each); the grid differs
-    only in C, so the train x train kernel is computed once (with ``gamma="scale"``'s value)
-    and each candidate's solver only looks entries up. A kept model is
+    only in C, so the train x train kernel is computed once (with ``gamma="scale"``'s value,
+    its upper half mirrored: :func:`_rbf_train_kernel`) and each candidate's solver only looks
+    entries up. A kept model is
     ``Pipeline(kernel rows against the training rows, SVC(kernel="precomputed"))``: same
     support vectors and decision values within ~1e-13 of :func:`make_estimator`'s RBF SVC
     (tests/evaluation/test_probes.py compares predictions), without refitting the winner (a plain RBF
@@ -288,7 +292,7 @@ def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outc
     variance = rows.var()
     gamma = 1.0 / (rows.shape[1] * variance) if variance != 0 else 1.0  # SVC's "scale"
     kernel_rows = FunctionTransformer(_rbf_kernel_rows, kw_args={"rows": rows, "gamma": gamma})
-    kernel = kernel_rows.transform(rows)
+    kernel = _rbf_train_kernel(rows, gamma)
     np.fill_diagonal(kernel, 1.0)  # as libsvm's RBF gives exactly; block products leave ~1e-16
     kernel_val = kernel_rows.transform(search.x_val)
 
@@ -298,6 +302,47 @@ def _svc_on_shared_kernel(search: _Search, points: list[dict[str, Any]]) -> Outc
 
     with config_context(assume_finite=True):  # the kernel is finite; skip a full scan per fit
         return Parallel(n_jobs=len(points), backend="threading")(delayed(one)(p) for p in points)
+
+
+def _forest_prefixes(search: _Search, points: list[dict[str, Any]]) -> Outcomes:
+    """One forest per setting of the other parameters, at its largest ``n_estimators``; each
+    smaller ``n_estimators`` candidate is its first trees.
+
+    A forest draws its trees' seeds one after another from ``random_state``, so its first n
+    trees are, node for node, the trees of the same forest fitted with n (``warm_start``
+    rests on this; tests/evaluation/test_probes.py checks it). Each candidate is scored as the
+    plain search scores it. Depths share nothing: a depth-limited tree is not a pruned deeper
+    one, since the nodes below the limit draw from the same random stream as the nodes after
+    them.
+    """
+    outcomes: dict[int, tuple[float, Any]] = {}
+    for indices in _groups_apart_from(points, "n_estimators"):
+        largest = max(points[i]["n_estimators"] for i in indices)
+        forest = search.build({**points[indices[0]], "n_estimators": largest})
+        forest.fit(search.x_train, search.y_train)
+        for i in indices:
+            model = _first_trees(forest, points[i]["n_estimators"])
+            outcomes[i] = search.score(model), model
+    return [outcomes[i] for i in range(len(points))]
+
+
+def _groups_apart_from(points: list[dict[str, Any]], name: str) -> list[list[int]]:
+    """Indices of the points, grouped by their values of every parameter but ``name``."""
+    groups: dict[str, list[int]] = {}
+    for index, point in enumerate(points):
+        rest = sorted((k, v) for k, v in point.items() if k != name)
+        groups.setdefault(repr(rest), []).append(index)
+    return list(groups.values())
+
+
+def _first_trees(forest: Any, n: int) -> Any:
+    """The fitted forest of ``forest``'s first ``n`` trees."""
+    if n == len(forest.estimators_):
+        return forest
+    prefix = copy.copy(forest)
+    prefix.estimators_ = forest.estimators_[:n]
+    prefix.n_estimators = n
+    return prefix
 
 
 def _rbf_kernel_rows(x: np.ndarray, rows: np.ndarray, gamma: float) -> np.ndarray:
@@ -326,9 +371,40 @@ def _rbf_kernel_rows(x: np.ndarray, rows: np.ndarray, gamma: float) -> np.ndarra
     return out
 
 
+def _rbf_train_kernel(rows: np.ndarray, gamma: float) -> np.ndarray:
+    """``rbf_kernel(rows, rows, gamma)``: each block row from the diagonal on, mirrored below it.
+
+    The kernel is symmetric, so half the products and exponentials suffice; it comes out
+    exactly symmetric, as libsvm's own RBF kernel is (entry i, j and entry j, i are the same
+    sum there), where the full product differs from its transpose in the last bit.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.metrics.pairwise import euclidean_distances
+    from sklearn.utils.extmath import row_norms
+
+    out = np.empty((len(rows), len(rows)))
+    squared_norms = row_norms(rows, squared=True)
+
+    def block(start: int) -> None:
+        part = slice(start, start + KERNEL_BLOCK_ROWS)
+        upper = euclidean_distances(rows[part], rows[start:], squared=True,
+                                    Y_norm_squared=squared_norms[np.newaxis, start:])
+        upper *= -gamma
+        np.exp(upper, out=upper)
+        diagonal = upper[:, :len(upper)]
+        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+        out[part, start:] = upper
+        out[start:, part] = upper.T
+
+    # widest blocks first; the blocks write disjoint strips of ``out``
+    Parallel(n_jobs=N_JOBS, backend="threading")(
+        delayed(block)(start) for start in range(0, len(rows), KERNEL_BLOCK_ROWS))
+    return out
+
+
 KERNEL_BLOCK_ROWS = 512  # 512 x 17,000 float64 kernel entries are 70 MB
 KERNEL_BYTES = 4 * 2**30  # largest precomputed train kernel (float64) the SVC search builds
-_SHARED_WORK = {"svc": _svc_on_shared_kernel}
+_SHARED_WORK = {"svc": _svc_on_shared_kernel, "rf": _forest_prefixes}
 
 
 @contextlib.contextmanager

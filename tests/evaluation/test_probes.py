@@ -214,10 +214,24 @@ def _exhaustive(probe, kind, xt, yt, xv, yv, metric, seed):
     return best, values
 
 
-@pytest.mark.parametrize("probe,kind", [("svc", kind) for kind in KINDS] + [  # svc: own path
-    (probe, kind) for probe in ("knn", "lr", "mlp", "rf") for kind in ("multiclass", "multilabel")]
-    + [("lr", "binary"), ("lr", "regression"), ("knn", "regression")])
+@pytest.mark.parametrize("probe,kind", [(probe, kind) for probe in sorted(PROBES) for kind in KINDS])
 def test_search_selects_what_the_exhaustive_search_selects(probe, kind):
+    _assert_search_is_exhaustive(probe, kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forest_sizes_share_one_forest_and_select_what_the_exhaustive_search_selects(kind, monkeypatch):
+    """A grid of several n_estimators per depth: each depth's largest forest is fitted once."""
+    monkeypatch.setitem(probes.GRIDS["rf"], "full", {"n_estimators": (4, 30, 12), "max_depth": (None, 3)})
+    fits = []
+    real_build = probes._Search.build
+    monkeypatch.setattr(probes._Search, "build", lambda self, params, **options: fits.append(params)
+                        or real_build(self, params, **options))
+    _assert_search_is_exhaustive("rf", kind)
+    assert fits == [{"n_estimators": 30, "max_depth": None}, {"n_estimators": 30, "max_depth": 3}]
+
+
+def _assert_search_is_exhaustive(probe, kind):
     x, y = _informative(kind, seed=3)
     x = x + np.random.default_rng(3).normal(scale=2.0, size=x.shape)  # let the grid matter
     xt, yt, xv, yv, xs, _ = _split(x, y)
@@ -226,7 +240,7 @@ def test_search_selects_what_the_exhaustive_search_selects(probe, kind):
         yt[:, 3] = 0  # a label never positive in train (a constant one-vs-rest problem)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        (index, params, reference), values = _exhaustive(probe, kind, xt, yt, xv, yv, MAIN[kind], 0)
+        (_, params, reference), values = _exhaustive(probe, kind, xt, yt, xv, yv, MAIN[kind], 0)
         fit = fit_probe(probe, kind, xt, yt, xv, yv, MAIN[kind], seed=0, grid="full")
     assert fit.params == params
     assert [v for _, v in fit.candidates] == pytest.approx(values, rel=1e-9, abs=1e-12)
@@ -253,6 +267,37 @@ def test_kernel_rows_are_sklearns_rbf_kernel(monkeypatch):
     x, rows = rng.normal(size=(50, 6)), rng.normal(size=(30, 6))
     np.testing.assert_allclose(probes._rbf_kernel_rows(x, rows, 0.2), rbf_kernel(x, rows, gamma=0.2),
                                rtol=1e-12)
+
+
+def test_train_kernel_is_sklearns_rbf_kernel_and_exactly_symmetric(monkeypatch):
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    monkeypatch.setattr(probes, "KERNEL_BLOCK_ROWS", 7)  # several blocks and a ragged last one
+    x = np.random.default_rng(0).normal(size=(50, 6))
+    kernel = probes._rbf_train_kernel(x, 0.2)
+    np.testing.assert_array_equal(kernel, kernel.T)
+    np.testing.assert_allclose(kernel, rbf_kernel(x, x, gamma=0.2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_forest_candidate_is_the_forest_fitted_alone(kind, monkeypatch):
+    """Tree seeds are drawn in turn from random_state: a forest's first n trees are the forest of n."""
+    monkeypatch.setattr(probes, "N_JOBS", 1)  # trees' outputs summed in tree order: bit for bit
+    xt, yt, xv, yv, xs, _ = _split(*_informative(kind, seed=4))
+    points = [{"n_estimators": n, "max_depth": d} for n in (4, 30, 12) for d in (None, 3)]
+    search = probes._Search("rf", kind, 7, xt, yt, xv, yv, MAIN[kind], 3 if kind == "multiclass" else None)
+    for params, (value, model) in zip(points, probes._forest_prefixes(search, points), strict=True):
+        alone = search.build(params).fit(xt, yt)
+        assert model.get_params() == alone.get_params()
+        for ours, theirs in zip(model.estimators_, alone.estimators_, strict=True):
+            for array in ("children_left", "children_right", "feature", "threshold", "value",
+                          "n_node_samples", "weighted_n_node_samples", "impurity"):
+                np.testing.assert_array_equal(getattr(ours.tree_, array), getattr(theirs.tree_, array))
+        assert value == search.score(alone)
+        ours, theirs = predict(model, xs, kind), predict(alone, xs, kind)
+        np.testing.assert_array_equal(ours.y_pred, theirs.y_pred)
+        if kind != "regression":
+            np.testing.assert_array_equal(ours.scores, theirs.scores)
 
 
 @pytest.mark.parametrize("kind", KINDS)
