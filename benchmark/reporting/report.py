@@ -22,6 +22,7 @@ import base64
 import contextlib
 import html
 import io
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -39,7 +40,6 @@ from ecgbench.reporting.leaderboard import (
     PresetBoard,
     TaskBoard,
     build,
-    cell_text,
     sample_boards,
     sample_heading,
     sample_results,
@@ -163,6 +163,11 @@ def embedding_plots(results_dir: str | Path) -> list[tuple[str, str, Path, str]]
     return sorted(plot[1:] for plot in chosen.values())
 
 
+def _plot_cell(results_dir: str | Path, run_id: str) -> tuple[str, str]:
+    config = _run_config(results_dir, run_id) or {}
+    return str(config.get("method", run_id)), str(config.get("preset"))
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -275,26 +280,50 @@ def _figure_html(png: str, caption: str, alt: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
+def _cell(value: Any) -> str:
+    """A table cell; ``(text, title)`` shows ``title`` on hover (a result's key and config)."""
+    if isinstance(value, tuple):
+        text, title = value
+        return f'<td title="{html.escape(str(title))}">{html.escape(str(text))}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _table(rows: list[list[Any]], headers: list[str], sortable: bool = False) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    table = f"<table{' class=sortable' if sortable else ''}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if not sortable:
+        return table
+    return f'<input class=filter type=search placeholder="filter rows" aria-label="filter rows">{table}'
 
 
-def _group_html(group: PresetBoard, title: str | None = None) -> str:
+def _keyed(rows: list[list[Any]], entries: list[Any], column: int) -> list[list[Any]]:
+    """Rows whose ``column`` shows on hover the result keys and the config it came from."""
+    out = []
+    for row, entry in zip(rows, entries):
+        config = (entry.records[0].get("run_config") or {}).get("method_config") or {}
+        title = "; ".join(r.get("key", "?") for r in entry.records) + " | " + json.dumps(config, sort_keys=True)[:600]
+        out.append([*row[:column], (row[column], title), *row[column + 1:]])
+    return out + rows[len(entries):]
+
+
+def _group_html(group: PresetBoard, title: str | None = None, results_dir: str | Path = "results") -> str:
     records = [r for board in group.tasks for e in board.entries for r in e.records]
     title = title or f"Preset {group.preset} · {group.suite} · {group.protocol}"
-    parts = [f"<h2>{html.escape(title)}</h2>", f"<p class=what>{html.escape(what_ran(records))}</p>"]
+    parts = [f"<h2 id={_anchor(title)}>{html.escape(title)}</h2>", f"<p class=what>{html.escape(what_ran(records))}</p>"]
     tasks = [t.task_key for t in group.tasks]
     parts.append("<h3>Standing: tasks in the top group</h3>" + f"<p class=note>{html.escape(STANDING)}</p>"
                  + _table(summary_rows(group), ["method", *tasks, "top group"]))
     for board in group.tasks:
         headers, rows = task_rows(board)
+        rows = _keyed(rows, board.entries, 3)
         rows += [[label, "–", "–", why] + ["–"] * (len(headers) - 4) for label, why in board.missing.items()]
-        parts.append(f"<h3>{html.escape(board.task_key)} · {html.escape(board.metric)}</h3>"
-                     f"<p class=n>{html.escape(sizes_text(board.sizes))}</p>" + _table(rows, headers))
+        anchor = _anchor(f"{group.preset}-{group.suite}-{group.protocol}-{board.task_key}")
+        parts.append(f"<h3 id={anchor}>{html.escape(board.task_key)} · {html.escape(board.metric)}</h3>"
+                     f"<p class=n>{html.escape(sizes_text(board.sizes))}</p>" + _table(rows, headers, sortable=True))
         for note in separation_notes(board) + ([board.significance_note] if board.significance_note else []):
             parts.append(f"<p class=note>{html.escape(note)}</p>")
+        parts += _per_class_html(board, results_dir)
         board_records = [r for e in board.entries for r in e.records]
         if not board_records:  # every method that tried was not applicable: the table says why
             continue
@@ -317,15 +346,106 @@ def _group_html(group: PresetBoard, title: str | None = None) -> str:
     return "\n".join(parts)
 
 
+def _anchor(text: str) -> str:
+    return "s-" + "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def _per_class_html(board: TaskBoard, results_dir: str | Path) -> list[str]:
+    """Per-class F1 of every method (mean over seeds), and the reference's confusion matrix
+    (its first seed's test predictions), for classification tasks."""
+    rows, classes = [], []
+    for entry in board.entries:
+        per_class = [r["metrics"].get("per_class_f1") or {} for r in entry.records]
+        names = [c for c in per_class[0]] if per_class and per_class[0] else []
+        classes = classes or names
+        rows.append([entry.label, *(f"{np.mean([p.get(c, np.nan) for p in per_class]):.3f}" for c in classes)])
+    if not classes:
+        return []
+    parts = [f"<details><summary>per-class F1 on {html.escape(board.task_key)}</summary>"
+             + _table(rows, ["method", *classes], sortable=True) + "</details>"]
+    reference = board.separation.reference if board.separation else None
+    entry = next((e for e in board.entries if e.method == reference), None)
+    matrix = _confusion(entry.records[0], results_dir) if entry else None
+    if matrix:
+        labels, counts = matrix
+        body = [[f"true {label}", *row] for label, row in zip(labels, counts)]
+        parts.append(f"<details><summary>confusion matrix of the reference, {html.escape(entry.label)} "
+                     f"(seed {entry.records[0]['seed']}, {html.escape(entry.probe)})</summary>"
+                     + _table(body, ["", *(f"predicted {label}" for label in labels)]) + "</details>")
+    return parts
+
+
+def _confusion(record: dict[str, Any], results_dir: str | Path) -> tuple[list, list] | None:
+    from ecgbench.evaluation.stats import load_predictions
+
+    if record.get("task_kind") not in ("binary", "multiclass") or not record.get("predictions"):
+        return None
+    try:
+        arrays = load_predictions(record, Path(results_dir))
+    except ValueError:
+        return None
+    from sklearn.metrics import confusion_matrix
+
+    labels = sorted(set(arrays["y_true"].tolist()) | set(arrays["y_pred"].tolist()))
+    return labels, confusion_matrix(arrays["y_true"], arrays["y_pred"], labels=labels).tolist()
+
+
+def _contents(body: str) -> str:
+    """A table of contents of the page's h2 and h3 headings that carry an id."""
+    import re
+
+    items = []
+    for level, anchor, title in re.findall(r"<h([23]) id=(\S+?)>(.*?)</h\1>", body):
+        items.append(f'<li class=l{level}><a href="#{anchor}">{title}</a></li>')
+    return f"<nav><h2>Contents</h2><ul>{''.join(items)}</ul></nav>" if items else ""
+
+
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1em;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px}
 th{background:#f3f3f3}figure{margin:1em 0}img{max-width:100%}figcaption{font-size:0.85em;color:#444}
-.note,.what{font-size:0.85em;color:#555}"""
+.note,.what{font-size:0.85em;color:#555}nav ul{list-style:none;padding-left:0;columns:2}nav .l3{padding-left:1.5em}
+th{cursor:pointer}input.filter{margin-top:0.5em;font-size:0.85em}"""
 # Counts the figures the browser decoded, so a headless browser's DOM dump says what rendered.
 SCRIPT = """window.addEventListener('load', function () {
   var shown = Array.prototype.filter.call(document.images, function (i) { return i.complete && i.naturalWidth > 0; });
   document.body.setAttribute('data-figures-rendered', String(shown.length));
   document.body.setAttribute('data-figures', String(document.images.length));
+  // sortable tables: a click on a header sorts by that column (numbers by value), again to reverse
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    table.querySelectorAll('th').forEach(function (th, column) {
+      th.addEventListener('click', function () {
+        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        var up = th.getAttribute('data-order') !== 'up';
+        var key = function (row) { var t = row.cells[column].textContent.replace('\u2212', '-');
+          var n = parseFloat(t); return isNaN(n) ? t : n; };
+        rows.sort(function (a, b) { var x = key(a), y = key(b);
+          var c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === 'number' ? -1 : 1);
+          return up ? c : -c; });
+        rows.forEach(function (row) { body.appendChild(row); });
+        th.setAttribute('data-order', up ? 'up' : 'down');
+        table.setAttribute('data-sorted', String(column));
+      });
+    });
+    var filter = table.previousElementSibling;  // rows whose text holds the filter's words stay
+    if (filter && filter.classList.contains('filter')) {
+      filter.addEventListener('input', function () {
+        var words = filter.value.toLowerCase();
+        Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+          row.style.display = row.textContent.toLowerCase().indexOf(words) >= 0 ? '' : 'none'; });
+      });
+    }
+  });
+  // links of the contents that lead nowhere, for a headless check
+  var broken = Array.prototype.filter.call(document.querySelectorAll('nav a'), function (a) {
+    return !document.getElementById(a.getAttribute('href').slice(1)); });
+  document.body.setAttribute('data-broken-links', String(broken.length));
+  if (location.hash === '#check-sorting') {  // a headless browser's click on the first table's test column
+    var first = document.querySelector('table.sortable'), th = first.querySelectorAll('th')[3];
+    th.click();
+    document.body.setAttribute('data-sorted-up', first.tBodies[0].rows[0].cells[0].textContent);
+    th.click();
+    document.body.setAttribute('data-sorted-down', first.tBodies[0].rows[0].cells[0].textContent);
+  }
 });"""
 
 
@@ -341,27 +461,49 @@ def render(results: list[dict[str, Any]], results_dir: str | Path,
              f"{html.escape(str(Path(results_dir) / 'runs'))}. {html.escape(note)}</p>"]
     if not groups:
         parts.append("<p>No scored results yet: run <code>ecgbench run</code> first.</p>")
-    parts += [_group_html(group) for group in groups]
+    parts += [_group_html(group, results_dir=results_dir) for group in groups]
     small = sample_boards(sample_results(results_dir) if samples is None else samples, results_dir,
                           stored=StoredTests(Path(results_dir) / SAMPLE_DIR, check=False))
     if small:
         intro = SAMPLE_INTRO.format(source=Path(results_dir) / SAMPLE_DIR / "runs")
         parts.append(f"<h2 id=small-sample>Small-sample results on real data</h2><p class=note>{html.escape(intro)}</p>")
-        parts += [_group_html(group, sample_heading(group).lstrip("# ").replace("`", "")) for group in small]
-    parts += _extras_html(results, results_dir)
+        parts += [_group_html(group, sample_heading(group).lstrip("# ").replace("`", ""), Path(results_dir) / SAMPLE_DIR)
+                  for group in small]
+    parts += _extras_html(results, results_dir, groups)
     body = "\n".join(parts)
+    body = body.replace("</p>", "</p>" + _contents(body), 1)  # after the opening note
     return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>ecgbench report</title>"
             f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>\n{body}\n</body></html>\n")
 
 
-def _extras_html(results: list[dict[str, Any]], results_dir: str | Path) -> list[str]:
+GALLERY = 3  # t-SNE plots per (preset, task): the best on validation, plus the untrained control
+
+
+def gallery(groups: list[PresetBoard]) -> set[tuple[str, str, str]]:
+    """(method, preset, task key) whose t-SNE plots the page shows: per task the ``GALLERY``
+    methods with the best mean validation score of their chosen probe, and ``random-init``."""
+    from ecgbench.core.contracts import HIGHER_IS_BETTER
+
+    chosen = set()
+    for group in groups:
+        for board in group.tasks:
+            sign = 1 if HIGHER_IS_BETTER.get(board.metric, True) else -1
+            scored = [(sign * float(np.mean([r["val_score"] for r in e.records])), e.method) for e in board.entries
+                      if all(_finite(r.get("val_score")) for r in e.records)]
+            best = [m for _, m in sorted(scored, reverse=True)[:GALLERY]]
+            chosen |= {(m, group.preset, board.task_key) for m in [*best, "random-init"]}
+    return chosen
+
+
+def _extras_html(results: list[dict[str, Any]], results_dir: str | Path,
+                 groups: list[PresetBoard] | None = None) -> list[str]:
     parts = []
     efficiency = label_efficiency_data(results)
     by_task: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
     for (preset, task_key, method), curve in efficiency.items():
         by_task[(preset, task_key)][method] = curve
     if by_task:
-        parts.append("<h2>Label efficiency</h2>")
+        parts.append("<h2 id=s-label-efficiency>Label efficiency</h2>")
     for (preset, task_key), curves in sorted(by_task.items()):
         seeds = sorted({s for c in curves.values() for seeds in c["seeds"] for s in seeds})
         parts.append(_figure_html(
@@ -375,7 +517,7 @@ def _extras_html(results: list[dict[str, Any]], results_dir: str | Path) -> list
     for run_id, curve in losses.items():
         by_preset[(curve["preset"], curve["pretrain_data"])][run_id] = curve
     if by_preset:
-        parts.append("<h2>Pretraining loss</h2>")
+        parts.append("<h2 id=s-pretraining-loss>Pretraining loss</h2>")
     for (preset, data), curves in sorted(by_preset.items()):
         methods = sorted({c["method"] for c in curves.values()})
         seeds = sorted({str(c["seed"]) for c in curves.values()})
@@ -385,10 +527,13 @@ def _extras_html(results: list[dict[str, Any]], results_dir: str | Path) -> list
             f"comparable across methods). Methods: {', '.join(methods)}. Seeds: {', '.join(seeds)}. "
             f"Preset: {preset}. Pretraining data: {data}.",
             f"pretraining loss, preset {preset}"))
-    plots = embedding_plots(results_dir)
+    shown = gallery(groups or [])
+    plots = [p for p in embedding_plots(results_dir) if groups is None or (*_plot_cell(results_dir, p[0]), p[1]) in shown]
     if plots:
-        parts.append("<h2>Embeddings</h2>")
-        parts.append("<p>One t-SNE plot per method, preset and task: the lowest stored seed's.</p>")
+        parts.append("<h2 id=s-embeddings>Embeddings</h2>")
+        parts.append(f"<p>t-SNE of the test embeddings, the lowest stored seed's, for the {GALLERY} methods with the "
+                     "best validation score on each task and the untrained control (all plots: "
+                     f"{html.escape(str(Path(results_dir) / 'plots'))}).</p>")
     for run_id, task_key, path, run_line in plots:
         png = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(_figure_html(png, f"t-SNE of the test embeddings of run {run_id} on {task_key}, coloured by "
@@ -401,7 +546,7 @@ BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run")
 
 
-def browser(page: Path, *action: str, profile: Path | None = None) -> str:
+def browser(page: Path, *action: str, profile: Path | None = None, fragment: str = "") -> str:
     """Run Debian's headless ``chromium`` on the page with ``action`` flags (``--dump-dom``,
     ``--screenshot=PNG``) in a throw-away profile; its standard output."""
     import subprocess
@@ -410,7 +555,7 @@ def browser(page: Path, *action: str, profile: Path | None = None) -> str:
     binary = browser_binary()
     with tempfile.TemporaryDirectory() as scratch:
         command = [binary, *BROWSER_FLAGS, f"--user-data-dir={profile or scratch}", *action,
-                   Path(page).resolve().as_uri()]
+                   Path(page).resolve().as_uri() + (f"#{fragment}" if fragment else "")]
         return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
 
 

@@ -189,11 +189,12 @@ def test_real_sample_section_comes_after_the_synthetic_one_with_its_n(store):
                     "n": {"train": 200, "val": 50, "test": 42}, "n_patients": {"train": 191, "val": 44, "test": 38}})
         next(ResultStore(sample).root.glob(f"runs/{record['run_id']}/synth-superclass@v2/*.json")).unlink()
     page = render(records(store), store)
-    main_part, small = page.split("<h2 id=small-sample>Small-sample results on real data</h2>")
-    assert "ptbxl" not in main_part
+    contents, rest = page.split("</nav>", 1)  # the table of contents names every section
+    main_part, small = rest.split("<h2 id=small-sample>Small-sample results on real data</h2>")
+    assert "ptbxl" not in main_part and "ptbxl-superclass@v1" in contents
     assert "Small-sample results on real data · preset cpu · frozen-probe" in small
     assert "n (records / patients): train 200 / 191 · val 50 / 44 · test 42 / 38" in small
-    assert "synth-superclass" not in small.split("<h2>Pretraining loss</h2>")[0].split("<h2>Label efficiency")[0]
+    assert "synth-superclass" not in small.split("Pretraining loss</h2>")[0].split("Label efficiency</h2>")[0]
     assert "n (records / patients): train 1,400 / ? · val 300 / ? · test 300 / ?" in main_part
 
 
@@ -212,6 +213,11 @@ def test_a_headless_browser_renders_every_figure(store, tmp_path):
     # the page's own script counts the images the browser decoded (naturalWidth > 0)
     assert 'data-figures="6"' in body and 'data-figures-rendered="6"' in body, body
     assert "<h1>ecgbench report</h1>" in dom and "Critical-difference diagram" in dom
+    assert 'data-broken-links="0"' in body and "<nav>" in dom  # every contents link leads somewhere
+    sorted_body = re.search(r"<body([^>]*)>", browser(page, "--dump-dom", fragment="check-sorting")).group(1)
+    up = re.search(r'data-sorted-up="([^"]*)"', sorted_body).group(1)
+    down = re.search(r'data-sorted-down="([^"]*)"', sorted_body).group(1)
+    assert up != down and {up, down} <= {"good", "fair", "random-init (control)"}  # a click sorts, a second reverses
     # the command behind results/report/screenshot.png (ecgbench report --screenshot)
     assert main(["report", "--results-dir", str(store), "--out", str(page), "--screenshot", str(tmp_path / "shot.png")]) == 0
     from PIL import Image
