@@ -36,12 +36,39 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         rows = list(PROTOCOLS.items())
     else:
-        registry = METHODS if what == "methods" else TASKS
-        rows = [(name, registry.entry(name).description) for name in registry.names()]
+        return _list_registry(METHODS if what == "methods" else TASKS)
     width = max((len(name) for name, _ in rows), default=0)
     for name, description in rows:
         print(f"{name:<{width}}  {description}")
     return 0
+
+
+def _list_registry(registry) -> int:
+    """Name and description; with external entries present, also where each comes from."""
+    entries = [registry.entry(name) for name in registry.names()]
+    width = max((len(e.name) for e in entries), default=0)
+    external = any(e.digest for e in entries)
+    described = max((len(e.description) for e in entries), default=0) if external else 0
+    for e in entries:
+        source = f"  [{e.source}]" if external else ""
+        print(f"{e.name:<{width}}  {e.description:<{described}}{source}".rstrip())
+    return 0
+
+
+def cmd_new_method(args: argparse.Namespace) -> int:
+    from ecgbench.tools.plugins import new_method
+
+    path = new_method(args.name, Path(args.out))
+    print(f"ecgbench: wrote {path}; check it with 'ecgbench check-method {path}', "
+          f"run it with 'ecgbench run --include-path {path.parent} --methods {args.name}'", file=sys.stderr)
+    return 0
+
+
+def cmd_check_method(args: argparse.Namespace) -> int:
+    from ecgbench.tools.plugins import check_method_file
+
+    failures = check_method_file(Path(args.file), print)
+    return 1 if failures else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ class RunRequest:
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th job from index
     protocols: list[str] = field(default_factory=lambda: ["frozen-probe"])  # ecgbench.evaluation.protocols
     jobs: int | None = 1  # CPU worker processes for unfinished jobs; None: one per core (ecgbench.running.parallel)
+    include_paths: list[str] = field(default_factory=list)  # --include-path folders, for worker processes
 
 
 @dataclass
