@@ -247,9 +247,14 @@ def cmd_track_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    import os
+
     from ecgbench.core.config import parse_assignments
+    from ecgbench.core.registry import INCLUDE_ENV, include_paths
     from ecgbench.tools.tune import TuneRequest, run_search
 
+    if include_paths():  # Ray's trial processes start from this environment, not from our arguments
+        os.environ[INCLUDE_ENV] = os.pathsep.join(map(str, include_paths()))
     run_search(TuneRequest(
         method=METHODS.get(args.method).name, task=TASKS.get(args.task).name, trials=args.trials,
         preset=args.preset, seed=args.seed, results_dir=Path(args.results_dir),
