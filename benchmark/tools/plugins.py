@@ -65,9 +65,7 @@ def check_method_file(path: Path, say: Callable[[str], None] = print) -> int:
         raise RegistryError(f"{path}: defines no method (a top-level class with name = \"...\")")
     failures = 0
     for entry in entries:
-        cls = load_entry(entry)
-        base = METHODS.get(cls.base_method) if getattr(cls, "base_method", None) else None
-        for check, failure in run_checks(cls, entry.name, entry.description, entry.path, base):
+        for check, failure in run_checks(load_entry(entry), entry.name, entry.description, entry.path):
             failures += failure is not None
             say(f"{entry.name}: {check}: " + ("ok" if failure is None else f"FAILED: {failure}"))
     return failures
