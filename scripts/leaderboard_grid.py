@@ -124,7 +124,8 @@ def jobs(section: str, methods: list[str], seeds: list[int], datasets: list[str]
         setting = (f"data.version={version or suite_version()}",)
         return [Job(m, s, SYNTHETIC_TASKS, setting) for m, s in pairs]
     chosen = datasets or list(REAL_SAMPLE)
-    folds = (f"eval.cv={cv}",) if cv else ()
+    # the folds' t-SNE plots and clustering indices would be K per result and are shown nowhere
+    folds = (f"eval.cv={cv}", "eval.embedding_plot=false", "eval.clustering=false") if cv else ()
     return [Job(m, s, REAL_SAMPLE[d][0], REAL_SAMPLE[d][1] + folds) for m, s in pairs for d in chosen]
 
 

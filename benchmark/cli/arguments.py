@@ -128,8 +128,22 @@ def run_request(args: argparse.Namespace, settings: tuple[str, ...] = (), **grid
         shard=shard(args.shard),
         compile=args.compile,
         jobs=jobs(getattr(args, "jobs", None)),
+        limit=limit(getattr(args, "limit", None)),
         include_paths=[str(p) for p in include_paths()],
     )
+
+
+def limit(value: str | None) -> int | None:
+    """``--limit N``: a whole number of patients per split, at least 1."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"--limit {value!r}: give a whole number of patients per split, e.g. --limit 20") from None
+    if number < 1:
+        raise UsageError(f"--limit {number}: must be at least 1 patient per split")
+    return number
 
 
 def launch_torchrun(argv: list[str], nproc: int) -> int:

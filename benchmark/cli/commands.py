@@ -35,6 +35,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         from ecgbench.evaluation.protocols import PROTOCOLS
 
         rows = list(PROTOCOLS.items())
+    elif what == "tasks" and getattr(args, "verbose", False):
+        from ecgbench.data.datasets import data_root
+        from ecgbench.data.manage import describe_tasks
+
+        print(describe_tasks(TASKS.names(), data_root(getattr(args, "data_root", None))))
+        return 0
     else:
         return _list_registry(METHODS if what == "methods" else TASKS)
     width = max((len(name) for name, _ in rows), default=0)
@@ -77,7 +83,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "layout", None):
         return cmd_run_layout(args)
     if getattr(args, "dry_run", False):
-        raise UsageError("--dry-run plans a paper layout: give --layout NAME (see 'ecgbench table --layout list')")
+        from ecgbench.running import dry_run
+
+        request = run_request(args)
+        print(dry_run.render(dry_run.plan_rows(request), request))
+        return 0
     from ecgbench.running.run_grid import run_grid
 
     run_grid(run_request(args))
@@ -172,7 +182,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             browser_binary()
         except FileNotFoundError as error:
             raise UsageError(f"--screenshot: {error}") from None
-    page = write_report(args.results_dir, args.out)
+    page = write_report(args.results_dir, args.out or Path(args.results_dir) / "report" / "report.html")
     print(f"ecgbench: report: {page}")
     if args.screenshot:
         print(f"ecgbench: screenshot: {screenshot(page, Path(args.screenshot))}")

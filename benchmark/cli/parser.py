@@ -21,6 +21,7 @@ from ecgbench.cli.commands import (
     cmd_track_sync,
     cmd_tune,
 )
+from ecgbench.core.store import DEFAULT_RESULTS_DIR, default_results_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list registered methods, tasks, probes or protocols")
     listing.add_argument("what", metavar="{methods,tasks,probes,protocols}", help="what to list")
+    listing.add_argument("--verbose", "-v", action="store_true",
+                         help="tasks: dataset and version, kind, classes, metric, citation and n per split where prepared")
+    listing.add_argument("--data-root", default=None, help="with tasks --verbose: where to look for prepared datasets")
     listing.set_defaults(handler=cmd_list)
     add_include_option(listing)
 
@@ -46,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", default="0", help="comma-separated replicate seeds (default: 0)")
     run.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"],
                      help="model and schedule scale: smoke (CI, minutes), cpu (small models), paper (papers' sizes)")
-    run.add_argument("--results-dir", default="results", help="where results, caches and the MLflow store go (default: ./results)")
+    run.add_argument("--results-dir", default=default_results_dir(),
+                     help=f"where results, caches and the MLflow store go (default: $ECGBENCH_RESULTS or ./{DEFAULT_RESULTS_DIR}; "
+                          "the repository's results/ holds the committed leaderboard)")
     run.add_argument("--data-root", default=None, help="dataset root (default: $ECGBENCH_DATA or ~/.cache/ecgbench/data)")
     run.add_argument("--pretrain-data", default=None, metavar="NAME",
                      help="dataset to pretrain on (its training split, minus records of evaluated datasets): "
@@ -72,14 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "under 'torchrun --nproc-per-node N'")
     run.add_argument("--layout", default=None, metavar="NAME",
                      help="run what this paper layout needs (replaces --methods/--tasks/--probes); see 'ecgbench table --layout list'")
+    run.add_argument("--limit", default=None, metavar="N",
+                     help="try a task on the first N patients of each split of every dataset (marked in every key "
+                          "as -limitN, so never mixed with full runs)")
     run.add_argument("--dry-run", action="store_true",
-                     help="with --layout: print the layout's plan (method, pretraining data, leads, fs, window, "
-                          "task, probes per row) and check every row can run; train nothing")
+                     help="print the plan and train nothing: per (method, seed) its run id, whether its encoder is "
+                          "stored or would train, and how many results are stored; with --layout, the layout's plan "
+                          "(method, pretraining data, leads, fs, window, task, probes per row)")
     run.set_defaults(handler=cmd_run)
     add_include_option(run)
 
     table = commands.add_parser("table", help="markdown tables from stored results (no recomputation)")
-    table.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
+    table.add_argument("--results-dir", default=default_results_dir(), help=f"results directory to read (default: where run writes, ./{DEFAULT_RESULTS_DIR}; results = the committed leaderboard)")
     table.add_argument("--tasks", default=None, help="only these comma-separated tasks")
     table.add_argument("--out", default=None, help="write to this file instead of standard output")
     table.add_argument("--layout", default=None, metavar="NAME",
@@ -91,14 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_include_option(table)
 
     leaderboard = commands.add_parser("leaderboard", help="regenerate the leaderboard block of BENCHMARK.md from stored results")
-    leaderboard.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
+    leaderboard.add_argument("--results-dir", default="results", help="results directory to read (default: ./results, the committed leaderboard)")
     leaderboard.add_argument("--file", default="BENCHMARK.md", help="markdown file with the block (default: BENCHMARK.md)")
     leaderboard.add_argument("--check", action="store_true", help="exit 1 if the block is stale instead of writing it (for CI)")
     leaderboard.set_defaults(handler=cmd_leaderboard)
 
     report = commands.add_parser("report", help="one self-contained HTML report (opens from disk) from stored results")
-    report.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
-    report.add_argument("--out", default="results/report/report.html", help="HTML file to write (default: results/report/report.html)")
+    report.add_argument("--results-dir", default=default_results_dir(), help=f"results directory to read (default: where run writes, ./{DEFAULT_RESULTS_DIR}; results = the committed leaderboard)")
+    report.add_argument("--out", default=None, help="HTML file to write (default: <results-dir>/report/report.html)")
     report.add_argument("--screenshot", default=None, metavar="PNG", help="also save headless chromium's screenshot of the page here")
     report.set_defaults(handler=cmd_report)
 
@@ -179,7 +189,7 @@ def _add_check_parser(commands) -> None:
     from ecgbench.reporting.check import DEFAULT_REFERENCE
 
     check = commands.add_parser("check", help="compare fresh results with the reference results within tolerances (CI)")
-    check.add_argument("--results-dir", default="results", help="fresh results to check (default: ./results)")
+    check.add_argument("--results-dir", default=default_results_dir(), help=f"fresh results to check (default: ./{DEFAULT_RESULTS_DIR})")
     check.add_argument("--reference", default=str(DEFAULT_REFERENCE),
                        help=f"reference results (default: {DEFAULT_REFERENCE}, the synthetic smoke grid)")
     check.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE",
@@ -209,7 +219,7 @@ def _add_tune_parser(commands) -> None:
     tune.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial (default: 1)")
     tune.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial (default: 0)")
     tune.add_argument("--resume", action="store_true", help="continue the search stored under --results-dir (after a kill)")
-    tune.add_argument("--results-dir", default="results", help="the search goes to <results-dir>/tune/<name>/")
+    tune.add_argument("--results-dir", default=default_results_dir(), help=f"the search goes to <results-dir>/tune/<name>/ (default: ./{DEFAULT_RESULTS_DIR})")
     tune.add_argument("--data-root", default=None, help="dataset root (default: $ECGBENCH_DATA or ~/.cache/ecgbench/data)")
     tune.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in the results dir)")
     tune.add_argument("--no-tracking", action="store_true", help="do not log trials to MLflow")
@@ -223,7 +233,7 @@ def _add_track_parser(commands) -> None:
     track = commands.add_parser("track", help="the MLflow view of a results folder")
     actions = track.add_subparsers(dest="action", required=True, metavar="ACTION")
     sync = actions.add_parser("sync", help="log the JSON results that the MLflow store lacks (e.g. after a server was down)")
-    sync.add_argument("--results-dir", default="results", help="results directory to read (default: ./results)")
+    sync.add_argument("--results-dir", default=default_results_dir(), help=f"results directory to read (default: ./{DEFAULT_RESULTS_DIR})")
     sync.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite database in the results dir)")
     sync.set_defaults(handler=cmd_track_sync)
 

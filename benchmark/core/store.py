@@ -218,6 +218,18 @@ def cached_array(path: Path, shape: tuple[int, ...] | None = None) -> Any:
     return array
 
 
+# Where a run writes by default: never the repository's committed results/ (the leaderboard's
+# truth), so a smoke run in a clone cannot mix into it. ``$ECGBENCH_RESULTS`` overrides it.
+DEFAULT_RESULTS_DIR = "ecgbench-results"
+
+
+def default_results_dir() -> str:
+    """``$ECGBENCH_RESULTS``, else ``./ecgbench-results`` (gitignored)."""
+    import os
+
+    return os.environ.get("ECGBENCH_RESULTS") or DEFAULT_RESULTS_DIR
+
+
 class ResultStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)

@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from ecgbench.core.config import short_hash
+from ecgbench.core.config import ConfigError, short_hash
 from ecgbench.core.contracts import Recordings
 
 OPTIONS = ("cv_folds", "cv_fold")  # load options every dataset takes (ecgbench.data.datasets.load_dataset)
 _SUFFIX = re.compile(r"-cv(\d+)\.(\d+)(?=$|:)")  # at the end of a version, or before ":train"
 
 
-class FoldError(ValueError):
+class FoldError(ConfigError):
     """A cross-validation setting that cannot be applied; one line for the user."""
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgbench.core.config import ConfigError, RunFailed
-from ecgbench.data.datasets import dataset_module
+from ecgbench.data.datasets import dataset_module, load_dataset
 from ecgbench.data.datasets.catalog import disk_size, entry, human_size, scan
 
 
@@ -93,3 +93,39 @@ def _info_lines(value: dict, indent: str = "") -> list[str]:
         else:
             lines.append(f"{indent}{key}: {item}")
     return lines
+
+
+def describe_tasks(names: list[str], root: Path) -> str:
+    """``ecgbench list tasks --verbose``: per task its dataset and version, kind, classes, main
+    metric, citation and, where its dataset is prepared, usable records / patients per split."""
+    from ecgbench.core.contracts import HIGHER_IS_BETTER
+    from ecgbench.core.registry import TASKS
+
+    blocks = []
+    for name in names:
+        task = TASKS.get(name)
+        found = scan().get(task.dataset)
+        direction = "higher" if HIGHER_IS_BETTER.get(task.main_metric, True) else "lower"
+        lines = [f"{task.key}: {task.description}",
+                 f"  dataset: {task.dataset} (version {found.version if found else '?'})"
+                 + (f", options {task.dataset_options}" if task.dataset_options else ""),
+                 f"  kind: {task.kind}; main metric: {task.main_metric} ({direction} is better)"]
+        if task.classes:
+            lines.append(f"  classes: {', '.join(task.classes)}")
+        lines.append(f"  n (usable records / patients): {_split_counts(task, found, root)}")
+        citation = task.citation or (getattr(dataset_module(task.dataset), "CITATION", "") if found else "")
+        lines.append(f"  citation: {' '.join(str(citation).split()) or 'not given'}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _split_counts(task: Any, found: Any, root: Path) -> str:
+    if found is None or not (found.prepared(root) or (task.dataset == "synthetic" and found.location(root).exists())):
+        return f"{task.dataset} not prepared under {root}"
+    data = load_dataset(task.dataset, root, task.dataset_options)
+    _, usable = task.labels(data.meta)
+    parts = []
+    for split in ("train", "val", "test"):
+        rows = data.meta[(data.meta["split"] == split).to_numpy() & usable]
+        parts.append(f"{split} {len(rows):,} / {rows['patient_id'].nunique():,}")
+    return " · ".join(parts)

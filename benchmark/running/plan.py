@@ -11,6 +11,7 @@ from typing import Any
 from ecgbench.core.config import EVAL_PRESETS, PRESETS, ConfigError, EvalSettings, apply_overrides, split_overrides
 from ecgbench.core.contracts import Task
 from ecgbench.core.registry import METHODS, TASKS
+from ecgbench.core.store import DEFAULT_RESULTS_DIR
 
 
 @dataclass
@@ -20,7 +21,7 @@ class RunRequest:
     probes: list[str]
     seeds: list[int]
     preset: str = "smoke"
-    results_dir: Path = Path("results")
+    results_dir: Path = Path(DEFAULT_RESULTS_DIR)  # never the committed results/
     data_root: Path | None = None
     tracking_uri: str | None = None
     device: str = "auto"
@@ -31,6 +32,7 @@ class RunRequest:
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th job from index
     protocols: list[str] = field(default_factory=lambda: ["frozen-probe"])  # ecgbench.evaluation.protocols
     jobs: int | None = 1  # CPU worker processes for unfinished jobs; None: one per core (ecgbench.running.parallel)
+    limit: int | None = None  # --limit: the first N patients per split of every dataset (ecgbench.data.subset)
     include_paths: list[str] = field(default_factory=list)  # --include-path folders, for worker processes
 
 

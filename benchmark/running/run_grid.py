@@ -19,6 +19,12 @@ def run_grid(request: RunRequest, console=None) -> list[dict[str, Any]]:
     validate_request(request)
     plan = resolve(request)
     validate_plan(plan)
+    if request.limit:  # every dataset the run loads, cut to its first N patients per split
+        from ecgbench.running.validate import datasets_needed
+
+        request = limited(request, datasets_needed(plan))
+        plan = resolve(request)
+        validate_plan(plan)
     from ecgbench.running import cross_validation
 
     if plan.eval_settings.cv and not cross_validation.is_fold_run(request):
@@ -37,11 +43,43 @@ def run_grid(request: RunRequest, console=None) -> list[dict[str, Any]]:
         return results
     path = write_tables(runner.store, results, runner.tracker)
     print(render(results))
+    summary = write_summary(request, results, runner.provenance, time.perf_counter() - clock)
     console.log(
         f"{len(results)} results ({runner.new_results} new) in {time.perf_counter() - clock:.1f} s; "
-        f"table: {path}; results: {runner.store.root / 'runs'}"
+        f"table: {path}; results: {runner.store.root / 'runs'}; summary: {summary}"
     )
     return results
+
+
+def limited(request: RunRequest, datasets: list[str]) -> RunRequest:
+    """``--limit N`` as the ``data.<dataset>.limit`` option of every dataset, once."""
+    import dataclasses
+
+    return dataclasses.replace(request, limit=None, overrides={
+        **request.overrides, **{f"data.{name}.limit": str(request.limit) for name in datasets}})
+
+
+def write_summary(request: RunRequest, results: list[dict[str, Any]], provenance: dict[str, Any],
+                  seconds: float) -> Any:
+    """One JSON per invocation (as lm-evaluation-harness writes): the command, the request, the
+    versions, and every result's key with its main score; under ``<results-dir>/summaries/``."""
+    import dataclasses
+    import sys
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from ecgbench.core.store import write_json
+
+    now = datetime.now(timezone.utc)
+    request_fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(request).items()}
+    rows = [{"key": r.get("key"), "method": r.get("method"), "task": r.get("task_key"), "protocol": r.get("protocol"),
+             "probe": r.get("probe"), "seed": r.get("seed"), "status": r.get("status", "ok"),
+             "metric": r.get("main_metric"), "value": (r.get("metrics") or {}).get(r.get("main_metric"))}
+            for r in results]
+    path = Path(request.results_dir) / "summaries" / f"run-{now:%Y%m%dT%H%M%S%fZ}.json"
+    write_json(path, {"command": sys.argv, "created": now.isoformat(timespec="seconds"), "seconds": round(seconds, 1),
+                      "request": request_fields, **provenance, "results": rows})
+    return path
 
 
 def run_folds(request: RunRequest, plan: Any, console=None) -> list[dict[str, Any]]:

@@ -133,8 +133,8 @@ def check_data_options(options: dict[str, str], needed: list[str]) -> None:
     """``data.<dataset>.<option>`` must name a dataset and an option its loader takes (a dataset
     this run does not load is a warning); a plain ``data.<option>`` is the synthetic suite's
     (checked against its type too)."""
+    from ecgbench.data.datasets import GENERIC_OPTIONS
     from ecgbench.data.datasets.catalog import scan
-    from ecgbench.data.folds import OPTIONS as FOLD_OPTIONS
 
     known = sorted(scan())
     synthetic: dict[str, str] = {}
@@ -145,7 +145,7 @@ def check_data_options(options: dict[str, str], needed: list[str]) -> None:
         if dataset not in known:
             raise ConfigError(f"--set data.{key}: {dataset!r} is not a dataset.{did_you_mean(dataset, known)}"
                               " A plain data.<option> sets the synthetic suite.")
-        if option in FOLD_OPTIONS:  # every dataset takes them (ecgbench.data.folds)
+        if option in GENERIC_OPTIONS:  # every dataset takes them (ecgbench.data.datasets.load_dataset)
             pass
         elif dataset == "synthetic":
             synthetic[option] = value

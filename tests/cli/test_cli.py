@@ -118,3 +118,61 @@ def test_table_out_says_where_it_wrote(capsys, tmp_path, extra):
     code, stdout, err = _run(["table", "--results-dir", str(REFERENCE), "--out", str(out), *extra], capsys)
     assert code == 0 and out.read_text().strip() and not stdout
     assert err.strip().endswith(f"table: {out}"), err
+
+
+def test_runs_never_write_into_the_committed_results_by_default(monkeypatch):
+    """run, table, report, check, tune and track sync default to ./ecgbench-results (gitignored) or
+    $ECGBENCH_RESULTS; only the leaderboard reads the committed results/ by default."""
+    from ecgbench.cli.parser import build_parser
+
+    monkeypatch.delenv("ECGBENCH_RESULTS", raising=False)
+    parser = build_parser()
+    for argv in (["run"], ["table"], ["report"], ["check"], ["tune", "--method", "simclr", "--task", "synth-superclass"],
+                 ["track", "sync"]):
+        assert parser.parse_args(argv).results_dir == "ecgbench-results", argv
+    assert parser.parse_args(["leaderboard"]).results_dir == "results"
+    monkeypatch.setenv("ECGBENCH_RESULTS", "/data/mine")
+    assert build_parser().parse_args(["run"]).results_dir == "/data/mine"
+    ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "ecgbench-results/" in ignored
+
+
+def test_dry_run_prints_the_grid_and_trains_nothing(tmp_path, capsys):
+    from ecgbench.cli import main
+
+    results = tmp_path / "results"
+    assert main(["run", "--methods", "random-init,simclr", "--tasks", "synth-superclass", "--probes", "lr",
+                 "--seeds", "0,1", "--dry-run", "--results-dir", str(results), "--no-tracking"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 4 encoders would train; nothing ran" in out
+    assert out.count("would train (12 steps)") == 2 and out.count("no training (control)") == 2
+    assert not list(results.rglob("*.json")) and not list(results.rglob("*.pt"))  # nothing trained or scored
+
+
+def test_list_tasks_verbose_says_what_each_task_is(tmp_path, capsys):
+    import shutil
+
+    from ecgbench.cli import main
+    from ecgbench.data.datasets import load_dataset
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2017"
+    if not shared.is_dir():
+        pytest.skip("shared CinC 2017 sample not found")
+    shutil.copytree(shared, tmp_path / "cinc2017")
+    load_dataset("cinc2017", tmp_path, {"labels": "v3"})  # prepared once
+    assert main(["list", "tasks", "--verbose", "--data-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    block = out.split("cinc2017-af@v1: ")[1].split("\n\n")[0]
+    assert "dataset: cinc2017 (version 1.0.0-p1)" in block and "main metric: macro_f1 (higher is better)" in block
+    assert "classes: N, A, O, ~" in block and "Clifford GD" in block
+    assert "n (usable records / patients): train 139 / 139 · val 30 / 30 · test 31 / 31" in block  # its seeded split
+    assert "ptbxl not prepared under" in out.split("ptbxl-sex@v1: ")[1].split("\n\n")[0]
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be at least 1"), ("ten", "whole number")])
+def test_limit_is_checked_before_any_work(value, message, capsys):
+    from ecgbench.cli import main
+
+    assert main(["run", "--limit", value, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

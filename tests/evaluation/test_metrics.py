@@ -246,3 +246,17 @@ def test_resample_weights_are_reused_only_for_the_same_patients_and_seed():
             np.testing.assert_array_equal(values, expected[name, seed])
     assert not np.array_equal(expected["by_name", 0], expected["regrouped", 0])
     assert not np.array_equal(expected["by_name", 0], expected["by_name", 1])
+
+
+def test_degenerate_predictions_are_named():
+    from ecgbench.evaluation.metrics import degenerate
+
+    assert degenerate("multiclass", [0, 1, 2], [0, 1, 2], [1, 1, 1]) == ["every test record predicted as class 1"]
+    assert degenerate("multiclass", [0, 1], [0, 2], [0, 1]) == ["test classes missing from the training labels: 2"]
+    assert degenerate("binary", [0, 1], [0, 1], [0, 1]) == []
+    assert degenerate("regression", [1.0, 2.0], [1.0, 2.0], [3.0, 3.0]) == ["every test prediction is 3"]
+    labels = np.array([[1, 0], [0, 1]])
+    assert degenerate("multilabel", labels, labels, np.array([[1, 0], [1, 0]])) == [
+        "the same label set predicted for every test record"]
+    assert degenerate("multilabel", np.array([[1, 0], [1, 0]]), labels, labels, ("NORM", "MI")) == [
+        "test classes missing from the training labels: MI"]

@@ -1,4 +1,4 @@
-"""``--set eval.cv=K`` end to end on the real CinC 2017 sample: one pretraining per fold on that
+"""``--set eval.cv=K`` and ``--limit N`` end to end on the real CinC 2017 sample: one pretraining per fold on that
 fold's training split only, every record tested once in the pooled result, pooled numbers equal
 to the metric on the concatenated fold predictions, and a rerun that resumes to the same numbers."""
 
@@ -58,3 +58,13 @@ def test_three_fold_cross_validation_tests_every_record_once(cinc, tmp_path, one
     assert main(args) == 0  # everything cached: the same pooled numbers
     again = {r["key"]: r["metrics"] for r in ResultStore(results).results() if not is_fold_result(r)}
     assert again == {r["key"]: r["metrics"] for r in pooled}
+
+
+def test_limit_runs_a_real_task_on_the_first_patients_and_says_so_in_every_key(cinc, tmp_path):
+    results = tmp_path / "results"
+    assert main(["run", "--methods", "random-init-lead2", "--tasks", "cinc2017-af", "--probes", "lr", "--preset",
+                 "smoke", "--data-root", str(cinc), "--results-dir", str(results), "--no-tracking", "--limit", "6"]) == 0
+    (record,) = ResultStore(results).results()
+    assert record["n"] == {"train": 6, "val": 6, "test": 6}  # CinC 2017: one recording per patient
+    assert record["adaptation"]["dataset"].endswith("-limit6")
+    assert record["run_config"]["pretrain_data"].endswith("-limit6:train")

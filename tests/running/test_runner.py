@@ -48,6 +48,12 @@ def test_cli_run_writes_results_and_table_then_reuses_everything(tmp_path, capsy
         assert result["n"]["test"] > 0 and result["git"] and result["versions"]["torch"]
         assert result["adaptation"]["resample"].startswith("500 Hz -> ")
     assert list((tmp_path / "results" / "tables").glob("*.md"))
+    (summary,) = (tmp_path / "results" / "summaries").glob("run-*.json")  # one per invocation
+    written = json.loads(summary.read_text())
+    assert written["command"] and written["versions"]["torch"] and written["request"]["preset"] == "smoke"
+    assert sorted(r["key"] for r in written["results"]) == sorted(r["key"] for r in results)
+    assert all(r["value"] == next(x for x in results if x["key"] == r["key"])["metrics"][r["metric"]]
+               for r in written["results"])
 
     before = snapshot(tmp_path / "results" / "runs") | snapshot(tmp_path / "results" / "cache")
     assert main(argv) == 0
@@ -428,3 +434,27 @@ def test_dataset_options_come_from_tasks_then_named_set_keys():
     _Plan.tasks = [TASKS.get("ptbxl-sex"), dataclasses.replace(TASKS.get("ptbxl-age"), dataset_options={"fs": 500})]
     with pytest.raises(ConfigError, match="tasks on ptbxl ask for different"):
         runner.dataset_options("ptbxl")
+
+
+def test_a_degenerate_probe_is_one_warning_line_and_library_warnings_are_summarised(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ECGBENCH_DATA", str(tmp_path / "data"))
+    argv = ["run", "--methods", "random-init", "--tasks", "synth-superclass", "--probes", "knn", "--seeds", "0",
+            "--results-dir", str(tmp_path / "results"), "--no-tracking", "--set", "eval.label_fractions=0.01"]
+    for item in SMALL:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "degenerate probe" in line]
+    assert len(lines) == 1 and "random-init seed 0 · synth-superclass@v" in lines[0] and "1%-labels knn" in lines[0]
+    assert "Warning:" not in err.replace("ecgbench: warning:", "")  # no raw third-party warning lines
+
+
+def test_clustering_indices_and_the_plot_path_are_printed():
+    from pathlib import Path
+
+    from ecgbench.running.stages.evaluate import analysis_line
+
+    line = analysis_line({"clustering": {"davies_bouldin": 15.81, "silhouette": -0.0612, "n_clusters": 5}},
+                         Path("r/plots/x/t-tsne.png"))
+    assert line == "clustering davies_bouldin 15.8, silhouette -0.0612; t-SNE plot r/plots/x/t-tsne.png"
+    assert analysis_line({}, None) == ""

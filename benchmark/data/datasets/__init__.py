@@ -14,6 +14,7 @@ from typing import Any
 
 from ecgbench.core.contracts import Recordings
 
+GENERIC_OPTIONS = ("limit", "cv_folds", "cv_fold")  # load options of every dataset (load_dataset)
 DEFAULT_DATA_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ecgbench" / "data"
 
 
@@ -36,13 +37,18 @@ def dataset_module(name: str) -> Any:
 
 
 def load_dataset(name: str, root: str | Path | None = None, options: dict[str, Any] | None = None) -> Recordings:
-    """The dataset's loader with ``options``; ``cv_folds`` and ``cv_fold``, which every dataset
-    takes, select one fold of a patient-wise cross-validation (:mod:`ecgbench.data.folds`)."""
-    from ecgbench.data.folds import OPTIONS, cross_validation_fold
+    """The dataset's loader with ``options``. Every dataset also takes :data:`GENERIC_OPTIONS`:
+    ``limit`` keeps the first N patients per split (:mod:`ecgbench.data.subset`), then
+    ``cv_folds`` and ``cv_fold`` select one fold of a patient-wise cross-validation
+    (:mod:`ecgbench.data.folds`)."""
+    from ecgbench.data.folds import cross_validation_fold
+    from ecgbench.data.subset import first_patients
 
     options = dict(options or {})
-    cv = {key: options.pop(key) for key in OPTIONS if key in options}
+    generic = {key: options.pop(key) for key in GENERIC_OPTIONS if key in options}
     recordings = dataset_module(name).load(data_root(root), **options)
-    if not cv:
-        return recordings
-    return cross_validation_fold(recordings, cv.get("cv_folds"), cv.get("cv_fold"))
+    if "limit" in generic:
+        recordings = first_patients(recordings, generic["limit"])
+    if "cv_folds" in generic or "cv_fold" in generic:
+        recordings = cross_validation_fold(recordings, generic.get("cv_folds"), generic.get("cv_fold"))
+    return recordings

@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ecgbench.core.config import RunConfig, derive_seed, short_hash
 from ecgbench.core.contracts import NotApplicable, Task
@@ -155,9 +157,14 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         partial_checkpoint=cache_key and ctx.store.partial_checkpoint(cache_key),
     )
     clock = time.perf_counter()
-    with epoch_progress(ctx, f"{protocol} {config.run_id} {task.name}", protocol != PROTOCOL) as inputs.on_epoch:
+    cell = f"{config.method} seed {config.seed} · {task.key} · {protocols.protocol_label(protocol, label_fraction)} {probe}"
+    with epoch_progress(ctx, f"{protocol} {config.run_id} {task.name}", protocol != PROTOCOL) as inputs.on_epoch, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         prediction = implementation.fit_predict(inputs, probe, ctx.plan.protocol_settings.get(protocol), settings)
     test = split["test"]
+    _warn_about(cell, caught, metrics.degenerate(task.kind, y[split["train"]], y[test], prediction.y_pred,
+                                                        task.classes))
     scores = metrics.score(task.kind, y[test], prediction.y_pred, prediction.scores, task.classes)
     low, high = metrics.bootstrap_ci(
         task.kind, task.main_metric, y[test], prediction.y_pred, prediction.scores,
@@ -201,6 +208,18 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
     }
 
 
+def _warn_about(cell: str, caught: list, degenerate: list[str]) -> None:
+    """One line per degenerate probe, and one summarising third-party warnings (not one each)."""
+    from ecgbench.core.store import warn
+
+    if degenerate:
+        warn(f"{cell}: degenerate probe: {'; '.join(degenerate)}")
+    if caught:
+        kinds = sorted({w.category.__name__ for w in caught})
+        first = " ".join(str(caught[0].message).split())[:160]
+        warn(f"{cell}: {len(caught)} library warnings while fitting ({', '.join(kinds)}; first: {first})")
+
+
 @contextlib.contextmanager
 def epoch_progress(ctx: RunContext, label: str, trains: bool = True) -> Iterator[Callable | None]:
     """A progress line for a trained protocol: epoch, training loss, validation score, best so far."""
@@ -231,3 +250,19 @@ def analyse(ctx: RunContext, config: RunConfig, task: Task, embeddings) -> None:
     ctx.analysis[(config.run_id, task.key)] = extras
     record.log_analysis(ctx, f"{config.run_id}/{task.key}/analysis",
                         {"task": task.key, "run_id": config.run_id}, extras, plot)
+    said = analysis_line(extras, plot)
+    if said:
+        ctx.console.log(f"{config.method} seed {config.seed} · {task.key}: {said}")
+
+
+def analysis_line(extras: dict[str, Any], plot: Path | None) -> str:
+    """The clustering indices and the plot's path, as the run prints them."""
+    parts = []
+    clustering = extras.get("clustering") or {}
+    shown = {k: v for k, v in clustering.items() if k in ("davies_bouldin", "silhouette", "calinski_harabasz")}
+    if shown:
+        parts.append("clustering " + ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                               for k, v in shown.items()))
+    if plot is not None:
+        parts.append(f"t-SNE plot {plot}")
+    return "; ".join(parts)

@@ -16,6 +16,7 @@ import numpy as np
 from ecgbench.core.config import ConfigError, RunFailed, short_hash, split_overrides
 from ecgbench.core.contracts import HIGHER_IS_BETTER, Task
 from ecgbench.core.registry import METHODS, TASKS
+from ecgbench.core.store import DEFAULT_RESULTS_DIR
 from ecgbench.tools.tune.space import checked_space, covering_default, declared_space, milestones
 from ecgbench.tools.tune.trial import TrialData
 
@@ -27,7 +28,7 @@ class TuneRequest:
     trials: int
     preset: str = "smoke"
     seed: int = 0
-    results_dir: Path = Path("results")
+    results_dir: Path = Path(DEFAULT_RESULTS_DIR)  # never the committed results/
     data_root: Path | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     probe: str = "lr"
