@@ -155,8 +155,12 @@ _INCLUDED: list[Path] = []  # folders given with --include-path in this process
 
 def include_paths() -> list[Path]:
     """The external folders: those given with :func:`include`, then ``$ECGBENCH_INCLUDE_PATH``'s."""
-    from_env = [Path(p) for p in os.environ.get(INCLUDE_ENV, "").split(os.pathsep) if p.strip()]
-    return list(dict.fromkeys([*_INCLUDED, *(p.expanduser().resolve() for p in from_env)]))
+    from_env = [Path(p).expanduser().resolve() for p in os.environ.get(INCLUDE_ENV, "").split(os.pathsep) if p.strip()]
+    for folder in from_env:
+        if not folder.is_dir():
+            raise RegistryError(f"${INCLUDE_ENV}: {folder} is not a folder; give folders of method or task "
+                                f"files separated by {os.pathsep!r}")
+    return list(dict.fromkeys([*_INCLUDED, *from_env]))
 
 
 def include(paths: list[str | Path]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ecgbench.core import registry
@@ -48,8 +50,12 @@ def test_an_include_path_adds_methods_and_tasks_with_their_origin_and_hash(tmp_p
 
 def test_the_environment_variable_adds_folders_too(tmp_path, monkeypatch):
     (tmp_path / "outside.py").write_text(METHOD)
-    monkeypatch.setenv(registry.INCLUDE_ENV, f"{tmp_path / 'missing'}{__import__('os').pathsep}{tmp_path}")
+    monkeypatch.setenv(registry.INCLUDE_ENV, f"{tmp_path}{os.pathsep}")
     assert "outside-method" in METHODS.names()
+    monkeypatch.setenv(registry.INCLUDE_ENV, f"{tmp_path}{os.pathsep}{tmp_path / 'missing'}")
+    METHODS.forget()
+    with pytest.raises(RegistryError, match=f"ECGBENCH_INCLUDE_PATH: {tmp_path / 'missing'} is not a folder"):
+        METHODS.names()
 
 
 def test_an_edited_file_gets_a_new_hash_and_so_a_new_run_id(tmp_path):
