@@ -131,19 +131,19 @@ def test_worker_processes_find_the_included_method(plugins, tmp_path, capsys, mo
 def test_list_finds_a_method_registered_by_an_installed_entry_point(tmp_path, monkeypatch, capsys):
     """A tiny plugin distribution (a dist-info folder with entry_points.txt) on sys.path."""
     site = tmp_path / "site"
-    (site / "plugpkg").mkdir(parents=True)
-    (site / "plugpkg" / "__init__.py").write_text("")
-    (site / "plugpkg" / "my_method.py").write_text(
+    (site / "plugcli").mkdir(parents=True)
+    (site / "plugcli" / "__init__.py").write_text("")
+    (site / "plugcli" / "my_method.py").write_text(
         '"""Departures:\\n- None."""\nclass Plugged:\n    """A method from an installed plugin."""\n    name = "plugged"\n')
-    info = site / "plugpkg-0.1.dist-info"
+    info = site / "plugcli-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugpkg\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ecgbench.methods]\nplugged = plugpkg.my_method\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugcli\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ecgbench.methods]\nplugged = plugcli.my_method\n")
     monkeypatch.syspath_prepend(str(site))
     assert main(["list", "methods"]) == 0
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("plugged ")]
-    assert "A method from an installed plugin." in line and line.endswith("[entry point plugpkg]")
-    (info / "entry_points.txt").write_text("[ecgbench.methods]\nplugged = plugpkg.nowhere\n")
+    assert "A method from an installed plugin." in line and line.endswith("[entry point plugcli]")
+    (info / "entry_points.txt").write_text("[ecgbench.methods]\nplugged = plugcli.nowhere\n")
     METHODS.forget()
     assert main(["list", "methods"]) == 2
-    assert "module 'plugpkg.nowhere' not found" in capsys.readouterr().err
+    assert "module 'plugcli.nowhere' not found" in capsys.readouterr().err

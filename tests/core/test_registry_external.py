@@ -99,14 +99,14 @@ def test_a_missing_folder_and_a_failing_import_are_one_line(tmp_path):
 
 def test_an_entry_point_of_an_installed_distribution_registers_its_method(tmp_path, monkeypatch):
     site = tmp_path / "site"
-    (site / "plugpkg").mkdir(parents=True)
-    (site / "plugpkg" / "__init__.py").write_text("")
-    (site / "plugpkg" / "methods.py").write_text(METHOD.replace("outside-method", "plugged-method"))
-    info = site / "plugpkg-0.1.dist-info"
+    (site / "plugcore").mkdir(parents=True)
+    (site / "plugcore" / "__init__.py").write_text("")
+    (site / "plugcore" / "methods.py").write_text(METHOD.replace("outside-method", "plugged-method"))
+    info = site / "plugcore-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugpkg\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ecgbench.methods]\nplugged = plugpkg.methods:Outside\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugcore\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ecgbench.methods]\nplugged = plugcore.methods:Outside\n")
     monkeypatch.syspath_prepend(str(site))
     entry = METHODS.entry("plugged-method")
-    assert entry.origin == "entry point plugpkg" and entry.digest and entry.module == "plugpkg.methods"
+    assert entry.origin == "entry point plugcore" and entry.digest and entry.module == "plugcore.methods"
     assert METHODS.get("plugged-method").name == "plugged-method"
