@@ -13,7 +13,7 @@ import sys
 from ecgbench.cli.arguments import UsageError, config_file
 from ecgbench.cli.parser import build_parser
 from ecgbench.core.config import ConfigError, RunFailed
-from ecgbench.core.registry import UnknownNameError
+from ecgbench.core.registry import METHODS, TASKS, RegistryError, UnknownNameError, include
 
 _config_file = config_file  # the name tests and scripts of 0.1.0 import
 
@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun
     try:
+        _scan_external(args)
         return args.handler(args)
-    except (UsageError, UnknownNameError) as error:
+    except (UsageError, UnknownNameError, RegistryError) as error:
         print(f"ecgbench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -39,3 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ecgbench: error: {error}", file=sys.stderr)
         return 1
 
+
+
+def _scan_external(args) -> None:
+    """Add ``--include-path`` folders and scan them (and entry points) now: a bad external file
+    is one line before any work."""
+    if not hasattr(args, "include_path"):
+        return
+    include(args.include_path)
+    METHODS.entries, TASKS.entries  # noqa: B018 - scanning is the point

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecgbench.core.registry import METHODS, TASKS, UnknownNameError, did_you_mean
+from ecgbench.core.registry import METHODS, TASKS, UnknownNameError, did_you_mean, include_paths
 
 if TYPE_CHECKING:
     from ecgbench.running.plan import RunRequest
@@ -129,6 +129,7 @@ def run_request(args: argparse.Namespace, settings: tuple[str, ...] = (), **grid
         compile=args.compile,
         jobs=jobs(getattr(args, "jobs", None)),
         limit=limit(getattr(args, "limit", None)),
+        include_paths=[str(p) for p in include_paths()],
     )
 
 

@@ -42,12 +42,39 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(describe_tasks(TASKS.names(), data_root(getattr(args, "data_root", None))))
         return 0
     else:
-        registry = METHODS if what == "methods" else TASKS
-        rows = [(name, registry.entry(name).description) for name in registry.names()]
+        return _list_registry(METHODS if what == "methods" else TASKS)
     width = max((len(name) for name, _ in rows), default=0)
     for name, description in rows:
         print(f"{name:<{width}}  {description}")
     return 0
+
+
+def _list_registry(registry) -> int:
+    """Name and description; with external entries present, also where each comes from."""
+    entries = [registry.entry(name) for name in registry.names()]
+    width = max((len(e.name) for e in entries), default=0)
+    external = any(e.digest for e in entries)
+    described = max((len(e.description) for e in entries), default=0) if external else 0
+    for e in entries:
+        source = f"  [{e.source}]" if external else ""
+        print(f"{e.name:<{width}}  {e.description:<{described}}{source}".rstrip())
+    return 0
+
+
+def cmd_new_method(args: argparse.Namespace) -> int:
+    from ecgbench.tools.plugins import new_method
+
+    path = new_method(args.name, Path(args.out))
+    print(f"ecgbench: wrote {path}; check it with 'ecgbench check-method {path}', "
+          f"run it with 'ecgbench run --include-path {path.parent} --methods {args.name}'", file=sys.stderr)
+    return 0
+
+
+def cmd_check_method(args: argparse.Namespace) -> int:
+    from ecgbench.tools.plugins import check_method_file
+
+    failures = check_method_file(Path(args.file), print)
+    return 1 if failures else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -230,9 +257,14 @@ def cmd_track_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    import os
+
     from ecgbench.core.config import parse_assignments
+    from ecgbench.core.registry import INCLUDE_ENV, include_paths
     from ecgbench.tools.tune import TuneRequest, run_search
 
+    if include_paths():  # Ray's trial processes start from this environment, not from our arguments
+        os.environ[INCLUDE_ENV] = os.pathsep.join(map(str, include_paths()))
     run_search(TuneRequest(
         method=METHODS.get(args.method).name, task=TASKS.get(args.task).name, trials=args.trials,
         preset=args.preset, seed=args.seed, results_dir=Path(args.results_dir),

@@ -10,9 +10,11 @@ from ecgbench.cli.commands import (
     cmd_audit,
     cmd_bench,
     cmd_check,
+    cmd_check_method,
     cmd_data,
     cmd_leaderboard,
     cmd_list,
+    cmd_new_method,
     cmd_report,
     cmd_run,
     cmd_table,
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="tasks: dataset and version, kind, classes, metric, citation and n per split where prepared")
     listing.add_argument("--data-root", default=None, help="with tasks --verbose: where to look for prepared datasets")
     listing.set_defaults(handler=cmd_list)
+    add_include_option(listing)
 
     run = commands.add_parser("run", help="pretrain, embed, probe and score a grid of methods x tasks")
     run.add_argument("--methods", default=None, help="'all' or comma-separated method names (default: all)")
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "stored or would train, and how many results are stored; with --layout, the layout's plan "
                           "(method, pretraining data, leads, fs, window, task, probes per row)")
     run.set_defaults(handler=cmd_run)
+    add_include_option(run)
 
     table = commands.add_parser("table", help="markdown tables from stored results (no recomputation)")
     table.add_argument("--results-dir", default=default_results_dir(), help=f"results directory to read (default: where run writes, ./{DEFAULT_RESULTS_DIR}; results = the committed leaderboard)")
@@ -94,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --layout: whose results to show (default: the largest preset stored)")
     table.add_argument("--data-root", default=None, help="with --layout: dataset root, to say which datasets are not prepared")
     table.set_defaults(handler=cmd_table)
+    add_include_option(table)
 
     leaderboard = commands.add_parser("leaderboard", help="regenerate the leaderboard block of BENCHMARK.md from stored results")
     leaderboard.add_argument("--results-dir", default="results", help="results directory to read (default: ./results, the committed leaderboard)")
@@ -133,11 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="write the JSON here instead")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method setting overrides, as for run")
     bench.set_defaults(handler=cmd_bench)
+    add_include_option(bench)
     _add_data_parser(commands)
     _add_check_parser(commands)
     _add_tune_parser(commands)
     _add_track_parser(commands)
+    _add_plugin_parsers(commands)
     return parser
+
+
+def add_include_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                        help="also scan this folder for method and task files, like methods/ and tasks/ "
+                             "(repeatable; also $ECGBENCH_INCLUDE_PATH, separated by os.pathsep)")
+
+
+def _add_plugin_parsers(commands) -> None:
+    new = commands.add_parser("new", help="write a template file to start a method of your own")
+    kinds = new.add_subparsers(dest="new_kind", required=True, metavar="KIND")
+    method = kinds.add_parser("method", help="a method file that passes 'ecgbench check-method' as written")
+    method.add_argument("name", help="the method's registry name: lower-case letters, digits and dashes")
+    method.add_argument("--out", default=".", metavar="DIR", help="folder to write <name>.py into (default: .)")
+    method.set_defaults(handler=cmd_new_method)
+    check = commands.add_parser("check-method", help="run the method contract checks on a method file")
+    check.add_argument("file", help="a Python file with one or more method classes (name = \"...\")")
+    check.set_defaults(handler=cmd_check_method)
 
 
 def _add_data_parser(commands) -> None:
@@ -201,6 +226,7 @@ def _add_tune_parser(commands) -> None:
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="fix a setting as for run (a searched one leaves the space), e.g. data.n_patients=90")
     tune.set_defaults(handler=cmd_tune)
+    add_include_option(tune)
 
 
 def _add_track_parser(commands) -> None:

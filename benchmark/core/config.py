@@ -286,6 +286,9 @@ class RunConfig:
     task: str | None = None
     # Only for frozen-encoder variants (``base_method``): the run their encoder comes from.
     base_run_id: str | None = None
+    # Only for methods from outside the package: their file's content hash, so an edited file
+    # never reuses the runs and results of the old one.
+    method_source: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -297,4 +300,4 @@ class RunConfig:
         return {k: v for k, v in plain.items() if not (k in _OPTIONAL_RUN_FIELDS and v is None)}
 
 
-_OPTIONAL_RUN_FIELDS = ("task", "base_run_id")
+_OPTIONAL_RUN_FIELDS = ("task", "base_run_id", "method_source")

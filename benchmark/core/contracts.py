@@ -119,10 +119,14 @@ class Task:
     # A dataset option that is this task's version (the synthetic suite's "version"): loading the
     # dataset with another value (--set data.version=1) evaluates the task at that version.
     version_option: str = ""
+    # Content hash of the file of a task from outside the package (set by the registry), so an
+    # edited task file gets a new key; empty for built-in tasks, whose keys stay as they were.
+    source_hash: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.name}@v{self.version}"
+        source = f"#{self.source_hash}" if self.source_hash else ""
+        return f"{self.name}{source}@v{self.version}"
 
     def at_data_options(self, options: dict) -> "Task":
         """This task on its dataset loaded with ``options``; unchanged unless they set its

@@ -145,6 +145,9 @@ def _start_worker(threads: int, request: RunRequest, parent_run_id: str | None) 
     from rich.console import Console
     from rich.progress import Progress
 
+    from ecgbench.core.registry import include
+
+    include(request.include_paths)  # a spawned worker starts with the package's registries only
     global _WORKER_RUNNER
     _WORKER_RUNNER = Runner(resolve(request), Console(stderr=True))
     _WORKER_RUNNER.progress = Progress(disable=True)

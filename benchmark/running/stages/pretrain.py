@@ -56,6 +56,7 @@ def run_config(ctx: RunContext, method: str, seed: int, task: Task | None = None
         seed=seed,
         task=task.key if cls.uses_labels else None,
         base_run_id=base_run_id,
+        method_source=METHODS.entry(method).digest,
     )
 
 
