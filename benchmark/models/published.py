@@ -116,8 +116,8 @@ def check_format(state: dict[str, Tensor], fmt: str, path: Path) -> None:
         return
     other = [name for name, key in MARKERS.items() if key in state]
     if other:
-        raise ConfigError(f"{path}: a {other[0]} encoder checkpoint ({MARKERS[other[0]]}), "
-                          f"not {fmt}'s")
+        raise ConfigError(f"{path}: an encoder checkpoint of {other[0]} ({MARKERS[other[0]]}), "
+                          f"not of {fmt}")
     raise ConfigError(f"{path}: not a {fmt} encoder checkpoint (no {MARKERS[fmt]}; it has e.g. "
                       f"{', '.join(sorted(state)[:3])})")
 
