@@ -329,6 +329,7 @@ class EcgJepaHybrid(EcgJepa):
     class Config(EcgJepa.Config):
         max_steps: int = 2000  # further steps from ecg-jepa's run, with the clinical input
         takes_init: ClassVar[bool] = False  # the encoder comes from the ecg-jepa run
+        from_base: ClassVar[tuple[str, ...]] = tuple(AUTHORS_LAYOUT)  # its layout follows the base's
 
     def _build_encoder(self, vit: LeadTimeViT) -> nn.Module:
         return ClinicalFusion(vit)

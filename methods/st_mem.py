@@ -273,6 +273,7 @@ class StMemTriplet(_FrozenStMemVariant):
         margin: float = 1.0
         squared_distance: bool = True
         takes_init: ClassVar[bool] = False  # the encoder comes from the st-mem run
+        from_base: ClassVar[tuple[str, ...]] = tuple(AUTHORS_LAYOUT)  # its layout follows the base's
 
     presets = _variant_presets({"smoke": {"head_dim": 8, "lr": 1e-3}, "cpu": {"head_dim": 32}})
 
@@ -351,6 +352,7 @@ class StMemVqvae(_FrozenStMemVariant):
         decoder_dropout: float = 0.1
         collapse_perplexity: float = 2.0
         takes_init: ClassVar[bool] = False  # the encoder comes from the st-mem run
+        from_base: ClassVar[tuple[str, ...]] = tuple(AUTHORS_LAYOUT)  # its layout follows the base's
 
     presets = _variant_presets({
         "smoke": {"latent_dim": 16, "n_codes": 32, "decoder_hidden": 32, "decoder_wide": 64,
@@ -372,7 +374,7 @@ class StMemVqvae(_FrozenStMemVariant):
         backbone = self.encoder.backbone
         with torch.no_grad():  # band-pass once: the target is what the encoder sees
             target = backbone.preprocess(signal)
-            features = backbone.encode(backbone.tokens(target)).mean(dim=(1, 2))  # = features(signal)
+            features = backbone.pooled(target)  # = features(signal)
         z_q, vq_loss, codes = self.encoder.head.quantise(features)
         reconstruction = self.decoder(z_q).view_as(target)
         recon_loss = F.mse_loss(reconstruction.float(), target.float())

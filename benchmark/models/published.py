@@ -114,6 +114,9 @@ def check_format(state: dict[str, Tensor], fmt: str, path: Path) -> None:
     """Refuse a file of another method, or of none we know."""
     if MARKERS[fmt] in state:
         return
+    if f"encoder.{MARKERS[fmt]}" in state:
+        raise ConfigError(f"{path}: a whole {fmt} model (encoder.* and more); give the encoder-only "
+                          f"file the authors released beside it")
     other = [name for name, key in MARKERS.items() if key in state]
     if other:
         raise ConfigError(f"{path}: an encoder checkpoint of {other[0]} ({MARKERS[other[0]]}), "

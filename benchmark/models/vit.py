@@ -105,7 +105,8 @@ class LeadTimeViT(nn.Module):
     * ``encode(tokens, time_index)``: the transformer over a (visible) subset, (B, L, K, D) ->
       (B, L, K, D), [SEP] outputs removed; ``time_index`` (K,) names the patches kept (needed
       by cross-pattern attention; default all N in order);
-    * ``forward(x)``: all patches, mean over leads and patches -> (B, D).
+    * ``pooled(x)``: preprocessed (B, L, T) -> (B, D), all patches, mean over leads and patches;
+    * ``forward(x)``: ``pooled(preprocess(x))``.
     """
 
     def __init__(self, n_leads: int, n_samples: int, patch_size: int, dim: int, depth: int,
@@ -195,11 +196,14 @@ class LeadTimeViT(nn.Module):
         out = out.reshape(b, n_leads, per_lead, d)
         return out[:, :, 1:-1] if self.sep_token is not None else out
 
-    def forward(self, x: Tensor) -> Tensor:
+    def pooled(self, x: Tensor) -> Tensor:
+        """Preprocessed (B, L, T) -> (B, D): all patches, mean over leads and patches."""
         if self.pooled_norm:
-            pooled = self.encode(self.tokens(self.preprocess(x)), normalize=False).mean(dim=(1, 2))
-            return self.transformer.norm(pooled)
-        return self.encode(self.tokens(self.preprocess(x))).mean(dim=(1, 2))  # (B, D)
+            return self.transformer.norm(self.encode(self.tokens(x), normalize=False).mean(dim=(1, 2)))
+        return self.encode(self.tokens(x)).mean(dim=(1, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pooled(self.preprocess(x))  # (B, D)
 
 
 def vit_paper_sizes() -> dict[str, int]:

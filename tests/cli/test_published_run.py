@@ -63,3 +63,15 @@ def test_bad_checkpoints_are_one_line_before_any_work(tmp_path, files, capsys, m
     assert str(path) in err and message in err
     assert not (tmp_path / "data").exists() and not (tmp_path / "results" / "runs").exists(), \
         "refused before any work"
+
+
+def test_a_variant_starts_from_the_loaded_base_in_the_authors_layout(tmp_path, files, monkeypatch):
+    monkeypatch.setenv("ECGBENCH_DATA", str(tmp_path / "data"))
+    argv = run_argv(tmp_path, f"st-mem.init_from={files[0]}", "st-mem.max_steps=0", "st-mem-vqvae.max_steps=2")
+    argv[argv.index("st-mem,ecg-jepa")] = "st-mem,st-mem-vqvae"
+    assert main(argv) == 0
+    runs = {r["run_config"]["method"]: r for r in
+            (json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*/run.json"))}
+    variant, base = runs["st-mem-vqvae"], runs["st-mem"]
+    assert variant["run_config"]["base_run_id"] == base["run_id"] and "-init" in base["run_id"]
+    assert variant["run_config"]["method_config"]["patch_norm"] is True

@@ -152,6 +152,10 @@ def test_bad_files_are_one_line_errors_naming_the_file(cls, tmp_path, st_mem_fil
             smoke_config(cls, init_from=str(path))
         text = str(error.value)
         assert str(path) in text and message in text and "\n" not in text, text
+    whole = {f"encoder.{k}": v for k, v in torch.load(st_mem_file, weights_only=True)["model"].items()}
+    if cls is StMem:
+        with pytest.raises(ConfigError, match="a whole st-mem model"):
+            smoke_config(cls, init_from=str(save(tmp_path, "full.pth", {"model": whole})))
     with pytest.raises(ConfigError, match="not of st-mem" if cls is StMem else "not of ecg-jepa"):
         smoke_config(cls, init_from=str(jepa_file if cls is StMem else st_mem_file))
 
