@@ -222,7 +222,8 @@ def resolve_init(config, fmt: str, expected_input: dict[str, object], layout: di
                               f"has {have!r} (leave {name} at its default to load it)")
     for name, value in layout.items():
         setattr(config, name, value)
-    hint = "the config's embed_dim, depth, mlp_ratio, patch_size and leads must be the checkpoint's"
+    hint = ("set embed_dim, depth, mlp_ratio and patch_size to the checkpoint's: --preset paper "
+            "for the released ViT-B")
     config.init_sha256 = check_published(lambda: build_encoder(config), path, fmt, hint)
 
 
@@ -231,7 +232,7 @@ def load_init(encoder: nn.Module, config, fmt: str) -> None:
     be the one whose hash the config (and so the run id) carries."""
     if not config.init_from:
         return
-    hint = "the config's sizes must be the checkpoint's"
+    hint = "set embed_dim, depth, mlp_ratio and patch_size to the checkpoint's"
     digest = load_published(encoder, config.init_from, fmt, hint)
     if config.init_sha256 and digest != config.init_sha256:
         raise ConfigError(f"{config.init_from}: changed since the run was configured (sha256 "
