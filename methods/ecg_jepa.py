@@ -34,6 +34,11 @@ exactly ECG-JEPA, and continues the JEPA pretraining with the clinical input for
 ``max_steps``. The representation is the fused encoder's token mean concatenated with the
 scaled clinical columns (the report's "hybrid input representation").
 
+Published weights: ``--set ecg-jepa.init_from=FILE`` loads the authors' released encoder
+(:mod:`ecgbench.models.published` maps their names onto ours, strictly) with their layout;
+``--set ecg-jepa.max_steps=0`` then evaluates it as released, under a run id that names the
+file's sha256.
+
 Departures:
 - Positions are added once at the input (ViT); the authors' code re-adds them before every block.
 - No stochastic depth (the code's drop-path 0.1): the shared transformer blocks have none.
@@ -46,6 +51,7 @@ Departures:
 - Seed 003 pretrains on Shaoxing (Ningbo + Chapman, 500 Hz) and evaluates on PTB-XL (AUROC, F1); data, resampling to 250 Hz and evaluation are the harness's.
 - ecg-jepa-hybrid: seed 003 names no clinical parameters; HR, PR, QRS, QT, QTc, frontal axis and a fill count are our choice.
 - Presets smoke/cpu use a larger lr (1e-3 / 1e-4) for their few hundred steps.
+- init_from (the authors' released encoder) switches on their layout (readd_positions, stored_positions) and a zero qkv bias; pretraining from scratch keeps ours.
 """
 
 from __future__ import annotations
@@ -53,8 +59,9 @@ from __future__ import annotations
 import copy
 import functools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -66,10 +73,23 @@ from ecgbench.data.clinical import FIELDS, N_COLUMNS, TYPICAL_VALUES, clinical_f
 from ecgbench.models.ema import ema_update, linear_tau
 from ecgbench.models.encoders import TransformerEncoder1d, sinusoidal_positions
 from ecgbench.models.masking import mask_indices, multi_block_mask, random_time_mask
-from ecgbench.models.method import Method, MethodConfig
+from ecgbench.models.method import Method, MethodConfig, unless_default
+from ecgbench.models.published import load_init, resolve_init
 from ecgbench.models.vit import LeadTimeViT
 
 JEPA_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+# What the authors' released encoder was trained on (their ecg_data.py and pretraining script:
+# leads I, II, V1-V6 resampled to 2,500 samples of 10 s, raw amplitudes, cross-pattern attention).
+AUTHORS_INPUT = {"leads": JEPA_LEADS, "fs": 250, "n_samples": 2500, "cross_pattern": True}
+AUTHORS_LAYOUT = {"readd_positions": True, "stored_positions": True}
+
+
+def jepa_vit(c: "EcgJepa.Config") -> LeadTimeViT:
+    """The ECG-JEPA encoder a config describes."""
+    return LeadTimeViT(len(c.leads), c.n_samples, c.patch_size, c.embed_dim, c.depth, c.heads,
+                       c.mlp_ratio, positions="stored-2d" if c.stored_positions else "sincos-2d",
+                       lead_embedding=False, cross_pattern=c.cross_pattern,
+                       readd_positions=c.readd_positions)
 
 
 class LeadwisePredictor(nn.Module):
@@ -154,6 +174,17 @@ class EcgJepa(Method):
         block_ratio: tuple[float, float] = (0.175, 0.225)
         ema: tuple[float, float] = (0.996, 1.0)
         smooth_l1_beta: float = 1.0
+        # The authors' released encoder (ecgbench.models.published); "" = none. Its layout
+        # options follow: positions re-added before every block, and their position table
+        # kept in the state dict (their 2-D sine/cosine layout is not ours).
+        init_from: str = field(default="", metadata={"run_key": False})
+        init_sha256: str = field(default="", metadata=unless_default())  # set from the file
+        readd_positions: bool = field(default=False, metadata=unless_default())
+        stored_positions: bool = field(default=False, metadata=unless_default())
+        takes_init: ClassVar[bool] = True
+
+        def validate(self) -> None:
+            resolve_init(self, "ecg-jepa", AUTHORS_INPUT, AUTHORS_LAYOUT, jepa_vit)
 
     presets = {
         "smoke": {"embed_dim": 32, "depth": 1, "heads": 2, "predictor_dim": 16,
@@ -168,7 +199,9 @@ class EcgJepa(Method):
         if c.masking not in ("random", "multi-block"):
             raise ValueError(f"{self.name}: masking must be 'random' or 'multi-block', "
                              f"got {c.masking!r}")
-        self.encoder = self._build_encoder(self._vit())
+        vit = jepa_vit(c)
+        load_init(vit, c, "ecg-jepa")
+        self.encoder = self._build_encoder(vit)
         self.target_encoder = copy.deepcopy(self.context_encoder).requires_grad_(False)
         self.predictor = LeadwisePredictor(c.embed_dim, c.predictor_dim, c.predictor_depth,
                                            c.predictor_heads, c.mlp_ratio,
@@ -176,12 +209,6 @@ class EcgJepa(Method):
         self.tau = float(c.ema[0])
         # tau on the device for the step's outputs, filled in place: no host copy per step
         self.register_buffer("tau_now", torch.tensor(self.tau), persistent=False)
-
-    def _vit(self) -> LeadTimeViT:
-        c = self.config
-        return LeadTimeViT(len(c.leads), c.n_samples, c.patch_size, c.embed_dim, c.depth,
-                           c.heads, c.mlp_ratio, positions="sincos-2d", lead_embedding=False,
-                           cross_pattern=c.cross_pattern)
 
     def _build_encoder(self, vit: LeadTimeViT) -> nn.Module:
         """The evaluated encoder; the hybrid variant wraps the ViT."""
@@ -301,6 +328,8 @@ class EcgJepaHybrid(EcgJepa):
     @dataclass
     class Config(EcgJepa.Config):
         max_steps: int = 2000  # further steps from ecg-jepa's run, with the clinical input
+        takes_init: ClassVar[bool] = False  # the encoder comes from the ecg-jepa run
+        from_base: ClassVar[tuple[str, ...]] = tuple(AUTHORS_LAYOUT)  # its layout follows the base's
 
     def _build_encoder(self, vit: LeadTimeViT) -> nn.Module:
         return ClinicalFusion(vit)

@@ -38,6 +38,11 @@ pretrained ``st-mem`` run of the same seed and preset and keep its encoder froze
 Where the preprocessing runs: inside the encoder (``ecgbench.models.vit.BandpassStandardize`` as its
 first module), so pretraining, the variants and frozen embedding see the same input.
 
+Published weights: ``--set st-mem.init_from=FILE`` loads the authors' released encoder
+(:mod:`ecgbench.models.published` maps their names onto ours, strictly) with their layout;
+``--set st-mem.max_steps=0`` then evaluates it as released, under a run id that names the
+file's sha256.
+
 Departures:
 - Band-pass as a zero-phase order-2 Butterworth applied in the frequency domain (sosfiltfilt's response, periodic window edges), in torch on the device; the paper gives the band, not the filter.
 - Per-sample standardisation over all leads and time together (keeps relative lead amplitudes); the paper does not say which axes.
@@ -49,6 +54,7 @@ Departures:
 - Decoder input drops the encoder's [SEP] outputs; the authors' code decodes them too (with their own sine/cosine slots) and discards their predictions.
 - Weight decay 0.05 on all parameters (MAE's value; the authors' pretrain config uses 0.01); schedule (warm-up, cosine decay, epochs) is owned by the harness.
 - No gradient clipping; the harness default is 3.0.
+- init_from (the authors' released encoder) switches on their layout (patch_norm, pooled_norm) and positions; pretraining from scratch keeps ours.
 - st-mem-triplet: margin 1.0 on squared distances as in the report's code; its extra 64 -> 9 layer is dropped so the head is the 768 -> 64 map the report describes.
 - st-mem-triplet: the head output is L2-normalised; seed 003's printed model shows no normalisation.
 - st-mem-triplet: multilabel positives = identical label set, negatives = no shared label (seed 003: "same diagnosis" over 5 superclasses, single-label).
@@ -60,7 +66,8 @@ Departures:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +84,8 @@ from ecgbench.models.losses import (
     vector_quantize,
 )
 from ecgbench.models.masking import gather_tokens, random_token_mask, scatter_tokens
-from ecgbench.models.method import Method, MethodConfig
+from ecgbench.models.method import Method, MethodConfig, unless_default
+from ecgbench.models.published import load_init, resolve_init
 from ecgbench.models.vit import BandpassStandardize, LeadTimeViT, patchify
 
 
@@ -87,7 +95,14 @@ def st_mem_encoder(c: "StMem.Config") -> LeadTimeViT:
         len(c.leads), c.n_samples, c.patch_size, c.embed_dim, c.depth, c.heads, c.mlp_ratio,
         positions="learned", lead_embedding=True, sep_tokens=True, dropout=c.dropout,
         preprocess=BandpassStandardize(c.fs, c.n_samples, tuple(c.band_hz), c.filter_order),
+        patch_norm=c.patch_norm, pooled_norm=c.pooled_norm,
     )
+
+
+# What the authors' released encoder was trained on (their configs/downstream/st_mem.yaml:
+# 12 leads at 250 Hz, 2,250-sample crops, 0.67-40 Hz filters, standardised over leads and time).
+AUTHORS_INPUT = {"leads": STANDARD_LEADS, "fs": 250, "n_samples": 2250, "band_hz": (0.67, 40.0)}
+AUTHORS_LAYOUT = {"patch_norm": True, "pooled_norm": True}
 
 
 def normalised_patches(x: Tensor, patch_size: int) -> Tensor:
@@ -131,6 +146,17 @@ class StMem(Method):
         decoder_heads: int = 4
         mask_ratio: float = 0.75
         norm_pix_loss: bool = True
+        # The authors' released encoder (ecgbench.models.published); "" = none. Its layout
+        # options follow: LayerNorm before and after the patch projection, and the final
+        # LayerNorm after pooling instead of per token.
+        init_from: str = field(default="", metadata={"run_key": False})
+        init_sha256: str = field(default="", metadata=unless_default())  # set from the file
+        patch_norm: bool = field(default=False, metadata=unless_default())
+        pooled_norm: bool = field(default=False, metadata=unless_default())
+        takes_init: ClassVar[bool] = True
+
+        def validate(self) -> None:
+            resolve_init(self, "st-mem", AUTHORS_INPUT, AUTHORS_LAYOUT, st_mem_encoder)
 
     presets = {
         "smoke": {"embed_dim": 32, "depth": 1, "heads": 2, "decoder_dim": 32,
@@ -143,6 +169,7 @@ class StMem(Method):
         super().__init__(config)
         c = config
         self.encoder = st_mem_encoder(c)
+        load_init(self.encoder, c, "st-mem")
         self.decoder_embed = nn.Linear(c.embed_dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(c.decoder_dim))
         nn.init.normal_(self.mask_token, std=0.02)
@@ -245,6 +272,8 @@ class StMemTriplet(_FrozenStMemVariant):
         head_dim: int = 64
         margin: float = 1.0
         squared_distance: bool = True
+        takes_init: ClassVar[bool] = False  # the encoder comes from the st-mem run
+        from_base: ClassVar[tuple[str, ...]] = tuple(AUTHORS_LAYOUT)  # its layout follows the base's
 
     presets = _variant_presets({"smoke": {"head_dim": 8, "lr": 1e-3}, "cpu": {"head_dim": 32}})
 
@@ -322,6 +351,8 @@ class StMemVqvae(_FrozenStMemVariant):
         decoder_wide: int = 1536
         decoder_dropout: float = 0.1
         collapse_perplexity: float = 2.0
+        takes_init: ClassVar[bool] = False  # the encoder comes from the st-mem run
+        from_base: ClassVar[tuple[str, ...]] = tuple(AUTHORS_LAYOUT)  # its layout follows the base's
 
     presets = _variant_presets({
         "smoke": {"latent_dim": 16, "n_codes": 32, "decoder_hidden": 32, "decoder_wide": 64,
@@ -343,7 +374,7 @@ class StMemVqvae(_FrozenStMemVariant):
         backbone = self.encoder.backbone
         with torch.no_grad():  # band-pass once: the target is what the encoder sees
             target = backbone.preprocess(signal)
-            features = backbone.encode(backbone.tokens(target)).mean(dim=(1, 2))  # = features(signal)
+            features = backbone.pooled(target)  # = features(signal)
         z_q, vq_loss, codes = self.encoder.head.quantise(features)
         reconstruction = self.decoder(z_q).view_as(target)
         recon_loss = F.mse_loss(reconstruction.float(), target.float())

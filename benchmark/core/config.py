@@ -292,7 +292,11 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        return f"{self.method}-{short_hash(self.to_dict())}"
+        """``<method>-<hash>``; a run that starts from a published checkpoint also names the
+        file's hash: ``<method>-init<sha256[:12]>-<hash>``."""
+        init = self.method_config.get("init_sha256")
+        name = f"{self.method}-init{init[:12]}" if init else self.method
+        return f"{name}-{short_hash(self.to_dict())}"
 
     def to_dict(self) -> dict[str, Any]:
         """The fields, without the optional ones left unset (so older run ids stay valid)."""

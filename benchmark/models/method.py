@@ -56,6 +56,23 @@ class MethodConfig:
     grad_clip: float = field(default=3.0, metadata=at_least(0))  # max gradient norm; 0 disables clipping
 
 
+# A field whose metadata says ``run_key: "unless-default"`` (added after run ids were first
+# written) is left out of the run key at its default, so earlier run ids stay valid; one that
+# says ``run_key: False`` never enters it (e.g. a file path, whose content hash does).
+def run_key_config(config: MethodConfig) -> dict[str, Any]:
+    """The fields of ``config`` that name its pretraining run (``RunConfig.method_config``)."""
+    plain = dataclasses.asdict(config)
+    for item in dataclasses.fields(config):
+        keep = item.metadata.get("run_key", True)
+        if keep is False or (keep == "unless-default" and getattr(config, item.name) == item.default):
+            del plain[item.name]
+    return plain
+
+
+def unless_default() -> dict[str, Any]:
+    return {"run_key": "unless-default"}
+
+
 # Schedule-level overrides that apply to every method; a method's own ``presets`` refine them.
 BASE_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"batch_size": 16, "max_steps": 12},

@@ -90,52 +90,64 @@ class BandpassStandardize(nn.Module):
 class LeadTimeViT(nn.Module):
     """ViT over (lead, time-patch) tokens; the encoder contract's ``forward`` mean-pools them.
 
-    ``positions``: ``"learned"`` (one table over patch positions shared by the leads, ST-MEM)
-    or ``"sincos-2d"`` (fixed table over (lead, patch), ECG-JEPA). ``lead_embedding`` adds a
-    learned vector per lead; ``sep_tokens`` puts a learned [SEP] token (with the first and last
-    position) before and after every lead's patches; ``cross_pattern`` restricts attention to
-    the same lead or the same time patch. ``preprocess`` runs on the raw window first.
+    ``positions``: ``"learned"`` (one table over patch positions shared by the leads, ST-MEM),
+    ``"sincos-2d"`` (fixed table over (lead, patch), ECG-JEPA) or ``"stored-2d"`` (a fixed
+    (lead, patch) table kept in the state dict, so a published one loads; sincos-2d until
+    then). ``lead_embedding`` adds a learned vector per lead; ``sep_tokens`` puts a learned
+    [SEP] token (with the first and last position) before and after every lead's patches;
+    ``cross_pattern`` restricts attention to the same lead or the same time patch.
+    ``preprocess`` runs on the raw window first. The published encoders' variants:
+    ``patch_norm`` (LayerNorm before and after the patch projection) and ``pooled_norm`` (the
+    final LayerNorm after mean pooling, not per token) are ST-MEM's code; ``readd_positions``
+    (positions added again before every block) is ECG-JEPA's code.
 
     * ``tokens(x)``: preprocessed (B, L, T) -> (B, L, N, D) patch tokens with positions;
     * ``encode(tokens, time_index)``: the transformer over a (visible) subset, (B, L, K, D) ->
       (B, L, K, D), [SEP] outputs removed; ``time_index`` (K,) names the patches kept (needed
       by cross-pattern attention; default all N in order);
-    * ``forward(x)``: all patches, mean over leads and patches -> (B, D).
+    * ``pooled(x)``: preprocessed (B, L, T) -> (B, D), all patches, mean over leads and patches;
+    * ``forward(x)``: ``pooled(preprocess(x))``.
     """
 
     def __init__(self, n_leads: int, n_samples: int, patch_size: int, dim: int, depth: int,
                  heads: int, mlp_ratio: float = 4.0, *, positions: str = "learned",
                  lead_embedding: bool = True, sep_tokens: bool = False,
                  cross_pattern: bool = False, dropout: float = 0.0,
-                 preprocess: nn.Module | None = None):
+                 preprocess: nn.Module | None = None, patch_norm: bool = False,
+                 pooled_norm: bool = False, readd_positions: bool = False):
         super().__init__()
         if n_samples % patch_size:
             raise ValueError(f"window of {n_samples} samples is not a whole number of "
                              f"{patch_size}-sample patches")
-        if cross_pattern and sep_tokens:
-            raise ValueError("cross-pattern attention is defined for patch tokens only, not [SEP]")
+        if sep_tokens and (cross_pattern or readd_positions):
+            raise ValueError("cross-pattern attention and re-added positions are defined for "
+                             "patch tokens only, not [SEP]")
         self.n_leads, self.patch_size = int(n_leads), int(patch_size)
         self.n_patches = int(n_samples) // int(patch_size)
         self.preprocess = preprocess if preprocess is not None else nn.Identity()
         self.patch_embed = nn.Linear(patch_size, dim)
         nn.init.xavier_uniform_(self.patch_embed.weight)
         nn.init.zeros_(self.patch_embed.bias)
+        self.patch_norm_in = nn.LayerNorm(patch_size) if patch_norm else None
+        self.patch_norm_out = nn.LayerNorm(dim) if patch_norm else None
         n_positions = self.n_patches + (2 if sep_tokens else 0)
         if positions == "learned":
             self.pos_embed = nn.Parameter(torch.zeros(n_positions, dim))
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        elif positions == "sincos-2d":
+        elif positions in ("sincos-2d", "stored-2d"):
             self.pos_embed = None
             self.register_buffer("pos_table", sincos_2d_positions(n_leads, n_positions, dim),
-                                 persistent=False)
+                                 persistent=positions == "stored-2d")
         else:
-            raise ValueError(f"positions must be 'learned' or 'sincos-2d', got {positions!r}")
+            raise ValueError(f"positions must be 'learned', 'sincos-2d' or 'stored-2d', "
+                             f"got {positions!r}")
         self.lead_embed = nn.Parameter(torch.zeros(n_leads, dim)) if lead_embedding else None
         self.sep_token = nn.Parameter(torch.zeros(dim)) if sep_tokens else None
         for p in (self.lead_embed, self.sep_token):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)
         self.cross_pattern = bool(cross_pattern)
+        self.pooled_norm, self.readd_positions = bool(pooled_norm), bool(readd_positions)
         self.transformer = TransformerEncoder1d(dim, depth, heads, mlp_ratio, dropout)
         self.embedding_dim = int(dim)
 
@@ -152,12 +164,17 @@ class LeadTimeViT(nn.Module):
     def tokens(self, x: Tensor) -> Tensor:
         if x.shape[1] != self.n_leads:
             raise ValueError(f"encoder built for {self.n_leads} leads, got {x.shape[1]}")
-        patches = self.patch_embed(patchify(x, self.patch_size))  # (B, L, N, D)
+        patches = patchify(x, self.patch_size)
+        if self.patch_norm_in is not None:
+            patches = self.patch_norm_out(self.patch_embed(self.patch_norm_in(patches)))
+        else:
+            patches = self.patch_embed(patches)  # (B, L, N, D)
         first = 1 if self.sep_token is not None else 0
         table = self.position_table()[:, first:first + self.n_patches]
         return patches + table.to(patches.dtype)
 
-    def encode(self, tokens: Tensor, time_index: Tensor | None = None) -> Tensor:
+    def encode(self, tokens: Tensor, time_index: Tensor | None = None,
+               normalize: bool = True) -> Tensor:
         b, n_leads, k, d = tokens.shape
         sequence = tokens
         if self.sep_token is not None:
@@ -167,17 +184,26 @@ class LeadTimeViT(nn.Module):
             sequence = torch.cat([left[None, :, None].expand(b, -1, -1, -1), tokens,
                                   right[None, :, None].expand(b, -1, -1, -1)], dim=2)
         attn_mask = None
+        times = time_index if time_index is not None else torch.arange(k, device=tokens.device)
+        times = times.to(tokens.device)
         if self.cross_pattern:
-            times = time_index if time_index is not None else torch.arange(k, device=tokens.device)
             leads = torch.arange(n_leads, device=tokens.device).repeat_interleave(k)
-            attn_mask = cross_pattern_mask(leads, times.to(tokens.device).repeat(n_leads))
+            attn_mask = cross_pattern_mask(leads, times.repeat(n_leads))
+        readd = self.position_table()[:, times].reshape(-1, d) if self.readd_positions else None
         per_lead = sequence.shape[2]
-        out = self.transformer(sequence.reshape(b, n_leads * per_lead, d), attn_mask=attn_mask)
+        out = self.transformer(sequence.reshape(b, n_leads * per_lead, d), attn_mask=attn_mask,
+                               readd=readd, normalize=normalize)
         out = out.reshape(b, n_leads, per_lead, d)
         return out[:, :, 1:-1] if self.sep_token is not None else out
 
+    def pooled(self, x: Tensor) -> Tensor:
+        """Preprocessed (B, L, T) -> (B, D): all patches, mean over leads and patches."""
+        if self.pooled_norm:
+            return self.transformer.norm(self.encode(self.tokens(x), normalize=False).mean(dim=(1, 2)))
+        return self.encode(self.tokens(x)).mean(dim=(1, 2))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.encode(self.tokens(self.preprocess(x))).mean(dim=(1, 2))  # (B, D)
+        return self.pooled(self.preprocess(x))  # (B, D)
 
 
 def vit_paper_sizes() -> dict[str, int]:

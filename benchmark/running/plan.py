@@ -64,6 +64,7 @@ def resolve(request: RunRequest) -> Plan:
         merged = {**cls.preset_overrides(request.preset), **per_method[name]}
         configs[name] = apply_overrides(cls.Config(), merged, name)
     _add_base_configs(configs, request.preset)
+    _follow_base_layout(configs)
     from ecgbench.evaluation.protocols import check_protocols, split_protocol_overrides
 
     request = dataclasses.replace(request, protocols=check_protocols(request.protocols))
@@ -98,3 +99,13 @@ def _add_base_configs(configs: dict[str, Any], preset: str) -> None:
             cls = METHODS.get(base)
             configs[base] = apply_overrides(cls.Config(), cls.preset_overrides(preset), base)
             pending.append(base)
+
+
+def _follow_base_layout(configs: dict[str, Any]) -> None:
+    """A frozen-encoder variant builds its encoder as its base does: the fields its Config names
+    in ``from_base`` (e.g. the layout a published checkpoint switches on) are the base's."""
+    for name, config in list(configs.items()):
+        base = METHODS.get(name).base_method
+        names = getattr(type(config), "from_base", ())
+        if base and names:
+            configs[name] = dataclasses.replace(config, **{f: getattr(configs[base], f) for f in names})

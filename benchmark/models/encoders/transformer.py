@@ -52,13 +52,18 @@ class TransformerEncoder1d(nn.Module):
         self.apply(_init_transformer_weights)
 
     def forward(self, tokens: Tensor, key_padding_mask: Tensor | None = None,
-                attn_mask: Tensor | None = None) -> Tensor:
+                attn_mask: Tensor | None = None, readd: Tensor | None = None,
+                normalize: bool = True) -> Tensor:
         """``attn_mask`` (N, N) bool, True = query i may not attend to key j (e.g. ECG-JEPA's
-        cross-pattern attention)."""
-        for layer in self.layers:
+        cross-pattern attention). ``readd`` (N, dim): added again before every layer after the
+        first (ECG-JEPA's code re-adds its positions so). ``normalize=False`` leaves out the
+        final LayerNorm (for a caller that normalises after pooling)."""
+        for i, layer in enumerate(self.layers):
+            if readd is not None and i > 0:
+                tokens = tokens + readd.to(tokens.dtype)
             tokens = layer(tokens, src_mask=attn_mask,
                            src_key_padding_mask=key_padding_mask)  # (B, N, dim)
-        return self.norm(tokens)
+        return self.norm(tokens) if normalize else tokens
 
 
 def _init_transformer_weights(m: nn.Module) -> None:

@@ -16,7 +16,7 @@ from ecgbench.core.contracts import Task
 from ecgbench.core.registry import METHODS
 from ecgbench.core.store import RUN_FIELDS, cached_record, warn, write_json
 from ecgbench.models import distributed
-from ecgbench.models.method import WithDerivedInput
+from ecgbench.models.method import WithDerivedInput, run_key_config
 from ecgbench.running.stages import record
 from ecgbench.running.stages.context import RunContext
 
@@ -50,7 +50,7 @@ def run_config(ctx: RunContext, method: str, seed: int, task: Task | None = None
     return RunConfig(
         method=method,
         method_version=cls.version,
-        method_config=dataclasses.asdict(ctx.plan.method_configs[method]),
+        method_config=run_key_config(ctx.plan.method_configs[method]),
         preset=ctx.request.preset,
         pretrain_data=f"{data.name}@{data.version}:train" + ("" if cls.uses_labels else ctx.pretraining.key),
         seed=seed,
