@@ -58,7 +58,6 @@ def test_module_entry_point_works():
         (["run", "--layout", "nerula-table3", "--methods", "simclr", "--no-tracking"], "drop --methods"),
         (["run", "--layout", "nerula-table3", "--tasks", "synth-sex", "--probes", "lr", "--dry-run"],
          "drop --tasks, --probes"),
-        (["run", "--methods", "simclr", "--dry-run", "--no-tracking"], "--dry-run plans a paper layout"),
         (["run", "--methods", "simclr", "--set", "eval.clustering=maybe", "--no-tracking"], "expected true or false"),
     ],
 )
