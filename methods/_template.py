@@ -27,11 +27,12 @@ description in ``ecgbench list methods``. Rules of the house:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from torch import Tensor, nn
 
+from ecgbench.core.config import positive
 from ecgbench.models import augment
 from ecgbench.models.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
 from ecgbench.models.losses import nt_xent
@@ -53,7 +54,7 @@ class TemplateMethod(Method):
         n_samples: int = 250
         lr: float = 1e-3
         batch_size: int = 256
-        temperature: float = 0.5
+        temperature: float = field(default=0.5, metadata=positive())  # > 0: it divides the logits
         proj_dim: int = 128
 
     presets = {

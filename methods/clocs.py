@@ -36,11 +36,12 @@ Departures:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from ecgbench.core.config import positive
 from ecgbench.models.encoders import ClocsCNN
 from ecgbench.models.losses import patient_contrastive
 from ecgbench.models.method import Method, MethodConfig
@@ -98,7 +99,7 @@ class CMSC(Method):
         lr: float = 1e-4
         batch_size: int = 256
         grad_clip: float = 0.0
-        temperature: float = 0.1
+        temperature: float = field(default=0.1, metadata=positive())  # > 0: it divides the logits
         embedding_dim: int = 256
         channels: tuple[int, ...] = (4, 16, 32)
         kernel_size: int = 7

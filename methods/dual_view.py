@@ -60,13 +60,14 @@ Departures:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from ecgbench.core.config import positive
 from ecgbench.core.contracts import STANDARD_LEADS
 from ecgbench.core.store import atomic_write
 from ecgbench.methods.simclr import projection_mlp
@@ -214,7 +215,7 @@ class DualViewSeqAug(Method):
         mlp_ratio: float = 4.0
         dropout: float = 0.1
         proj_dim: int = 128
-        temperature: float = 0.5
+        temperature: float = field(default=0.5, metadata=positive())  # > 0: it divides the logits
         lead_mask_p: float = 0.25  # interleave and split only
         # seqaug pipeline: each step with this probability, in this order.
         aug_p: float = 0.5

@@ -30,12 +30,13 @@ Departures:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 
+from ecgbench.core.config import positive
 from ecgbench.core.contracts import STANDARD_LEADS
 from ecgbench.models import augment
 from ecgbench.models.encoders import RESNET1D_PRESETS, ResNet1dConfig, resnet1d_from_config
@@ -66,7 +67,7 @@ class SimCLR(Method):
         weight_decay: float = 1e-5
         batch_size: int = 4096
         grad_clip: float = 0.0
-        temperature: float = 0.5
+        temperature: float = field(default=0.5, metadata=positive())  # > 0: it divides the logits
         proj_hidden_dim: int = 0  # 0: the encoder's embedding_dim, as in SimCLR
         proj_dim: int = 128
         # Augmentations (each view independently): probability and parameters.

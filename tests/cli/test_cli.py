@@ -59,6 +59,8 @@ def test_module_entry_point_works():
         (["run", "--layout", "nerula-table3", "--tasks", "synth-sex", "--probes", "lr", "--dry-run"],
          "drop --tasks, --probes"),
         (["run", "--methods", "simclr", "--set", "eval.clustering=maybe", "--no-tracking"], "expected true or false"),
+        (["run", "--methods", "clocs-cmsc", "--set", "clocs-cmsc.temperature=0", "--no-tracking"],
+         "clocs-cmsc.temperature=0.0: must be a number > 0"),  # a zero temperature divides by zero at step 0
     ],
 )
 def test_misuse_gives_one_line_error(argv, message, capsys, tmp_path):
