@@ -102,13 +102,14 @@ def test_residual_table1_is_scored_with_seed_004s_head_on_dreamer(tmp_path, caps
                  "--set", "max_steps=3"]) == 0
     assert "with protocol head" in capsys.readouterr().err
     records = [r for r in ResultStore(results).results()]
-    assert {(r["method"], r["task"]) for r in records} == {
-        (m, t) for m in ("transform-cnn", "transform-cnn-res1", "transform-cnn-res12", "transform-cnn-res123")
+    assert {(r["method"], r["task"]) for r in records} == {  # the paper's rows, then the classical baselines
+        (m, t) for m in ("transform-cnn", "transform-cnn-res1", "transform-cnn-res12", "transform-cnn-res123",
+                         "ecg-features", "ecg-features-lead2")
         for t in ("dreamer-arousal", "dreamer-valence")}
     assert {(r["protocol"], r["probe"]) for r in records} == {("head", "head")}
     assert all(r["probe_spec"]["settings"]["hidden"] == [64, 64] for r in records)
     table = (results / "tables" / "layout-residual-table1.md").read_text()
-    assert "protocol `head`" in table and "not run" not in table
+    assert "protocol `head`" in table and "not run" not in table and "classical baseline, ours" in table
     rows = [line for line in table.splitlines() if line.startswith("| none (`transform-cnn`)")]
     assert rows and "(via head)" in rows[0]
     stored = json.loads(next(results.rglob("head-*.json")).read_text())
