@@ -57,6 +57,9 @@ from ecgbench.reporting.audit.realism import (
 from ecgbench.reporting.audit.shortcut import (
     INTERVALS,
     audit_table,
+    baseline_audit,
+    baseline_table,
+    boosted_audit,
     interval_features,
     shortcut_audit,
     suite_audit,
@@ -65,7 +68,8 @@ from ecgbench.reporting.audit.shortcut import (
 
 __all__ = [
     "AGE_FS", "AGE_MEASUREMENTS", "BASELINE", "CONTROL", "INTERVALS", "REALISM_FIGURES", "SINGLE_LEAD_CONTROL",
-    "against_control", "age_expression", "age_expression_table", "audit_table", "baseline_summary",
+    "against_control", "age_expression", "age_expression_table", "audit_table", "baseline_audit", "baseline_summary",
+    "baseline_table", "boosted_audit",
     "beat_measurements", "control_summary", "control_table", "interval_features", "is_control", "r_peaks",
     "real_cinc_samples", "real_ptbxl_sample", "realism", "realism_table", "record_figures", "self_supervised",
     "shortcut_audit", "single_lead", "suite_audit", "trivial_features", "validation_means", "report_text",
@@ -86,7 +90,10 @@ def report_text(data_root: str | Path, version: int | None = None, real: str | P
     rows = suite_audit(data_root, version)
     if results_dir or real or real_ptbxl:
         recordings = synthetic.load(data_root, **({} if version is None else {"version": version}))
-    parts = [audit_table(rows)]
+    baselines = baseline_audit(data_root, version)
+    for baseline, row in zip(baselines, rows):
+        baseline["trivial"] = row
+    parts = [audit_table(rows), baseline_table(baselines)]
     if results_dir:
         compared = against_control(rows, results_dir)
         parts += [control_summary(compared), control_table(compared)]
