@@ -254,3 +254,30 @@ def test_age_expression_needs_measurable_records():
     flat = np.zeros((12, 12, 1000))
     with pytest.raises(ValueError, match=r"only 0 of 12 records have an age and three whole beats"):
         audit.age_expression(flat, audit.AGE_FS, np.full(12, 50.0), np.arange(12))
+
+
+@pytest.mark.parametrize("kind, metric", [("binary", "macro_auroc"), ("multiclass", "macro_f1"),
+                                          ("multilabel", "macro_auroc"), ("regression", "mae")])
+def test_the_boosted_baseline_is_chosen_on_validation_and_scored_once_on_test(kind, metric):
+    """Gradient-boosted trees on features that carry the label: a good test score with its CI, the
+    grid setting the validation split chose, for every task kind."""
+    import pandas as pd
+
+    from ecgbench.core.contracts import Recordings, Task
+    from ecgbench.reporting.audit import BOOSTING_GRID, boosted_audit
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=(n, 6))
+    targets = {"binary": (x[:, 0] > 0).astype(int), "multiclass": np.digitize(x[:, 0], [-0.5, 0.5]),
+               "multilabel": np.column_stack([x[:, 0] > 0, x[:, 1] > 0]).astype(int), "regression": 50 + 10 * x[:, 0]}
+    y = targets[kind]
+    meta = pd.DataFrame({"record_id": range(n), "patient_id": range(n),
+                         "split": np.repeat(["train", "val", "test"], [180, 60, 60])})
+    data = Recordings("toy", "1", np.zeros((n, 1, 4), np.float32), meta, 100, ("I",))
+    task = Task("toy", 1, "toy", kind, lambda m: (y, np.ones(len(m), bool)), metric, "toy",
+                classes=("a", "b", "c") if kind == "multiclass" else ("p", "q") if kind == "multilabel" else ())
+    row = boosted_audit(task, data, x, bootstrap=100)
+    assert row["probe_params"] in BOOSTING_GRID and row["n_test"] == 60
+    good = row["value"] < 5 if kind == "regression" else row["value"] > 0.8
+    assert good and row["ci"][0] <= row["value"] <= row["ci"][1]

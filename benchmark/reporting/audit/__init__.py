@@ -55,6 +55,7 @@ from ecgbench.reporting.audit.realism import (
     record_figures,
 )
 from ecgbench.reporting.audit.shortcut import (
+    BOOSTING_GRID,
     INTERVALS,
     audit_table,
     baseline_audit,
@@ -68,7 +69,7 @@ from ecgbench.reporting.audit.shortcut import (
 
 __all__ = [
     "AGE_FS", "AGE_MEASUREMENTS", "BASELINE", "CONTROL", "INTERVALS", "REALISM_FIGURES", "SINGLE_LEAD_CONTROL",
-    "against_control", "age_expression", "age_expression_table", "audit_table", "baseline_audit", "baseline_summary",
+    "BOOSTING_GRID", "against_control", "age_expression", "age_expression_table", "audit_table", "baseline_audit", "baseline_summary",
     "baseline_table", "boosted_audit",
     "beat_measurements", "control_summary", "control_table", "interval_features", "is_control", "r_peaks",
     "real_cinc_samples", "real_ptbxl_sample", "realism", "realism_table", "record_figures", "self_supervised",
