@@ -130,6 +130,7 @@ def run_request(args: argparse.Namespace, settings: tuple[str, ...] = (), **grid
         jobs=jobs(getattr(args, "jobs", None)),
         limit=limit(getattr(args, "limit", None)),
         include_paths=[str(p) for p in include_paths()],
+        log_checkpoints=bool(getattr(args, "log_checkpoints", False)),
     )
 
 

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "cinc2021, cinc2020, chapman, ptbxl, synthetic, ... (default: the dataset the tasks evaluate)")
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite database in the results dir)")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (JSON results are still written)")
+    run.add_argument("--log-checkpoints", action="store_true",
+                     help="also log each encoder's weights under its MLflow pretraining run (large)")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto picks CUDA when present")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting: lr=1e-3 (every method), simclr.temperature=0.2, eval.bootstrap=500, data.n_patients=300 (synthetic), data.ptbxl.fs=500")

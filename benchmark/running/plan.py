@@ -33,6 +33,7 @@ class RunRequest:
     protocols: list[str] = field(default_factory=lambda: ["frozen-probe"])  # ecgbench.evaluation.protocols
     jobs: int | None = 1  # CPU worker processes for unfinished jobs; None: one per core (ecgbench.running.parallel)
     limit: int | None = None  # --limit: the first N patients per split of every dataset (ecgbench.data.subset)
+    log_checkpoints: bool = False  # --log-checkpoints: the encoder's weights under its MLflow pretraining run
     include_paths: list[str] = field(default_factory=list)  # --include-path folders, for worker processes
 
 

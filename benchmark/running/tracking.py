@@ -57,6 +57,7 @@ EXPERIMENT = "ecgbench"
 KEY_TAG = "ecgbench.key"
 KIND_TAG = "ecgbench.kind"
 OWNER_TAG = "ecgbench.owner"  # host:pid of the process that created the run
+STAGE_TAG = "stage"  # pretraining / result: set since runs are named and nested for browsing
 _MAX_PARAM_LENGTH = 6000
 _SERVER_SCHEMES = ("http", "https", "databricks")
 # MLflow's defaults (7 retries, 120 s each) turn a server that is down into minutes of silence.
@@ -114,6 +115,7 @@ class Tracker:
         self.uri = tracking_uri
         self.offline = False
         self.parent_id: str | None = None
+        self.relayout = False  # track sync: replace runs of the older, untagged layout
         self._logged: set[str] = set()
         self._open: list[str] = []  # runs this process created and has not ended yet
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -240,7 +242,7 @@ class Tracker:
         logged already; returns whether it was logged now. It hangs under the run of
         ``parent_key`` (its pretraining) when that is logged, else under the invocation;
         ``documents`` (file name -> JSON-able) become artifacts beside ``artifacts``."""
-        if self.has(key):
+        if self.has(key) and not self.relayout:
             return False
         with self._lock:
             if not self._claim(key):
@@ -276,8 +278,9 @@ class Tracker:
             name=name, tags=tags, parent_key=record["run_id"], documents=result_documents(record, predictions),
         )
 
-    def log_pretrain(self, record: dict[str, Any], run_dir: Path) -> bool:
-        """A pretraining record (run.json) and the artifacts it lists in ``run_dir``."""
+    def log_pretrain(self, record: dict[str, Any], run_dir: Path, checkpoint: Path | None = None) -> bool:
+        """A pretraining record (run.json), the artifacts it lists in ``run_dir`` and, when given
+        (``run --log-checkpoints``), the encoder's weights."""
         config = record["run_config"]
         tags = {"method": str(config.get("method")), "seed": str(config.get("seed")), "preset": str(config.get("preset")),
                 "data": str(config.get("pretrain_data")), "git": str(record.get("git", "")), "stage": "pretraining"}
@@ -285,7 +288,8 @@ class Tracker:
             run_dir.name, "pretrain", params=config,
             metrics={k: v for k, v in record["train"].items() if isinstance(v, (int, float))},
             curve=[tuple(point) for point in record["train"].get("loss_curve", [])],
-            artifacts=[run_dir / "run.json", *(run_dir / name for name in record.get("artifacts", []))],
+            artifacts=[run_dir / "run.json", *(run_dir / name for name in record.get("artifacts", [])),
+                       *([checkpoint] if checkpoint is not None and checkpoint.is_file() else [])],
             name=f"{config.get('method')} · seed {config.get('seed')} · pretraining", tags=tags,
         )
 
@@ -315,7 +319,8 @@ class Tracker:
         FINISHED or being logged by a live process; its other runs (left by interrupted
         processes) are deleted, to be replaced."""
         runs = self._search(f"tags.`{KEY_TAG}` = '{key}'")
-        if any(run.info.status == "FINISHED" for run in runs):
+        finished = [run for run in runs if run.info.status == "FINISHED"]
+        if finished and not (self.relayout and all(STAGE_TAG not in run.data.tags for run in finished)):
             self._logged.add(key)
             return False
         if any(run.info.status == "RUNNING" and not _owner_gone(run.data.tags) for run in runs):
@@ -404,7 +409,8 @@ def result_metrics(record: dict[str, Any]) -> dict[str, Any]:
 
 def sync(results_dir: str | Path, tracking_uri: str | None = None) -> dict[str, int]:
     """Log every pretraining and result record under ``results_dir`` that the MLflow store lacks
-    (after a server was down, or a database was rebuilt). Counts: logged, present, skipped
+    (after a server was down, or a database was rebuilt), and replace the runs logged before runs
+    were named, tagged and nested (no ``stage`` tag) by runs in today's layout. Counts: logged, present, skipped
     (unreadable files, each named in a warning), and failed (1 if tracking failed)."""
     from ecgbench.core.config import ConfigError
 
@@ -412,6 +418,7 @@ def sync(results_dir: str | Path, tracking_uri: str | None = None) -> dict[str, 
     if not (store.root / "runs").is_dir():
         raise ConfigError(f"--results-dir {store.root}: no results there (no runs/ folder); pass the folder `ecgbench run` wrote")
     tracker = Tracker.for_results(store.root, tracking_uri)
+    tracker.relayout = True  # runs logged before names, tags and nesting are replaced, not doubled
     counts = {"logged": 0, "present": 0, "skipped": 0}
     with tracker.invocation(f"ecgbench-sync-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}",
                             {"results_dir": str(store.root.resolve())}):

@@ -180,7 +180,7 @@ def test_a_user_finds_a_result_run_by_its_tags_and_reads_its_confusion_matrix(tm
     from mlflow.tracking import MlflowClient
 
     runner = Runner(resolve(request(tmp_path, methods=["random-init"], tasks=["synth-sex"], probes=["lr", "knn"],
-                                    track=True)))
+                                    track=True, log_checkpoints=True)))
     (result,) = [r for r in runner.run() if r["probe"] == "lr"]
     uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -194,6 +194,8 @@ def test_a_user_finds_a_result_run_by_its_tags_and_reads_its_confusion_matrix(tm
     matrix = json.loads(Path(client.download_artifacts(found[0].info.run_id, "confusion_matrix.json",
                                                        str(tmp_path))).read_text())
     assert matrix["labels"] == [0, 1] and sum(map(sum, matrix["matrix"])) == result["n"]["test"]
+    pretraining = found[0].data.tags["mlflow.parentRunId"]  # --log-checkpoints: the weights beside run.json
+    assert {"run.json", f"{result['run_id']}.pt"} <= {a.path for a in client.list_artifacts(pretraining)}
 
 
 # ----- label-using methods, base-method chains, not-applicable cells ---------------------------

@@ -207,7 +207,8 @@ def test_sync_logs_what_the_store_lacks_once(tmp_path, caplog):
     results = tmp_path / "results"
     keys = [write_result(results, "run-a", probe, 0.5 + i / 10) for i, probe in enumerate(("lr", "knn"))]
     (results / "runs" / "run-a" / "task@v1" / "foreign.json").write_text("{not json")
-    Tracker.for_results(results).log_child(keys[0], "result", params={}, metrics={})  # logged before
+    Tracker.for_results(results).log_child(keys[0], "result", params={}, metrics={},
+                                           tags={"stage": "result"})  # logged before, in today's layout
 
     with caplog.at_level(logging.WARNING, logger="ecgbench.running.tracking"):
         assert sync(results) == {"logged": 2, "present": 1, "skipped": 1, "failed": 0}
@@ -243,3 +244,16 @@ def test_new_databases_copy_a_migrated_template_made_once(tmp_path, monkeypatch)
     tracking.Tracker.for_results(tmp_path / "c")
     assert len(migrations) == 2 and tracking._schema_problem(template) is None
     tracking._schema_template.cache_clear()
+
+
+def test_sync_replaces_runs_of_the_older_untagged_layout_without_doubling(tmp_path):
+    results = tmp_path / "results"
+    key = write_result(results, "run-a", "lr", 0.7)
+    Tracker.for_results(results).log_child(key, "result", params={}, metrics={})  # the old layout: no tags
+    (old,) = runs_of(results, key)
+    assert "stage" not in old.data.tags
+    assert sync(results)["logged"] == 2  # the pretraining run and the result, in today's layout
+    (new,) = runs_of(results, key)  # replaced, not doubled
+    assert new.info.run_id != old.info.run_id and new.data.tags["stage"] == "result"
+    assert new.data.tags["mlflow.parentRunId"] == runs_of(results, "run-a")[0].info.run_id  # under its pretraining
+    assert sync(results)["logged"] == 0

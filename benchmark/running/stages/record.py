@@ -40,7 +40,8 @@ def tracking(ctx: RunContext) -> Iterator[None]:
 def log_pretraining(ctx: RunContext, run_id: str, run_record: dict[str, Any]) -> None:
     if not ctx.tracker:
         return
-    ctx.tracker.log_pretrain(run_record, ctx.store.run_dir(run_id))
+    checkpoint = ctx.store.checkpoint(run_id) if ctx.request.log_checkpoints else None
+    ctx.tracker.log_pretrain(run_record, ctx.store.run_dir(run_id), checkpoint)
 
 
 def log_result(ctx: RunContext, key: str, params: dict[str, Any], result: dict[str, Any], path: Path) -> None:
