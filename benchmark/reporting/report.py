@@ -98,9 +98,11 @@ def label_efficiency_data(results: list[dict[str, Any]]) -> dict[tuple[str, str,
         if not not_applicable(r) and "metrics" in r:
             by_task[(r["preset"], r["task_key"])].append(r)
     for records in by_task.values():
-        for r in label_configs(records, ignore=FRACTION):  # one curve per config
+        for r in label_configs(records, ignore=FRACTION | PROTOCOL_SETTINGS):  # a curve per config and protocol
             fraction = float(r.get("label_fraction", (r.get("probe_spec") or {}).get("label_fraction", 1.0)) or 1.0)
-            by_cell[(r["preset"], r["task_key"], row_of(r))][fraction][r["probe"]].append(r)
+            base = base_protocol(r)
+            curve = row_of(r) + ("" if base == "frozen-probe" else f" ({base})")
+            by_cell[(r["preset"], r["task_key"], curve)][fraction][r["probe"]].append(r)
     curves = {}
     for key, by_fraction in by_cell.items():
         if len(by_fraction) < 2:
@@ -117,6 +119,42 @@ def label_efficiency_data(results: list[dict[str, Any]]) -> dict[tuple[str, str,
         if len(fractions) >= 2:
             curves[key] = {"fraction": fractions, "mean": means, "seeds": seeds}
     return curves
+
+
+# A protocol's own settings: part of the column (or the curve's name), not of the method's row.
+PROTOCOL_SETTINGS = frozenset({"probe.protocol", "probe.settings", "probe.grid"})
+
+
+def base_protocol(record: dict[str, Any]) -> str:
+    """The protocol without its label-fraction suffix (``linear-10%-labels`` -> ``linear``)."""
+    import re
+
+    return (record.get("probe_spec") or {}).get("protocol") or re.sub(
+        r"-[0-9.]+%-labels$", "", str(record.get("protocol", "frozen-probe")))
+
+
+def protocol_comparison(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
+    """(preset, task key) -> row -> protocol -> test main metric (mean ± std over seeds; the
+    frozen probes' validation-chosen probe) for tasks scored under more than one protocol, all labels."""
+    from ecgbench.reporting.tables import cell
+
+    by_cell: dict[tuple, dict[str, dict[str, dict[str, list[dict]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
+    by_task: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        if not not_applicable(r) and "metrics" in r and float(r.get("label_fraction") or 1.0) == 1.0:
+            by_task[(r["preset"], r["task_key"])].append(r)
+    for task, records in by_task.items():
+        for r in label_configs(records, ignore=PROTOCOL_SETTINGS):
+            by_cell[task][row_of(r)][base_protocol(r)][r["probe"]].append(r)
+    table = {}
+    for task, rows in by_cell.items():
+        if len({p for by_protocol in rows.values() for p in by_protocol}) < 2:
+            continue
+        table[task] = {row: {protocol: cell(_chosen_probe(by_probe), next(iter(by_probe.values()))[0]["main_metric"],
+                                            with_ci=False)
+                             for protocol, by_probe in by_protocol.items()} for row, by_protocol in rows.items()}
+    return table
 
 
 def _chosen_probe(by_probe: dict[str, list[dict]]) -> list[dict]:
@@ -512,6 +550,18 @@ def _extras_html(results: list[dict[str, Any]], results_dir: str | Path,
             f"probe sees a fraction of the training patients' labels. Methods: {', '.join(sorted(curves))}. "
             f"Seeds: {', '.join(map(str, seeds))}. Protocols: frozen-probe and frozen-probe-<fraction>-labels.",
             f"label efficiency on {task_key}"))
+    comparison = protocol_comparison(results)
+    if comparison:
+        parts.append("<h2 id=s-protocols>Protocols side by side</h2><p class=note>Test main metric, mean ± std over "
+                     "seeds, all labels; frozen-probe: each method's validation-chosen probe; linear / head / "
+                     "finetune: the trained head or the fine-tuned encoder (their own validation choices).</p>")
+    for (preset, task_key), rows in sorted(comparison.items()):
+        present = {p for by in rows.values() for p in by}
+        protocols = [p for p in ("frozen-probe", "linear", "head", "finetune") if p in present]
+        protocols += sorted(present - set(protocols))
+        body = [[row, *(by.get(p, "–") for p in protocols)] for row, by in sorted(rows.items())]
+        parts.append(f"<h3 id={_anchor(f'protocols-{preset}-{task_key}')}>{html.escape(task_key)} · preset "
+                     f"{html.escape(preset)}</h3>" + _table(body, ["method", *protocols], sortable=True))
     losses = loss_curve_data(results_dir)
     by_preset: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
     for run_id, curve in losses.items():

@@ -226,3 +226,22 @@ def test_a_headless_browser_renders_every_figure(store, tmp_path):
         assert image.size == (1400, 2000)
         pixels = np.asarray(image.convert("L"))
     assert (pixels < 128).mean() > 0.005  # text and figures drawn, not a blank page
+
+
+def test_protocols_side_by_side_and_label_curves_never_mix_protocols(store):
+    from ecgbench.reporting.report import label_efficiency_data, protocol_comparison
+
+    results = records(store)
+    linear = []
+    for r in results:
+        if r["method"] == "good" and r["task"] == "synth-superclass" and r["probe"] == "lr":
+            protocol = r["protocol"].replace("frozen-probe", "linear")
+            linear.append({**r, "protocol": protocol, "probe": "linear",
+                           "probe_spec": {**r["probe_spec"], "protocol": "linear", "probe": "linear"},
+                           "metrics": {k: v - 0.1 if isinstance(v, float) else v for k, v in r["metrics"].items()}})
+    table = protocol_comparison(results + linear)
+    (task,) = [t for t in table if t[1] == "synth-superclass@v2"]
+    assert set(table[task]["good"]) == {"frozen-probe", "linear"}
+    assert table[task]["good"]["linear"] != table[task]["good"]["frozen-probe"]
+    curves = label_efficiency_data(results + linear)
+    assert ("cpu", "synth-superclass@v2", "good") in curves and ("cpu", "synth-superclass@v2", "good (linear)") in curves
