@@ -249,7 +249,7 @@ def test_resample_weights_are_reused_only_for_the_same_patients_and_seed():
 
 
 def test_degenerate_predictions_are_named():
-    from ecgbench.evaluation.metrics import degenerate
+    from ecgbench.evaluation.diagnostics import degenerate
 
     assert degenerate("multiclass", [0, 1, 2], [0, 1, 2], [1, 1, 1]) == ["every test record predicted as class 1"]
     assert degenerate("multiclass", [0, 1], [0, 2], [0, 1]) == ["test classes missing from the training labels: 2"]

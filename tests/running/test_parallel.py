@@ -54,8 +54,12 @@ def test_workers_store_the_same_results_as_a_serial_run_and_log_each_once(tmp_pa
     runs = client.search_runs([runner.tracker.experiment_id])
     keys = [r.data.tags.get("ecgbench.key") for r in runs if r.data.tags.get("ecgbench.kind") == "result"]
     assert sorted(keys) == sorted(r["key"] for r in results)  # each once
-    parents = {r.data.tags["mlflow.parentRunId"] for r in runs if r.data.tags.get("ecgbench.kind") == "result"}
-    assert parents == {runner.tracker.parent_id}
+    pretraining = {r.data.tags["ecgbench.key"]: r.info.run_id for r in runs if r.data.tags.get("ecgbench.kind") == "pretrain"}
+    for run in (r for r in runs if r.data.tags.get("ecgbench.kind") == "result"):  # under its pretraining run
+        result = next(x for x in results if x["key"] == run.data.tags["ecgbench.key"])
+        assert run.data.tags["mlflow.parentRunId"] == pretraining[result["run_id"]]
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs if r.data.tags.get("ecgbench.kind") == "pretrain"} == {
+        runner.tracker.parent_id}
     assert all(r.info.status == "FINISHED" for r in runs)
 
     again = Runner(resolve(request(tmp_path / "workers", jobs=2, track=True, **common)))

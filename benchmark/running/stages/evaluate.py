@@ -137,6 +137,7 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
     score test. ``cache_key``: the store's checkpoint name for a protocol that trains an encoder."""
     from ecgbench.evaluation import metrics
     from ecgbench.evaluation.analysis import label_subset
+    from ecgbench.evaluation.diagnostics import degenerate
 
     data = ctx.dataset(task.dataset)
     settings = ctx.plan.eval_settings
@@ -162,7 +163,7 @@ def score(ctx: RunContext, config: RunConfig, method, task: Task, probe: str, em
         warnings.simplefilter("always")
         prediction = implementation.fit_predict(inputs, probe, ctx.plan.protocol_settings.get(protocol), settings)
     test = split["test"]
-    _warn_about(cell, caught, metrics.degenerate(task.kind, y[split["train"]], y[test], prediction.y_pred,
+    _warn_about(cell, caught, degenerate(task.kind, y[split["train"]], y[test], prediction.y_pred,
                                                         task.classes))
     scores = metrics.score(task.kind, y[test], prediction.y_pred, prediction.scores, task.classes)
     low, high = metrics.bootstrap_ci(

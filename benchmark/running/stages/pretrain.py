@@ -56,8 +56,14 @@ def run_config(ctx: RunContext, method: str, seed: int, task: Task | None = None
         seed=seed,
         task=task.key if cls.uses_labels else None,
         base_run_id=base_run_id,
-        method_source=METHODS.entry(method).digest,
+        method_source=_source_digest(method),
     )
+
+
+def _source_digest(method: str) -> str | None:
+    """An external method's file hash (None for a built-in, or a class served without an entry)."""
+    entry = METHODS.entries.get(method)
+    return entry.digest if entry is not None else None
 
 
 def base_run(ctx: RunContext, cls, seed: int, task: Task | None) -> tuple[RunConfig, Task | None]:
