@@ -179,14 +179,14 @@ def test_a_user_finds_a_result_run_by_its_tags_and_reads_its_confusion_matrix(tm
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    runner = Runner(resolve(request(tmp_path, methods=["random-init"], tasks=["synth-sex"], probes=["lr", "knn"],
+    runner = Runner(resolve(request(tmp_path, methods=["simclr"], tasks=["synth-sex"], probes=["lr", "knn"],
                                     track=True, log_checkpoints=True)))
     (result,) = [r for r in runner.run() if r["probe"] == "lr"]
     uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     found = mlflow.search_runs(experiment_names=["ecgbench"], output_format="list",
-                               filter_string="tags.method = 'random-init' and tags.seed = '0' and tags.probe = 'lr'")
-    assert len(found) == 1 and found[0].info.run_name == f"random-init · {result['task_key']} · seed 0 · lr"
+                               filter_string="tags.method = 'simclr' and tags.seed = '0' and tags.probe = 'lr'")
+    assert len(found) == 1 and found[0].info.run_name == f"simclr · {result['task_key']} · seed 0 · lr"
     assert found[0].data.tags["task"] == result["task_key"] and found[0].data.tags["preset"] == "smoke"
     client = MlflowClient(uri)
     names = {a.path for a in client.list_artifacts(found[0].info.run_id)}
