@@ -215,15 +215,16 @@ def completed(results_dir: Path) -> str:
 
     store = ResultStore(results_dir)
     results = list(store.results()) if (results_dir / "runs").exists() else []
-    rows = ["| task | method | probe (chosen on validation) | test metric per seed |", "|---|---|---|---|"]
+    rows = ["| task | protocol | method | probe (chosen on validation) | test metric per seed |", "|---|---|---|---|---|"]
     for group in build(results):
         for board in group.tasks:
             for entry in board.entries:
                 values = ", ".join(f"seed {r['seed']}: {r['metrics'][board.metric]:.3f}"
                                    for r in sorted(entry.records, key=lambda r: r["seed"]))
-                rows.append(f"| {board.task_key} | {entry.label} | {entry.probe} | {board.metric} {values} |")
-            rows += [f"| {board.task_key} | {label} | – | {why} |" for label, why in board.missing.items()
-                     if why.startswith("n/a")]
+                rows.append(f"| {board.task_key} | {group.protocol} | {entry.label} | {entry.probe} | "
+                            f"{board.metric} {values} |")
+            rows += [f"| {board.task_key} | {group.protocol} | {label} | – | {why} |"
+                     for label, why in board.missing.items() if why.startswith("n/a")]
     jobs_table = ["| method | seed | tasks | seconds (wall, shared machine) | exit |", "|---|---|---|---|---|"]
     log = results_dir / LOG
     for line in (log.read_text(encoding="utf-8").splitlines() if log.is_file() else []):
