@@ -45,7 +45,10 @@ def validate_request(request: Any) -> None:
     root = data_root(request.data_root)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--data-root {root}: is a file, not a folder; pass the folder that holds the datasets")
-    for name in dict.fromkeys(TASKS.get(task).dataset for task in request.tasks):
+    tasks = [TASKS.get(task) for task in request.tasks]
+    data_options = {key[len("data."):]: value for key, value in request.overrides.items() if key.startswith("data.")}
+    for name in dict.fromkeys(task.dataset for task in tasks):
+        check_option_values(name, tasks, data_options)  # a bad value is named before a missing folder
         check_present(name, root)
 
 
@@ -57,7 +60,31 @@ def validate_plan(plan: Any) -> None:
     needed = datasets_needed(plan)
     check_data_options(plan.data_options, needed)
     for name in needed:
+        check_option_values(name, plan.tasks, plan.data_options)
         check_present(name, data_root(plan.request.data_root))
+
+
+def check_option_values(name: str, tasks: list[Any], data_options: dict[str, str]) -> None:
+    """The values of a dataset's load options (its tasks' and ``--set data.<name>.*``), checked by
+    the dataset's own ``check_options`` where it has one, and the options every dataset takes
+    (``limit``, ``cv_folds`` / ``cv_fold``): a bad value is one line, exit 2, before any loading."""
+    from ecgbench.data.datasets import GENERIC_OPTIONS, dataset_module
+    from ecgbench.data.folds import check_fold
+    from ecgbench.data.subset import check_limit
+    from ecgbench.running.plan import data_overrides
+
+    options: dict[str, Any] = {}
+    for task in tasks:
+        if task.dataset == name:
+            options.update(task.dataset_options)
+    options.update(data_overrides(data_options, name))
+    if "limit" in options:
+        check_limit(options["limit"], name)
+    if "cv_folds" in options or "cv_fold" in options:
+        check_fold(options.get("cv_folds"), options.get("cv_fold"), name)
+    check = getattr(dataset_module(name), "check_options", None)
+    if check is not None:
+        check(**{k: v for k, v in options.items() if k not in GENERIC_OPTIONS})
 
 
 def check_selection(request: Any) -> None:

@@ -61,6 +61,12 @@ def test_module_entry_point_works():
         (["run", "--methods", "simclr", "--set", "eval.clustering=maybe", "--no-tracking"], "expected true or false"),
         (["run", "--methods", "clocs-cmsc", "--set", "clocs-cmsc.temperature=0", "--no-tracking"],
          "clocs-cmsc.temperature=0.0: must be a number > 0"),  # a zero temperature divides by zero at step 0
+        (["run", "--methods", "random-init", "--tasks", "ptbxl-sex", "--set", "data.ptbxl.fs=123", "--no-tracking"],
+         "ptbxl: fs must be 100 or 500"),  # dataset options checked before any loading
+        (["run", "--methods", "random-init-lead2", "--tasks", "cinc2017-af", "--set", "data.cinc2017.labels=v9",
+          "--no-tracking"], "cinc2017: labels must be one of v0, v1, v2, v3, folder"),
+        (["run", "--methods", "random-init", "--tasks", "ptbxl-sex", "--set", "data.ptbxl.limit=0", "--no-tracking"],
+         "ptbxl: limit=0: must be at least 1"),
     ],
 )
 def test_misuse_gives_one_line_error(argv, message, capsys, tmp_path):

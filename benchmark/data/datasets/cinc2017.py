@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgbench.core.config import RunFailed, flag
+from ecgbench.core.config import ConfigError, RunFailed, flag
 from ecgbench.core.contracts import Recordings
 from ecgbench.core.store import atomic_write, prepare_cache_folder
 from ecgbench.data.datasets import prepared
@@ -200,7 +200,7 @@ def preset_split(data: Recordings, records_dir: Path) -> Recordings:
 
 def _check_labels(labels: Any) -> str:
     if labels not in LABEL_VERSIONS:
-        raise Cinc2017Error(f"{NAME}: labels must be one of {', '.join(LABEL_VERSIONS)} "
+        raise ConfigError(f"{NAME}: labels must be one of {', '.join(LABEL_VERSIONS)} "
                             f"(label-file revision), got {labels!r}")
     return str(labels)
 
@@ -434,3 +434,8 @@ def info(root: str | Path, **options: Any) -> dict[str, Any]:
         "fs": FS,
         "version": data.version,
     }
+
+
+def check_options(labels: Any = "v3", **_: Any) -> None:
+    """The load options a run sets, checked before any work (``ecgbench run`` validation)."""
+    _check_labels(labels)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgbench.core.config import RunFailed, flag
+from ecgbench.core.config import ConfigError, RunFailed, flag
 from ecgbench.core.contracts import STANDARD_LEADS, Recordings
 from ecgbench.core.store import atomic_write, prepare_cache_folder
 from ecgbench.data.datasets import prepared
@@ -132,7 +132,7 @@ def _check_fs(fs: Any) -> int:
     except (TypeError, ValueError):
         rate = None
     if rate not in RATES:
-        raise PtbxlError(f"{NAME}: fs must be 100 or 500 (the release's two rates), got {fs!r}")
+        raise ConfigError(f"{NAME}: fs must be 100 or 500 (the release's two rates), got {fs!r}")
     return rate
 
 
@@ -445,3 +445,8 @@ def info(root: str | Path, fs: int = 100, **options: Any) -> dict[str, Any]:
 def _counts(frame: pd.DataFrame) -> dict[str, int]:
     return {"records": len(frame), "patients": int(frame["patient_id"].nunique())}
 
+
+
+def check_options(fs: Any = 100, **_: Any) -> None:
+    """The load options a run sets, checked before any work (``ecgbench run`` validation)."""
+    _check_fs(fs)
