@@ -477,6 +477,10 @@ SCRIPT = """window.addEventListener('load', function () {
   var broken = Array.prototype.filter.call(document.querySelectorAll('nav a'), function (a) {
     return !document.getElementById(a.getAttribute('href').slice(1)); });
   document.body.setAttribute('data-broken-links', String(broken.length));
+  if (location.hash.indexOf('#view-') === 0) {  // a screenshot of one section: what comes before it is hidden
+    var node = document.getElementById(location.hash.slice(6));
+    while (node && node.previousElementSibling) { node = node.previousElementSibling; node.style.display = 'none'; }
+  }
   if (location.hash === '#check-sorting') {  // a headless browser's click on the first table's test column
     var first = document.querySelector('table.sortable'), th = first.querySelectorAll('th')[3];
     th.click();
@@ -619,9 +623,11 @@ def browser_binary() -> str:
     return binary
 
 
-def screenshot(page: Path, png: Path) -> Path:
-    """A 1400 x 2000 screenshot of the page as headless chromium renders it."""
-    browser(page, f"--screenshot={Path(png).resolve()}", "--window-size=1400,2000")
+def screenshot(page: Path, png: Path, section: str = "") -> Path:
+    """A 1400 x 2000 screenshot of the page as headless chromium renders it, from the top or from
+    the heading with id ``section``."""
+    browser(page, f"--screenshot={Path(png).resolve()}", "--window-size=1400,2000",
+            fragment=f"view-{section}" if section else "")
     return Path(png)
 
 
