@@ -34,3 +34,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fresh_registries(monkeypatch):
+    """The registries with the package's entries only, before and after a test that includes
+    folders of its own (tests/cli/test_cli_include.py, tests/core/test_registry_external.py)."""
+    from ecgbench.core import registry
+
+    monkeypatch.delenv(registry.INCLUDE_ENV, raising=False)
+    monkeypatch.setattr(registry, "_INCLUDED", [])
+    for r in (registry.METHODS, registry.TASKS):
+        r.forget()
+    yield
+    for r in (registry.METHODS, registry.TASKS):
+        r.forget()

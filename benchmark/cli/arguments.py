@@ -99,7 +99,7 @@ def config_file(path: str | None) -> dict[str, str]:
         raise UsageError(f"--config {path}: unreadable ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping of --set keys, e.g. 'transform-cnn.lr: 0.002'")
-    from ecgbench.running.tracking import flatten
+    from ecgbench.core.config import flatten
 
     return {key: ",".join(map(str, value)) if isinstance(value, list) else str(value)
             for key, value in flatten(data).items()}
@@ -135,16 +135,10 @@ def run_request(args: argparse.Namespace, settings: tuple[str, ...] = (), **grid
 
 
 def limit(value: str | None) -> int | None:
-    """``--limit N``: a whole number of patients per split, at least 1."""
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise UsageError(f"--limit {value!r}: give a whole number of patients per split, e.g. --limit 20") from None
-    if number < 1:
-        raise UsageError(f"--limit {number}: must be at least 1 patient per split")
-    return number
+    """``--limit N``: a whole number of patients per split, at least 1 (the loader's own check)."""
+    from ecgbench.data.subset import check_limit
+
+    return None if value is None else check_limit(value, "--limit")
 
 
 def launch_torchrun(argv: list[str], nproc: int) -> int:

@@ -19,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from ecgbench.core.config import flatten
+
 SEED_SPECIFIC = frozenset({"seed", "base_run_id"})  # run_config fields that vary with the seed
 PROBE_INDEPENDENT = frozenset({"probe", "bootstrap"})  # the probe is chosen per row; CI resamples
 FRACTION = frozenset({"label_fraction", "probe.label_fraction"})  # the x-axis of a label-efficiency curve
@@ -68,23 +70,12 @@ def label_configs(records: Iterable[dict[str, Any]], ignore: frozenset[str] = fr
         if len(by_key) == 1:
             names.update({(method, key): method for key in by_key})
             continue
-        flat = {key: _flatten(config) for key, config in by_key.items()}
+        flat = {key: flatten(config) for key, config in by_key.items()}
         differing = sorted({k for f in flat.values() for k in f if len({_text(g.get(k)) for g in flat.values()}) > 1})
         for key, settings in flat.items():
             shown = ", ".join(f"{_short_name(k, differing)}={_text(settings.get(k))}" for k in differing)
             names[(method, key)] = f"{method} ({shown})"
     return [r if r.get("row") else {**r, "row": names[(r["method"], config_key(r, ignore))]} for r in records]
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _short_name(key: str, keys: list[str]) -> str:

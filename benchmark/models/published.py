@@ -17,7 +17,6 @@ the method's config is validated).
 from __future__ import annotations
 
 import functools
-import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -62,14 +61,6 @@ MARKERS: dict[str, str] = {"st-mem": "to_patch_embedding.2.weight", "ecg-jepa": 
 STATE_KEYS = ("model", "encoder", "state_dict", "model_state_dict")
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _is_state_dict(value: object) -> bool:
     return isinstance(value, dict) and bool(value) and all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in value.items())
@@ -98,7 +89,9 @@ def _read(path: str, stamp: tuple[int, int]) -> tuple[dict[str, Tensor], str]:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: "
                           f"{message[:120]})") from None
-    return unwrap(loaded, Path(path)), sha256(Path(path))
+    from ecgbench.data.datasets.download import sha256_of  # http imports only when a file is loaded
+
+    return unwrap(loaded, Path(path)), sha256_of(Path(path))
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from ecgbench.cli import main
-from ecgbench.core import registry
 from ecgbench.core.registry import METHODS, TASKS
 
 TASK = '''"""A task of one's own on the synthetic suite."""
@@ -22,15 +21,7 @@ MY_SEX = Task(name="my-synth-sex", version=1, dataset="synthetic", kind="binary"
 '''
 
 
-@pytest.fixture(autouse=True)
-def fresh_registries(monkeypatch):
-    monkeypatch.delenv(registry.INCLUDE_ENV, raising=False)
-    monkeypatch.setattr(registry, "_INCLUDED", [])
-    for r in (METHODS, TASKS):
-        r.forget()
-    yield
-    for r in (METHODS, TASKS):
-        r.forget()
+pytestmark = pytest.mark.usefixtures("fresh_registries")  # tests/conftest.py
 
 
 @pytest.fixture

@@ -21,16 +21,7 @@ OUTSIDE = Task(name="outside-task", version=2, dataset="synthetic", kind="binary
 '''
 
 
-@pytest.fixture(autouse=True)
-def fresh_registries(monkeypatch):
-    """Each test starts (and leaves) the registries with the package's entries only."""
-    monkeypatch.delenv(registry.INCLUDE_ENV, raising=False)
-    monkeypatch.setattr(registry, "_INCLUDED", [])
-    for r in (METHODS, TASKS):
-        r.forget()
-    yield
-    for r in (METHODS, TASKS):
-        r.forget()
+pytestmark = pytest.mark.usefixtures("fresh_registries")  # tests/conftest.py
 
 
 def test_an_include_path_adds_methods_and_tasks_with_their_origin_and_hash(tmp_path):

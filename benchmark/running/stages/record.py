@@ -56,7 +56,7 @@ def log_analysis(ctx: RunContext, key: str, params: dict[str, Any], extras: dict
                  plot: Path | None) -> None:
     if not ctx.tracker or not (extras or plot):
         return
-    from ecgbench.running.tracking import flatten
+    from ecgbench.core.config import flatten
 
     numbers = {k: v for k, v in flatten(extras).items() if isinstance(v, (int, float))}
     ctx.tracker.log_child(key, "analysis", params=params, metrics=numbers, artifacts=[plot] if plot else [])
